@@ -1,0 +1,52 @@
+/**
+ * Exact money. The gateway sends money as 2-decimal strings ("500.00"), as `str(Decimal)` ("50.0"),
+ * or, through batch, as raw numbers. Everything is held as an integer count of cents so that a sum
+ * of 312 escrows of $150 is exactly $46,800.00, never 46799.99999.
+ */
+
+/** An integer number of cents (1/100 of a CREDIT). */
+export type Cents = number & { readonly __brand?: 'cents' };
+
+const DECIMAL = /^(-)?(\d+)(?:\.(\d+))?$/;
+
+/**
+ * Parses a decimal string or number into cents. Rejects more than 2 significant decimals
+ * (CREDITS has 2) rather than rounding: losing a fraction silently is how ledgers drift.
+ */
+export function parseCents(value: string | number): Cents {
+  const text = typeof value === 'number' ? numberToDecimalString(value) : value.trim();
+  const match = DECIMAL.exec(text);
+  if (!match) throw new RangeError(`not a decimal amount: ${JSON.stringify(value)}`);
+  const [, sign, whole = '0', fraction = ''] = match;
+  const significant = fraction.replace(/0+$/, '');
+  if (significant.length > 2) throw new RangeError(`more than 2 decimals: ${JSON.stringify(value)}`);
+  const cents = Number(whole) * 100 + Number(significant.padEnd(2, '0'));
+  if (!Number.isSafeInteger(cents)) throw new RangeError(`amount out of range: ${JSON.stringify(value)}`);
+  return (sign ? -cents : cents) as Cents;
+}
+
+function numberToDecimalString(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`not a finite amount: ${value}`);
+  // Numbers from JSON like 150.1 print exactly as written; round to 8 places to drop binary noise.
+  const text = String(Number(value.toFixed(8)));
+  if (/e/i.test(text)) throw new RangeError(`amount out of range: ${value}`);
+  return text;
+}
+
+/** Formats cents as the gateway's 2-decimal money string: 4680000 → "46800.00". */
+export function formatCents(cents: Cents): string {
+  const sign = cents < 0 ? '-' : '';
+  const abs = Math.abs(cents);
+  return `${sign}${Math.trunc(abs / 100)}.${String(abs % 100).padStart(2, '0')}`;
+}
+
+/** Converts cents to a JSON number with at most 2 decimals (for fields the gateway sends as numbers). */
+export function centsToNumber(cents: Cents): number {
+  return Number(formatCents(cents));
+}
+
+export function sumCents(values: Iterable<Cents>): Cents {
+  let total = 0;
+  for (const v of values) total += v;
+  return total as Cents;
+}
