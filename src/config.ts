@@ -1,0 +1,380 @@
+/**
+ * Configuration: one zod parse over defaults < config file < environment < flags.
+ *
+ * A bad value never reaches the running server: `loadConfig` throws a `ConfigError` whose message is one
+ * line naming the setting and what it accepts, and the CLI turns it into exit code 2.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const AGENT_ID = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/;
+
+const agentList = z
+  .array(z.string().regex(AGENT_ID, 'agent ids match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$'))
+  .transform((ids) => [...new Set(ids)]);
+
+const tier = z.enum(['alert_human', 'auto_contain', 'fleet_shutdown']);
+
+export const ConfigSchema = z
+  .object({
+    greenhelix: z
+      .object({
+        baseUrl: z.url({ protocol: /^https?$/ }).default('https://api.greenhelix.net'),
+        monitorKey: z.string().min(1).optional(),
+        containmentKey: z.string().min(1).optional(),
+        /** Agents' own keys, only used to prove the containment key is none of them when the key list is unreadable. */
+        agentKeys: z.record(z.string(), z.string()).default({}),
+        timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        concurrency: z.number().int().min(1).max(512).default(64),
+      })
+      .strict()
+      .default({
+        baseUrl: 'https://api.greenhelix.net',
+        agentKeys: {},
+        timeoutMs: 10_000,
+        concurrency: 64,
+      }),
+    /** Agent ids in the fleet; null means every agent the monitor key can list. */
+    fleet: agentList.nullable().default(null),
+    /** Wallets several agents draw on; exhausting one is a cascade signal. */
+    sharedWallets: agentList.default([]),
+    dataDir: z.string().min(1).default(join(homedir(), '.agent-incident-mcp')),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    readOnly: z.boolean().default(false),
+    toolsets: z
+      .object({
+        include: z.array(z.enum(['detect', 'contain', 'recover', 'learn', 'runbooks'])).optional(),
+        exclude: z.array(z.enum(['detect', 'contain', 'recover', 'learn', 'runbooks'])).default([]),
+      })
+      .strict()
+      .default({ exclude: [] }),
+    transport: z.enum(['stdio', 'http']).default('stdio'),
+    http: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65_535).default(3333),
+        token: z.string().min(16, 'the HTTP bearer token must be at least 16 characters').optional(),
+        allowedOrigins: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 3333, allowedOrigins: [] }),
+    guards: z
+      .object({
+        maxAgentsPerCall: z.number().int().min(1).max(10_000).default(50),
+        confirmationTtlMs: z.number().int().min(10_000).max(3_600_000).default(300_000),
+      })
+      .strict()
+      .default({ maxAgentsPerCall: 50, confirmationTtlMs: 300_000 }),
+    containment: z
+      .object({
+        concurrency: z.number().int().min(1).max(512).default(64),
+        /** Refund windows before giving up on escrows that keep appearing (each: unfreeze, cancel, refreeze). */
+        maxRefundRounds: z.number().int().min(1).max(10).default(3),
+        slaMs: z.number().int().min(1_000).default(60_000),
+      })
+      .strict()
+      .default({ concurrency: 64, maxRefundRounds: 3, slaMs: 60_000 }),
+    /** Overrides of the detection thresholds (names as in DEFAULT_THRESHOLDS). Checked against them at start. */
+    thresholds: z.record(z.string(), z.number().finite()).default({}),
+    /** Escalation overrides: "signal:severity" → tier. */
+    escalation: z.record(z.string().regex(/^[a-z_]+:(info|warning|critical)$/), tier).default({}),
+    watch: z
+      .object({
+        enabled: z.boolean().default(false),
+        intervalMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
+        webhookPort: z.number().int().min(0).max(65_535).optional(),
+        webhookHost: z.string().default('127.0.0.1'),
+        webhookSecret: z.string().min(8).optional(),
+        alertWebhookUrl: z.url({ protocol: /^https?$/ }).optional(),
+        alertFormat: z.enum(['slack', 'pagerduty']).default('slack'),
+        pagerdutyRoutingKey: z.string().optional(),
+      })
+      .strict()
+      .default({ enabled: false, intervalMs: 30_000, webhookHost: '127.0.0.1', alertFormat: 'slack' }),
+    sandbox: z
+      .object({
+        enabled: z.boolean().default(false),
+        agents: z.number().int().min(1).max(1000).default(40),
+        seed: z.number().int().default(1),
+        latencyMs: z.number().int().min(0).max(60_000).default(0),
+        jitterMs: z.number().int().min(0).max(60_000).default(0),
+        errorRate: z.number().min(0).max(1).default(0),
+        timeScale: z.number().min(0).max(10_000).default(1),
+      })
+      .strict()
+      .default({
+        enabled: false,
+        agents: 40,
+        seed: 1,
+        latencyMs: 0,
+        jitterMs: 0,
+        errorRate: 0,
+        timeScale: 1,
+      }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Environment variables and where each lands. The README's table is generated from this list. */
+export const ENV_VARS: ReadonlyArray<{
+  name: string;
+  path: string;
+  kind: 'string' | 'number' | 'bool' | 'list' | 'json';
+  help: string;
+}> = [
+  { name: 'GREENHELIX_BASE_URL', path: 'greenhelix.baseUrl', kind: 'string', help: 'Gateway URL' },
+  {
+    name: 'GREENHELIX_MONITOR_KEY',
+    path: 'greenhelix.monitorKey',
+    kind: 'string',
+    help: 'Admin-scoped key used only to read',
+  },
+  {
+    name: 'GREENHELIX_CONTAINMENT_KEY',
+    path: 'greenhelix.containmentKey',
+    kind: 'string',
+    help: 'Separate admin-scoped key used only to act',
+  },
+  {
+    name: 'GREENHELIX_TIMEOUT_MS',
+    path: 'greenhelix.timeoutMs',
+    kind: 'number',
+    help: 'Deadline per gateway call',
+  },
+  {
+    name: 'GREENHELIX_CONCURRENCY',
+    path: 'greenhelix.concurrency',
+    kind: 'number',
+    help: 'Concurrent calls per client',
+  },
+  {
+    name: 'INCIDENT_FLEET',
+    path: 'fleet',
+    kind: 'list',
+    help: 'Comma-separated agent ids (default: every agent the monitor key lists)',
+  },
+  {
+    name: 'INCIDENT_SHARED_WALLETS',
+    path: 'sharedWallets',
+    kind: 'list',
+    help: 'Comma-separated wallets shared by the fleet',
+  },
+  {
+    name: 'INCIDENT_DATA_DIR',
+    path: 'dataDir',
+    kind: 'string',
+    help: 'Where the SQLite incident store lives',
+  },
+  {
+    name: 'INCIDENT_HTTP_TOKEN',
+    path: 'http.token',
+    kind: 'string',
+    help: 'Bearer token required in HTTP mode',
+  },
+  {
+    name: 'INCIDENT_HTTP_ALLOWED_ORIGINS',
+    path: 'http.allowedOrigins',
+    kind: 'list',
+    help: 'Origins allowed in HTTP mode besides none',
+  },
+  { name: 'INCIDENT_LOG_LEVEL', path: 'logLevel', kind: 'string', help: 'pino level (logs go to stderr)' },
+  {
+    name: 'INCIDENT_READ_ONLY',
+    path: 'readOnly',
+    kind: 'bool',
+    help: 'Only detection and post-mortem tools',
+  },
+  {
+    name: 'INCIDENT_MAX_AGENTS_PER_CALL',
+    path: 'guards.maxAgentsPerCall',
+    kind: 'number',
+    help: 'Blast-radius cap per call',
+  },
+  {
+    name: 'INCIDENT_CONTAINMENT_CONCURRENCY',
+    path: 'containment.concurrency',
+    kind: 'number',
+    help: 'Concurrent cancels during containment',
+  },
+  {
+    name: 'INCIDENT_THRESHOLDS',
+    path: 'thresholds',
+    kind: 'json',
+    help: 'JSON object of detection threshold overrides',
+  },
+  {
+    name: 'INCIDENT_ESCALATION',
+    path: 'escalation',
+    kind: 'json',
+    help: 'JSON object "signal:severity" → tier',
+  },
+  {
+    name: 'INCIDENT_WATCH_INTERVAL_MS',
+    path: 'watch.intervalMs',
+    kind: 'number',
+    help: 'Watcher poll interval',
+  },
+  {
+    name: 'INCIDENT_WEBHOOK_PORT',
+    path: 'watch.webhookPort',
+    kind: 'number',
+    help: 'Port of the webhook receiver (watcher)',
+  },
+  {
+    name: 'INCIDENT_WEBHOOK_SECRET',
+    path: 'watch.webhookSecret',
+    kind: 'string',
+    help: 'Secret that signs incoming webhooks',
+  },
+  {
+    name: 'INCIDENT_ALERT_WEBHOOK_URL',
+    path: 'watch.alertWebhookUrl',
+    kind: 'string',
+    help: 'Outbound alert webhook (Slack or PagerDuty)',
+  },
+  { name: 'INCIDENT_ALERT_FORMAT', path: 'watch.alertFormat', kind: 'string', help: 'slack or pagerduty' },
+  {
+    name: 'INCIDENT_PAGERDUTY_ROUTING_KEY',
+    path: 'watch.pagerdutyRoutingKey',
+    kind: 'string',
+    help: 'PagerDuty Events v2 routing key',
+  },
+];
+
+type Json = Record<string, unknown>;
+
+function setPath(target: Json, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
+    node = node[part] as Json;
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+function deepMerge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    if (
+      value &&
+      typeof value === 'object' &&
+      !Array.isArray(value) &&
+      prev &&
+      typeof prev === 'object' &&
+      !Array.isArray(prev)
+    ) {
+      out[key] = deepMerge(prev as Json, value as Json);
+    } else if (value !== undefined) {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function parseEnvValue(name: string, kind: (typeof ENV_VARS)[number]['kind'], raw: string): unknown {
+  switch (kind) {
+    case 'string':
+      return raw;
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n))
+        throw new ConfigError(`${name}: expected a number, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+    case 'bool':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off|)$/i.test(raw)) return false;
+      throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(raw)}`);
+    case 'list':
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+    case 'json':
+      try {
+        return JSON.parse(raw);
+      } catch {
+        throw new ConfigError(`${name}: expected a JSON object, got ${JSON.stringify(raw.slice(0, 60))}`);
+      }
+  }
+}
+
+/** Reads the settings the environment gives, as a partial config. */
+export function configFromEnv(env: NodeJS.ProcessEnv): Json {
+  const out: Json = {};
+  for (const v of ENV_VARS) {
+    const raw = env[v.name];
+    if (raw === undefined || raw === '') continue;
+    setPath(out, v.path, parseEnvValue(v.name, v.kind, raw));
+  }
+  return out;
+}
+
+function configFromFile(path: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      `config file ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as Json;
+  } catch {
+    throw new ConfigError(`config file ${path}: expected a JSON object`);
+  }
+}
+
+/** One line per problem: `greenhelix.concurrency: Too big: expected number to be <=512`. */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const where = issue.path.length ? issue.path.join('.') : '(config)';
+      const hint =
+        issue.code === 'unrecognized_keys'
+          ? ` (${issue.keys.join(', ')}); see the README for accepted settings`
+          : '';
+      return `${where}: ${issue.message}${hint}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Builds the configuration from defaults < file < env < flags. `flags` is already shaped like the config.
+ * @throws ConfigError with a one-line message naming the bad setting.
+ */
+export function loadConfig(
+  opts: { env?: NodeJS.ProcessEnv; file?: string | undefined; flags?: Json } = {},
+): Config {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env.INCIDENT_CONFIG;
+  let merged: Json = {};
+  if (file) merged = deepMerge(merged, configFromFile(file));
+  merged = deepMerge(merged, configFromEnv(env));
+  merged = deepMerge(merged, opts.flags ?? {});
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error));
+  return parsed.data;
+}
+
+/** True when the server can talk to a gateway at all: a monitor key, or the embedded sandbox. */
+export function hasGatewayAccess(config: Config): boolean {
+  return config.sandbox.enabled || Boolean(config.greenhelix.monitorKey);
+}
+
+export const MISSING_CREDENTIALS_MESSAGE =
+  'agent-incident-mcp: no gateway credentials. Set GREENHELIX_MONITOR_KEY (reads) and GREENHELIX_CONTAINMENT_KEY (acts), or try it with no account: agent-incident-mcp --sandbox';

@@ -1,0 +1,49 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, hasGatewayAccess, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('applies defaults < file < env < flags', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ greenhelix: { concurrency: 8, timeoutMs: 5000 }, fleet: ['a1'], logLevel: 'debug' }),
+    );
+    const config = loadConfig({
+      file,
+      env: { GREENHELIX_CONCURRENCY: '16', INCIDENT_FLEET: 'a2, a3,a2', GREENHELIX_MONITOR_KEY: 'm' },
+      flags: { logLevel: 'warn' },
+    });
+    expect(config.greenhelix.concurrency).toBe(16);
+    expect(config.greenhelix.timeoutMs).toBe(5000);
+    expect(config.fleet).toEqual(['a2', 'a3']);
+    expect(config.logLevel).toBe('warn');
+    expect(config.containment.slaMs).toBe(60_000);
+    expect(hasGatewayAccess(config)).toBe(true);
+  });
+
+  it('names the bad setting and what it accepts', () => {
+    expect(() => loadConfig({ env: { GREENHELIX_CONCURRENCY: 'lots' } })).toThrow(
+      /GREENHELIX_CONCURRENCY: expected a number/,
+    );
+    expect(() => loadConfig({ env: { GREENHELIX_CONCURRENCY: '100000' } })).toThrow(
+      /greenhelix\.concurrency/,
+    );
+    expect(() => loadConfig({ env: { INCIDENT_FLEET: 'ok,bad id!' } })).toThrow(
+      /fleet\.1: .*agent ids match/,
+    );
+    expect(() => loadConfig({ env: { INCIDENT_THRESHOLDS: '{nope' } })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: {}, flags: { surprise: 1 } })).toThrow(/surprise/);
+    expect(() => loadConfig({ env: { INCIDENT_ESCALATION: '{"cost_anomaly:critical":"panic"}' } })).toThrow(
+      /escalation/,
+    );
+  });
+
+  it('has no gateway access without a monitor key or the sandbox', () => {
+    expect(hasGatewayAccess(loadConfig({ env: {} }))).toBe(false);
+    expect(hasGatewayAccess(loadConfig({ env: {}, flags: { sandbox: { enabled: true } } }))).toBe(true);
+  });
+});
