@@ -1,0 +1,140 @@
+/**
+ * Time to freeze and time to contain an agent holding 5, 50 and 312 escrows at 200 ms injected latency:
+ * the product's containment engine beside the same steps made one call at a time (the seed approach).
+ * Each run gets a fresh sandbox. Prints a table and writes bench/results/containment.json.
+ *
+ *   npx tsx bench/containment.ts [--latency-ms 200] [--sizes 5,50,312]
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { GreenHelixClient } from '../src/greenhelix/index.js';
+import { silentLogger } from '../src/logger.js';
+import { type Sandbox, startSandbox } from '../src/sandbox/index.js';
+
+const { values } = parseArgs({ options: { 'latency-ms': { type: 'string' }, sizes: { type: 'string' } } });
+const LATENCY = Number(values['latency-ms'] ?? 200);
+const SIZES = (values.sizes ?? '5,50,312').split(',').map(Number);
+
+/** Creates exactly `n` held escrows paid by `agent`, with latency off so set-up is quick. */
+async function loadEscrows(sandbox: Sandbox, agent: string, n: number): Promise<void> {
+  sandbox.setFaults({ latencyMs: 0, jitterMs: 0 });
+  const client = new GreenHelixClient({
+    baseUrl: sandbox.url,
+    apiKey: sandbox.keys.agents[agent]!,
+    concurrency: 16,
+  });
+  const payee = sandbox.fleet.find((a) => a !== agent)!;
+  for (let i = 0; i < n; i += 10) {
+    const calls = Array.from({ length: Math.min(10, n - i) }, () => ({
+      tool: 'create_escrow',
+      params: { payer: agent, payee, amount: 150 },
+    }));
+    const results = await client.batch(calls);
+    const failed = results.filter((r) => !r.success);
+    if (failed.length) throw new Error(`set-up failed: ${JSON.stringify(failed[0])}`);
+  }
+  await client.close();
+  sandbox.setFaults({ latencyMs: LATENCY, jitterMs: 0 });
+}
+
+async function fresh(n: number) {
+  const sandbox = await startSandbox({ agents: 3, seed: 11, timeScale: 0, autoStartTraffic: false });
+  const agent = sandbox.fleet[0]!;
+  await loadEscrows(sandbox, agent, n);
+  return { sandbox, agent };
+}
+
+async function productRun(n: number) {
+  const { sandbox, agent } = await fresh(n);
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-contain-'));
+  const config = loadConfig({
+    env: {},
+    flags: {
+      greenhelix: {
+        baseUrl: sandbox.url,
+        monitorKey: sandbox.keys.monitor,
+        containmentKey: sandbox.keys.containment,
+      },
+      fleet: sandbox.fleet,
+      dataDir,
+      logLevel: 'silent',
+    },
+  });
+  const app = await startApp(config, silentLogger());
+  const t0 = performance.now();
+  const r = await app.ops.contain({ agent_id: agent, reason: 'bench' });
+  const wall = performance.now() - t0;
+  const truth = sandbox.groundTruth(agent);
+  await app.close();
+  await sandbox.close();
+  rmSync(dataDir, { recursive: true, force: true });
+  if (!truth.frozen || truth.held_escrows !== 0)
+    throw new Error(`product run left ${truth.held_escrows} held, frozen=${truth.frozen}`);
+  return {
+    freeze_ms: r.time_to_freeze_ms ?? Number.NaN,
+    contain_ms: wall,
+    cancelled: r.escrows_cancelled,
+    refund_window_ms: r.refund_window_ms ?? 0,
+  };
+}
+
+/** The seed guide's order, one call at a time, made workable (unfreeze to cancel, refreeze). */
+async function sequentialRun(n: number) {
+  const { sandbox, agent } = await fresh(n);
+  const client = new GreenHelixClient({
+    baseUrl: sandbox.url,
+    apiKey: sandbox.keys.containment,
+    concurrency: 1,
+  });
+  const t0 = performance.now();
+  await client.getBudgetStatus({ agent_id: agent });
+  await client.freezeWallet({ agent_id: agent });
+  const freezeMs = performance.now() - t0;
+  await client.setBudgetCap({ agent_id: agent, daily_cap: 0, monthly_cap: 0 });
+  const held = await client.listAllEscrows({ agent_id: agent, status: 'held' });
+  await client.unfreezeWallet({ agent_id: agent });
+  let cancelled = 0;
+  for (const e of held) {
+    await client.cancelEscrow({ escrow_id: e.id });
+    cancelled++;
+  }
+  await client.freezeWallet({ agent_id: agent });
+  await client.getAgentIdentity({ agent_id: agent });
+  await client.getAgentReputation({ agent_id: agent });
+  const wall = performance.now() - t0;
+  await client.close();
+  await sandbox.close();
+  return { freeze_ms: freezeMs, contain_ms: wall, cancelled };
+}
+
+const rows: Record<string, unknown>[] = [];
+for (const n of SIZES) {
+  const p = await productRun(n);
+  const s = await sequentialRun(n);
+  rows.push({
+    escrows: n,
+    product_freeze_ms: Math.round(p.freeze_ms),
+    product_freeze_round_trips: +(p.freeze_ms / LATENCY).toFixed(2),
+    product_contain_ms: Math.round(p.contain_ms),
+    product_refund_window_ms: Math.round(p.refund_window_ms),
+    sequential_freeze_ms: Math.round(s.freeze_ms),
+    sequential_contain_ms: Math.round(s.contain_ms),
+    speedup: +(s.contain_ms / p.contain_ms).toFixed(1),
+    under_3s: p.contain_ms < 3000,
+    under_60s_sequential: s.contain_ms < 60_000,
+  });
+}
+
+console.log(
+  `\ncontainment at ${LATENCY} ms injected latency (sandbox on loopback, Node ${process.version})\n`,
+);
+console.table(rows);
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+writeFileSync(
+  new URL('./results/containment.json', import.meta.url),
+  `${JSON.stringify({ latency_ms: LATENCY, node: process.version, at: new Date().toISOString(), rows }, null, 2)}\n`,
+);

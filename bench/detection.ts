@@ -1,0 +1,170 @@
+/**
+ * Detection quality on the sandbox scenarios, beside the naive rule (mean + 2σ of balance deltas over
+ * 30 s polls, needing 5 samples) on the same traffic:
+ *   - time to detect, escrows created and CREDITS locked before the freeze, per scenario;
+ *   - false alarms per agent-day on normal traffic.
+ * Our watcher contains at detection; the naive rule is credited with containing at the moment it fires.
+ * Prints a table and writes bench/results/detection.json.
+ *
+ *   npx tsx bench/detection.ts [--agents 20] [--hours 24]
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { type NaiveState, naiveStep } from '../src/detection/index.js';
+import { formatCents } from '../src/greenhelix/money.js';
+import { silentLogger } from '../src/logger.js';
+import { startWatcher } from '../src/runbooks/watcher.js';
+import { startSandbox } from '../src/sandbox/index.js';
+
+const { values } = parseArgs({ options: { agents: { type: 'string' }, hours: { type: 'string' } } });
+const QUIET_AGENTS = Number(values.agents ?? 20);
+const QUIET_HOURS = Number(values.hours ?? 24);
+const POLL = 30_000;
+
+async function world(agents: number, traffic: boolean) {
+  const sandbox = await startSandbox({ agents, seed: 21, timeScale: 0, autoStartTraffic: traffic });
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-detect-'));
+  const config = loadConfig({
+    env: {},
+    flags: {
+      greenhelix: {
+        baseUrl: sandbox.url,
+        monitorKey: sandbox.keys.monitor,
+        containmentKey: sandbox.keys.containment,
+        agentKeys: sandbox.keys.agents,
+      },
+      fleet: sandbox.fleet,
+      sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
+      dataDir,
+      logLevel: 'silent',
+      watch: { intervalMs: POLL },
+    },
+  });
+  const app = await startApp(config, silentLogger(), { clock: sandbox.clock });
+  const watcher = await startWatcher(app.ops, { schedule: false });
+  return {
+    sandbox,
+    app,
+    watcher,
+    close: async () => {
+      await watcher.stop();
+      await app.close();
+      await sandbox.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const SCENARIOS = [
+  'runaway_spending',
+  'escrow_exploitation',
+  'identity_compromise',
+  'service_degradation',
+  'cascade_failure',
+] as const;
+
+async function scenarioRun(name: (typeof SCENARIOS)[number]) {
+  const w = await world(8, true);
+  const agent = w.sandbox.fleet[3]!;
+  await w.watcher.tick({ all: true });
+  const naive = new Map<string, NaiveState | undefined>();
+  const naiveFire = (at: number) => {
+    for (const a of w.sandbox.fleet) {
+      const truth = w.sandbox.groundTruth(a);
+      const r = naiveStep(naive.get(a), { at, balance: Math.round(Number(truth.balance) * 100) });
+      naive.set(a, r.state);
+      if (r.alert && a === agent) return true;
+    }
+    return false;
+  };
+  const t0 = w.sandbox.clock.now();
+  naiveFire(t0);
+  w.sandbox.startScenario(name, agent, {});
+  /** Escrows the agent paid into since the scenario began, read through the admin monitor key. */
+  const created = async () => {
+    const all = await w.app.ops.deps.monitor.listAllEscrows({ agent_id: agent });
+    const mine = all.filter((e) => e.payer === agent && Date.parse(String(e.created_at)) >= t0);
+    return { count: mine.length, amount_cents: mine.reduce((n, e) => n + e.amount, 0) };
+  };
+  let ours: { at: number; count: number; amount: number } | undefined;
+  let theirs: { at: number; count: number; amount: number } | undefined;
+  for (let t = 0; t < 6 * 120 && (!ours || !theirs); t++) {
+    await w.sandbox.advance(POLL);
+    const now = w.sandbox.clock.now();
+    if (!theirs && naiveFire(now)) {
+      const c = await created();
+      theirs = { at: now - t0, count: c.count, amount: c.amount_cents };
+    }
+    if (!ours) {
+      const r = await w.watcher.tick();
+      if (r.actions.some((x) => x.runbook && (x.agent_id === agent || x.runbook === 'cascade_failure'))) {
+        const c = await created();
+        ours = { at: now - t0, count: c.count, amount: c.amount_cents };
+      }
+    }
+  }
+  await w.close();
+  const fmt = (x: typeof ours) =>
+    x
+      ? { detect_s: Math.round(x.at / 1000), escrows: x.count, locked: formatCents(x.amount) }
+      : { detect_s: 'never (6 h)', escrows: '-', locked: '-' };
+  return { scenario: name, ours: fmt(ours), naive: fmt(theirs) };
+}
+
+async function quietRun() {
+  const w = await world(QUIET_AGENTS, true);
+  const naive = new Map<string, NaiveState | undefined>();
+  let oursAlarms = 0;
+  let naiveAlarms = 0;
+  for (let t = 0; t < (QUIET_HOURS * 3_600_000) / POLL; t++) {
+    await w.sandbox.advance(POLL);
+    const r = await w.watcher.tick({ all: true });
+    oursAlarms += r.anomalies.filter((a) => a.signal !== 'detection_failure' && a.severity !== 'info').length;
+    for (const a of w.sandbox.fleet) {
+      const s = naiveStep(naive.get(a), {
+        at: w.sandbox.clock.now(),
+        balance: Math.round(Number(w.sandbox.groundTruth(a).balance) * 100),
+      });
+      naive.set(a, s.state);
+      if (s.alert) naiveAlarms++;
+    }
+  }
+  await w.close();
+  const agentDays = (QUIET_AGENTS * QUIET_HOURS) / 24;
+  return {
+    agent_days: agentDays,
+    ours_per_agent_day: +(oursAlarms / agentDays).toFixed(3),
+    naive_per_agent_day: +(naiveAlarms / agentDays).toFixed(3),
+  };
+}
+
+const scenarios = [];
+for (const s of SCENARIOS) scenarios.push(await scenarioRun(s));
+console.log(
+  '\nTime to detect and exposure before the freeze (30 s polls; naive: mean + 2σ of balance deltas, 5 samples)\n',
+);
+console.table(
+  scenarios.map((s) => ({
+    scenario: s.scenario,
+    ours_detect_s: s.ours.detect_s,
+    ours_escrows: s.ours.escrows,
+    ours_locked: s.ours.locked,
+    naive_detect_s: s.naive.detect_s,
+    naive_escrows: s.naive.escrows,
+    naive_locked: s.naive.locked,
+  })),
+);
+const quiet = await quietRun();
+console.log(
+  `\nFalse alarms on normal traffic (${QUIET_AGENTS} agents × ${QUIET_HOURS} h, polled every 30 s)\n`,
+);
+console.table([quiet]);
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+writeFileSync(
+  new URL('./results/detection.json', import.meta.url),
+  `${JSON.stringify({ at: new Date().toISOString(), poll_ms: POLL, scenarios, quiet }, null, 2)}\n`,
+);

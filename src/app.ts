@@ -1,0 +1,94 @@
+/**
+ * The composition root: from a validated config to a running engine (clients, store, optional
+ * embedded sandbox, watcher). cli.ts calls this; tests call it too.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import { GreenHelixClient } from './greenhelix/index.js';
+import { openStore } from './incidents/index.js';
+import type { Logger } from './logger.js';
+import { createOps, type Ops } from './runbooks/ops.js';
+import { type Sandbox, startSandbox } from './sandbox/index.js';
+import type { Clock } from './util/clock.js';
+import { systemClock } from './util/clock.js';
+
+export interface App {
+  config: Config;
+  ops: Ops;
+  sandbox: Sandbox | null;
+  close(): Promise<void>;
+}
+
+/**
+ * With `config.sandbox.enabled`, an embedded gateway is started first and the config is pointed at it:
+ * its own URL, separate generated monitor and containment keys, its fleet and shared wallet, and a
+ * fresh data directory per run (sandbox state is in memory, so old incidents would refer to nothing).
+ */
+export async function startApp(input: Config, logger: Logger, opts: { clock?: Clock } = {}): Promise<App> {
+  let config = input;
+  let sandbox: Sandbox | null = null;
+  let clock = opts.clock ?? systemClock;
+  if (config.sandbox.enabled) {
+    sandbox = await startSandbox({
+      agents: config.sandbox.agents,
+      seed: config.sandbox.seed,
+      latencyMs: config.sandbox.latencyMs,
+      jitterMs: config.sandbox.jitterMs,
+      errorRate: config.sandbox.errorRate,
+      timeScale: config.sandbox.timeScale,
+    });
+    clock = opts.clock ?? sandbox.clock;
+    config = {
+      ...config,
+      greenhelix: {
+        ...config.greenhelix,
+        baseUrl: sandbox.url,
+        monitorKey: sandbox.keys.monitor,
+        containmentKey: sandbox.keys.containment,
+        agentKeys: sandbox.keys.agents,
+      },
+      fleet: config.fleet ?? sandbox.fleet,
+      sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
+      dataDir: join(
+        config.dataDir,
+        'sandbox',
+        `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`,
+      ),
+    };
+    logger.info(
+      { url: sandbox.url, agents: sandbox.fleet.length, data_dir: config.dataDir },
+      'embedded sandbox gateway started',
+    );
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = openStore({ dataDir: config.dataDir, clock });
+  const clientOpts = {
+    baseUrl: config.greenhelix.baseUrl,
+    timeoutMs: config.greenhelix.timeoutMs,
+    concurrency: config.greenhelix.concurrency,
+    logger,
+  };
+  const monitor = new GreenHelixClient({ ...clientOpts, apiKey: config.greenhelix.monitorKey as string });
+  // The containment client exists only for a key distinct from the monitor key; the guards say why not.
+  const actor =
+    config.greenhelix.containmentKey && config.greenhelix.containmentKey !== config.greenhelix.monitorKey
+      ? new GreenHelixClient({
+          ...clientOpts,
+          apiKey: config.greenhelix.containmentKey,
+          concurrency: Math.max(config.greenhelix.concurrency, config.containment.concurrency),
+        })
+      : null;
+  const ops = createOps({ config, monitor, actor, store, clock, logger });
+  return {
+    config,
+    ops,
+    sandbox,
+    close: async () => {
+      await monitor.close();
+      await actor?.close();
+      store.close();
+      await sandbox?.close();
+    },
+  };
+}

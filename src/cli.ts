@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+/**
+ * Entry point: parse argv and env, pick the transport, handle signals. Nothing else.
+ *
+ *   agent-incident-mcp [--sandbox] [--read-only] [--watch] [--config FILE] [--data-dir DIR]
+ *                      [--transport stdio|http] [--host H] [--port N]
+ *   agent-incident-mcp sandbox [--port N] [--host H] [--agents N] [--seed S] [--latency-ms N] ...
+ *   agent-incident-mcp demo [--agents N] [--latency-ms N]
+ *
+ * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
+ */
+import { parseArgs } from 'node:util';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { startApp } from './app.js';
+import { ConfigError, hasGatewayAccess, loadConfig, MISSING_CREDENTIALS_MESSAGE } from './config.js';
+import { runDemo } from './demo.js';
+import { startHttpServer } from './http.js';
+import { createLogger } from './logger.js';
+import { startWatcher } from './runbooks/watcher.js';
+import { runSandboxCommand } from './sandbox/cli.js';
+import { createServer } from './server.js';
+
+const USAGE = `usage: agent-incident-mcp [--sandbox] [--read-only] [--watch] [--config FILE] [--data-dir DIR]
+                          [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
+       agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N]
+                          [--jitter-ms N] [--error-rate R] [--time-scale X]
+       agent-incident-mcp demo [--agents N] [--latency-ms N] [--escrows N]`;
+
+function writeErr(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function num(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new ConfigError(`--${name}: expected a number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sandbox: { type: 'boolean' },
+      'read-only': { type: 'boolean' },
+      watch: { type: 'boolean' },
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      transport: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'log-level': { type: 'string' },
+      'time-scale': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const flags: Record<string, unknown> = {};
+  if (values['read-only']) flags.readOnly = true;
+  if (values['data-dir']) flags.dataDir = values['data-dir'];
+  if (values['log-level']) flags.logLevel = values['log-level'];
+  if (values.transport) flags.transport = values.transport;
+  if (values.host || values.port) flags.http = { host: values.host, port: num('port', values.port) };
+  if (values.sandbox) flags.sandbox = { enabled: true, timeScale: num('time-scale', values['time-scale']) };
+  if (values.watch) flags.watch = { enabled: true };
+  const config = loadConfig({ file: values.config, flags });
+  if (!hasGatewayAccess(config)) throw new ConfigError(MISSING_CREDENTIALS_MESSAGE);
+  if (config.transport === 'http' && !config.http.token) {
+    throw new ConfigError(
+      'http transport needs a bearer token: set INCIDENT_HTTP_TOKEN (at least 16 characters)',
+    );
+  }
+
+  const logger = createLogger(config.logLevel);
+  const app = await startApp(config, logger);
+  const resumed = await app.ops.resumeInterrupted();
+  if (resumed.length)
+    logger.warn({ incidents: resumed.map((r) => r.incident_id) }, 'finished interrupted containments');
+  const watcher = app.config.watch.enabled ? await startWatcher(app.ops) : null;
+
+  let closeTransport: () => Promise<void>;
+  if (app.config.transport === 'http') {
+    const http = await startHttpServer({
+      ops: app.ops,
+      logger,
+      host: app.config.http.host,
+      port: app.config.http.port,
+      token: app.config.http.token as string,
+      allowedOrigins: app.config.http.allowedOrigins,
+    });
+    logger.info({ url: http.url }, 'MCP over Streamable HTTP');
+    closeTransport = http.close;
+  } else {
+    const { server } = createServer({ ops: app.ops, logger });
+    const transport = new StdioServerTransport();
+    await server.connect(transport);
+    closeTransport = () => server.close();
+    logger.info({ sandbox: Boolean(app.sandbox), read_only: app.config.readOnly }, 'MCP over stdio');
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      await watcher?.stop();
+      await closeTransport().catch(() => undefined);
+      await app.close().catch(() => undefined);
+      logger.flush?.();
+      resolve(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (app.config.transport === 'stdio') process.stdin.once('end', stop);
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'sandbox')
+      return await runSandboxCommand(rest, { stdout: (s) => process.stdout.write(s), stderr: writeErr });
+    if (command === 'demo')
+      return await runDemo(rest, { stdout: (s) => process.stdout.write(s), stderr: writeErr });
+    return await serve(argv);
+  } catch (e) {
+    if (e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      writeErr(
+        e instanceof ConfigError && e.message.startsWith('agent-incident-mcp:')
+          ? e.message
+          : `agent-incident-mcp: ${(e as Error).message}`,
+      );
+      if (!(e instanceof ConfigError)) writeErr(USAGE);
+      return 2;
+    }
+    writeErr(`agent-incident-mcp: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Open sockets (keep-alive pools, a closing sandbox) must not keep a finished process alive.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (e) => {
+    writeErr(String(e));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,26 @@
+/**
+ * The incident record and its durable store, the timeline and the post-mortem.
+ */
+
+export {
+  buildPostmortem,
+  buildTimeline,
+  mdCell,
+  type PostmortemReport,
+  renderPostmortemMarkdown,
+  type Timeline,
+  type TimelineEntry,
+} from './postmortem.js';
+export {
+  type ActionRecord,
+  type AlertRecord,
+  type GateRecord,
+  type Incident,
+  type IncidentPatch,
+  type IncidentStatus,
+  IncidentStore,
+  type NewIncident,
+  openStore,
+  type PreIncidentState,
+  type RecoveryStage,
+} from './store.js';

@@ -1,0 +1,108 @@
+/**
+ * Schema migrations, applied in order at open (each in a transaction, recorded in `user_version`).
+ * Never edit a shipped migration: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    primary_agent_id TEXT NOT NULL,
+    agent_ids TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    signal TEXT, severity TEXT, priority TEXT, runbook TEXT,
+    suspect_payee TEXT, parent_incident_id TEXT REFERENCES incidents(id),
+    created_at INTEGER NOT NULL,
+    detected_at INTEGER, containment_started_at INTEGER, frozen_at INTEGER, contained_at INTEGER,
+    recovery_started_at INTEGER, resolved_at INTEGER,
+    time_to_freeze_ms INTEGER, containment_elapsed_ms INTEGER, met_sla INTEGER,
+    escrows_cancelled INTEGER, escrows_failed INTEGER, amount_unlocked_cents INTEGER,
+    widened_to TEXT, root_cause_agent TEXT
+  );
+  CREATE INDEX incidents_agent_status ON incidents (primary_agent_id, status);
+  CREATE INDEX incidents_created ON incidents (created_at);
+  CREATE TABLE incident_agents (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    PRIMARY KEY (incident_id, agent_id)
+  );
+  CREATE INDEX incident_agents_agent ON incident_agents (agent_id);
+  CREATE TABLE actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    params TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    duration_ms INTEGER,
+    success INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    result TEXT
+  );
+  CREATE INDEX actions_incident ON actions (incident_id, started_at);
+  CREATE TABLE pre_incident_state (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    daily_cap INTEGER, monthly_cap INTEGER, alert_threshold REAL, balance_cents INTEGER, frozen_before INTEGER,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, agent_id)
+  );
+  CREATE TABLE agent_state (
+    agent_id TEXT PRIMARY KEY,
+    frozen INTEGER, frozen_incident_id TEXT, frozen_at INTEGER
+  );
+  CREATE TABLE key_pins (
+    agent_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    source TEXT NOT NULL,
+    pinned_at INTEGER NOT NULL
+  );
+  CREATE TABLE detection_state (
+    agent_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE threshold_overrides (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id TEXT NOT NULL,
+    thresholds TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE TABLE recovery_stages (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    percent INTEGER NOT NULL,
+    daily_cap INTEGER NOT NULL,
+    monthly_cap INTEGER NOT NULL,
+    gates TEXT,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, agent_id, stage)
+  );
+  CREATE TABLE gates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    gate TEXT NOT NULL, passed INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL, by TEXT
+  );
+  CREATE TABLE postmortems (
+    incident_id TEXT PRIMARY KEY REFERENCES incidents(id),
+    report TEXT NOT NULL,
+    markdown TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE seen (namespace TEXT NOT NULL, key TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (namespace, key));
+  CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT, agent_id TEXT NOT NULL, signal TEXT NOT NULL, severity TEXT NOT NULL, priority TEXT NOT NULL,
+    tier TEXT NOT NULL, actions TEXT NOT NULL, sinks TEXT NOT NULL, at INTEGER NOT NULL
+  );
+  CREATE INDEX alerts_at ON alerts (at);
+  `,
+];

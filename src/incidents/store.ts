@@ -1,0 +1,652 @@
+/**
+ * The durable incident store: SQLite (better-sqlite3) in WAL mode with `synchronous = FULL`, so every
+ * committed row survives a `kill -9` or power loss. Actions are written ahead (begun before the gateway
+ * call, finished after), so a restarted server sees exactly which calls may or may not have happened.
+ *
+ * better-sqlite3 is synchronous: each statement is one short transaction on the event loop, which is
+ * what makes `claimContainment` atomic within a process; BEGIN IMMEDIATE makes it atomic across
+ * processes sharing the file.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Clock } from '../util/clock.js';
+import { MIGRATIONS } from './migrations.js';
+
+export type IncidentStatus =
+  | 'detected'
+  | 'containing'
+  | 'contained'
+  | 'containment_partial'
+  | 'containment_failed'
+  | 'recovering'
+  | 'resolved';
+
+/** Allowed transitions. `containing → containing` records progress; a crash resumes from `containing`. */
+const TRANSITIONS: Record<IncidentStatus, readonly IncidentStatus[]> = {
+  detected: ['containing', 'resolved'],
+  containing: ['containing', 'contained', 'containment_partial', 'containment_failed'],
+  contained: ['containing', 'recovering', 'resolved'],
+  containment_partial: ['containing', 'recovering', 'resolved'],
+  containment_failed: ['containing', 'resolved'],
+  recovering: ['recovering', 'containing', 'resolved'],
+  resolved: [],
+};
+
+export interface Incident {
+  id: string;
+  kind: string;
+  status: IncidentStatus;
+  primary_agent_id: string;
+  agent_ids: string[];
+  reason: string;
+  signal: string | null;
+  severity: string | null;
+  priority: string | null;
+  runbook: string | null;
+  suspect_payee: string | null;
+  parent_incident_id: string | null;
+  created_at: number;
+  detected_at: number | null;
+  containment_started_at: number | null;
+  frozen_at: number | null;
+  contained_at: number | null;
+  recovery_started_at: number | null;
+  resolved_at: number | null;
+  time_to_freeze_ms: number | null;
+  containment_elapsed_ms: number | null;
+  met_sla: boolean | null;
+  escrows_cancelled: number | null;
+  escrows_failed: number | null;
+  amount_unlocked_cents: number | null;
+  widened_to: string | null;
+  root_cause_agent: string | null;
+}
+
+export interface NewIncident {
+  agent_ids: string[];
+  primary_agent_id: string;
+  reason: string;
+  kind: string;
+  signal?: string | null | undefined;
+  severity?: string | null | undefined;
+  priority?: string | null | undefined;
+  runbook?: string | null | undefined;
+  suspect_payee?: string | null | undefined;
+  parent_incident_id?: string | null | undefined;
+  detected_at?: number | null | undefined;
+}
+
+export type IncidentPatch = Partial<Omit<Incident, 'id' | 'kind' | 'status' | 'agent_ids' | 'created_at'>>;
+
+export interface ActionRecord {
+  id: number;
+  incident_id: string;
+  agent_id: string;
+  phase: string;
+  action: string;
+  target: string | null;
+  params: unknown;
+  started_at: number;
+  finished_at: number | null;
+  duration_ms: number | null;
+  success: boolean | null;
+  error_code: string | null;
+  error_message: string | null;
+  result: unknown;
+}
+
+export interface PreIncidentState {
+  incident_id: string;
+  agent_id: string;
+  /** Caps in cents; null = no cap. */
+  daily_cap: number | null;
+  monthly_cap: number | null;
+  alert_threshold: number | null;
+  balance_cents: number | null;
+  frozen_before: boolean | null;
+  recorded_at: number;
+}
+
+export interface RecoveryStage {
+  incident_id: string;
+  agent_id: string;
+  stage: number;
+  percent: number;
+  daily_cap: number;
+  monthly_cap: number;
+  gates: unknown;
+  at: number;
+}
+
+export interface GateRecord {
+  incident_id: string;
+  gate: string;
+  passed: boolean;
+  reason: string;
+  at: number;
+  by: string | null;
+}
+
+export interface AlertRecord {
+  id?: number;
+  incident_id: string | null;
+  agent_id: string;
+  signal: string;
+  severity: string;
+  priority: string;
+  tier: string;
+  actions: string[];
+  sinks: string[];
+  at: number;
+}
+
+const ACTIVE = "status NOT IN ('resolved')";
+const INCIDENT_COLUMNS = [
+  'signal',
+  'severity',
+  'priority',
+  'runbook',
+  'suspect_payee',
+  'parent_incident_id',
+  'detected_at',
+  'containment_started_at',
+  'frozen_at',
+  'contained_at',
+  'recovery_started_at',
+  'resolved_at',
+  'time_to_freeze_ms',
+  'containment_elapsed_ms',
+  'met_sla',
+  'escrows_cancelled',
+  'escrows_failed',
+  'amount_unlocked_cents',
+  'widened_to',
+  'root_cause_agent',
+  'primary_agent_id',
+  'reason',
+] as const;
+
+function newIncidentId(now: number): string {
+  return `inc_${now.toString(36).padStart(9, '0')}${randomBytes(5).toString('hex')}`;
+}
+
+const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
+const parse = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : (v ?? null));
+const bool = (v: unknown) => (v === null || v === undefined ? null : Boolean(v));
+
+type Row = Record<string, unknown>;
+
+function toIncident(r: Row): Incident {
+  return {
+    ...(r as unknown as Incident),
+    agent_ids: parse(r.agent_ids) as string[],
+    met_sla: bool(r.met_sla),
+  };
+}
+
+function toAction(r: Row): ActionRecord {
+  return {
+    ...(r as unknown as ActionRecord),
+    params: parse(r.params),
+    result: parse(r.result),
+    success: bool(r.success),
+  };
+}
+
+export class IncidentStore {
+  readonly db: Database.Database;
+  private readonly clock: Clock;
+
+  constructor(path: string, clock: Clock) {
+    this.db = new Database(path);
+    this.clock = clock;
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a committed incident row or action must survive kill -9 and power loss; the cost is an fsync
+    // per transaction, which is why containment writes one action per batch of cancels, not per escrow.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (const [i, sql] of MIGRATIONS.entries()) {
+      const version = i + 1;
+      if (version <= current) continue;
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.pragma(`user_version = ${version}`);
+      })();
+    }
+  }
+
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  // Incidents
+
+  createIncident(init: NewIncident): Incident {
+    const now = this.clock.now();
+    const id = newIncidentId(now);
+    this.db
+      .prepare(
+        `INSERT INTO incidents (id, kind, status, primary_agent_id, agent_ids, reason, signal, severity, priority, runbook,
+          suspect_payee, parent_incident_id, created_at, detected_at)
+         VALUES (?, ?, 'detected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        init.kind,
+        init.primary_agent_id,
+        JSON.stringify(init.agent_ids),
+        init.reason,
+        init.signal ?? null,
+        init.severity ?? null,
+        init.priority ?? null,
+        init.runbook ?? null,
+        init.suspect_payee ?? null,
+        init.parent_incident_id ?? null,
+        now,
+        init.detected_at ?? now,
+      );
+    const inc = this.db.prepare('INSERT INTO incident_agents (incident_id, agent_id) VALUES (?, ?)');
+    for (const a of new Set([init.primary_agent_id, ...init.agent_ids])) inc.run(id, a);
+    return this.getIncident(id) as Incident;
+  }
+
+  getIncident(id: string): Incident | undefined {
+    const r = this.db.prepare('SELECT * FROM incidents WHERE id = ?').get(id) as Row | undefined;
+    return r ? toIncident(r) : undefined;
+  }
+
+  listIncidents(
+    f: { status?: string | undefined; agent_id?: string | undefined; limit?: number; offset?: number } = {},
+  ): Incident[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.status) {
+      where.push('status = ?');
+      args.push(f.status);
+    }
+    if (f.agent_id) {
+      where.push('id IN (SELECT incident_id FROM incident_agents WHERE agent_id = ?)');
+      args.push(f.agent_id);
+    }
+    const sql = `SELECT * FROM incidents ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`;
+    return (this.db.prepare(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as Row[]).map(toIncident);
+  }
+
+  /** The open per-agent incident (containment or degradation), if any; cascade/fleet parents are not per-agent. */
+  findActiveIncident(agentId: string): Incident | undefined {
+    const r = this.db
+      .prepare(
+        `SELECT * FROM incidents WHERE primary_agent_id = ? AND ${ACTIVE} AND kind NOT IN ('cascade', 'fleet_shutdown') ORDER BY created_at DESC LIMIT 1`,
+      )
+      .get(agentId) as Row | undefined;
+    return r ? toIncident(r) : undefined;
+  }
+
+  /**
+   * One containment incident per agent: returns the active one (created: false) or creates it, atomically.
+   * An active degradation incident is escalated to a containment (its kind changes) rather than blocking it.
+   */
+  claimContainment(agentId: string, init: NewIncident): { incident: Incident; created: boolean } {
+    const tx = this.db.transaction(() => {
+      const active = this.findActiveIncident(agentId);
+      if (active && !(active.kind === 'service_degradation' && init.kind !== 'service_degradation'))
+        return { incident: active, created: false };
+      if (active) {
+        this.db
+          .prepare(
+            "UPDATE incidents SET kind = ?, status = 'containing', reason = reason || ' → ' || ? WHERE id = ?",
+          )
+          .run(init.kind, init.reason, active.id);
+        return { incident: this.getIncident(active.id) as Incident, created: true };
+      }
+      return { incident: this.createIncident(init), created: true };
+    });
+    return tx.immediate();
+  }
+
+  transition(id: string, to: string, patch: IncidentPatch = {}): Incident {
+    const tx = this.db.transaction(() => {
+      const cur = this.getIncident(id);
+      if (!cur) throw new Error(`incident ${id} not found`);
+      const allowed = TRANSITIONS[cur.status] ?? [];
+      if (!allowed.includes(to as IncidentStatus))
+        throw new Error(`incident ${id}: cannot go from ${cur.status} to ${to}`);
+      const sets = ['status = ?'];
+      const args: unknown[] = [to];
+      for (const col of INCIDENT_COLUMNS) {
+        if (!(col in patch)) continue;
+        const v = (patch as Record<string, unknown>)[col];
+        sets.push(`${col} = ?`);
+        args.push(typeof v === 'boolean' ? Number(v) : (v ?? null));
+      }
+      this.db.prepare(`UPDATE incidents SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+      return this.getIncident(id) as Incident;
+    });
+    return tx.immediate();
+  }
+
+  // Actions (write-ahead)
+
+  beginAction(a: {
+    incident_id: string;
+    agent_id: string;
+    phase: string;
+    action: string;
+    target?: string | undefined;
+    params?: unknown;
+  }): number {
+    const r = this.db
+      .prepare(
+        'INSERT INTO actions (incident_id, agent_id, phase, action, target, params, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(a.incident_id, a.agent_id, a.phase, a.action, a.target ?? null, json(a.params), this.clock.now());
+    return Number(r.lastInsertRowid);
+  }
+
+  finishAction(
+    id: number,
+    outcome: {
+      success: boolean;
+      error_code?: string | undefined;
+      error_message?: string | undefined;
+      result?: unknown;
+    },
+  ): void {
+    const now = this.clock.now();
+    this.db
+      .prepare(
+        'UPDATE actions SET finished_at = ?, duration_ms = ? - started_at, success = ?, error_code = ?, error_message = ?, result = ? WHERE id = ?',
+      )
+      .run(
+        now,
+        now,
+        outcome.success ? 1 : 0,
+        outcome.error_code ?? null,
+        outcome.error_message ?? null,
+        json(outcome.result),
+        id,
+      );
+  }
+
+  listActions(incidentId: string): ActionRecord[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM actions WHERE incident_id = ? ORDER BY started_at, id')
+        .all(incidentId) as Row[]
+    ).map(toAction);
+  }
+
+  /** Begun and never finished: what a restarted server must re-check on the gateway. */
+  pendingActions(incidentId: string): ActionRecord[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM actions WHERE incident_id = ? AND finished_at IS NULL ORDER BY id')
+        .all(incidentId) as Row[]
+    ).map(toAction);
+  }
+
+  // Pre-incident state (write-once)
+
+  recordPreIncidentState(
+    incidentId: string,
+    agentId: string,
+    s: {
+      daily_cap: number | null;
+      monthly_cap: number | null;
+      alert_threshold: number | null;
+      balance_cents?: number | null;
+      frozen_before: boolean | null;
+    },
+  ): PreIncidentState {
+    this.db
+      .prepare(
+        `INSERT INTO pre_incident_state (incident_id, agent_id, daily_cap, monthly_cap, alert_threshold, balance_cents, frozen_before, recorded_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, agent_id) DO NOTHING`,
+      )
+      .run(
+        incidentId,
+        agentId,
+        s.daily_cap,
+        s.monthly_cap,
+        s.alert_threshold,
+        s.balance_cents ?? null,
+        s.frozen_before === null ? null : Number(s.frozen_before),
+        this.clock.now(),
+      );
+    return this.getPreIncidentState(incidentId, agentId) as PreIncidentState;
+  }
+
+  getPreIncidentState(incidentId: string, agentId: string): PreIncidentState | undefined {
+    const r = this.db
+      .prepare('SELECT * FROM pre_incident_state WHERE incident_id = ? AND agent_id = ?')
+      .get(incidentId, agentId) as Row | undefined;
+    return r ? ({ ...r, frozen_before: bool(r.frozen_before) } as unknown as PreIncidentState) : undefined;
+  }
+
+  /** The newest non-zero caps on record for an agent (a cap of 0 is what containment set, not a budget). */
+  latestKnownCaps(agentId: string): PreIncidentState | undefined {
+    const r = this.db
+      .prepare(
+        'SELECT * FROM pre_incident_state WHERE agent_id = ? AND (daily_cap > 0 OR monthly_cap > 0) ORDER BY recorded_at DESC LIMIT 1',
+      )
+      .get(agentId) as Row | undefined;
+    return r ? ({ ...r, frozen_before: bool(r.frozen_before) } as unknown as PreIncidentState) : undefined;
+  }
+
+  // Agent state: frozen belief, pins, detection state, thresholds
+
+  setFrozenBelief(agentId: string, frozen: boolean, incidentId: string | null): void {
+    this.db
+      .prepare(
+        'INSERT INTO agent_state (agent_id, frozen, frozen_incident_id, frozen_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET frozen = excluded.frozen, frozen_incident_id = excluded.frozen_incident_id, frozen_at = excluded.frozen_at',
+      )
+      .run(agentId, Number(frozen), incidentId, this.clock.now());
+  }
+
+  getFrozenBelief(agentId: string): boolean | null {
+    const r = this.db.prepare('SELECT frozen FROM agent_state WHERE agent_id = ?').get(agentId) as
+      | { frozen: number | null }
+      | undefined;
+    return r?.frozen === undefined || r.frozen === null ? null : Boolean(r.frozen);
+  }
+
+  /** Pins on first sight; a later different key is not silently accepted (use `repin`). */
+  pinKey(agentId: string, publicKey: string, source: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO key_pins (agent_id, public_key, source, pinned_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO NOTHING',
+      )
+      .run(agentId, publicKey, source, this.clock.now());
+  }
+
+  repin(agentId: string, publicKey: string, reason: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO key_pins (agent_id, public_key, source, pinned_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET public_key = excluded.public_key, source = excluded.source, pinned_at = excluded.pinned_at',
+      )
+      .run(agentId, publicKey, `repin: ${reason}`, this.clock.now());
+  }
+
+  getPin(agentId: string): { public_key: string; source: string; pinned_at: number } | undefined {
+    return this.db
+      .prepare('SELECT public_key, source, pinned_at FROM key_pins WHERE agent_id = ?')
+      .get(agentId) as never;
+  }
+
+  getDetectionState(agentId: string): unknown {
+    const r = this.db.prepare('SELECT state FROM detection_state WHERE agent_id = ?').get(agentId) as
+      | { state: string }
+      | undefined;
+    return r ? JSON.parse(r.state) : undefined;
+  }
+
+  putDetectionState(agentId: string, state: unknown): void {
+    this.db
+      .prepare(
+        'INSERT INTO detection_state (agent_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
+      )
+      .run(agentId, JSON.stringify(state), this.clock.now());
+  }
+
+  getThresholdOverride(agentId: string): Record<string, number> | undefined {
+    const r = this.db
+      .prepare('SELECT thresholds FROM threshold_overrides WHERE agent_id = ? ORDER BY id DESC LIMIT 1')
+      .get(agentId) as { thresholds: string } | undefined;
+    return r ? JSON.parse(r.thresholds) : undefined;
+  }
+
+  /** Appends (history is kept); the newest row is in force. */
+  setThresholdOverride(agentId: string, thresholds: unknown, reason: string): void {
+    this.db
+      .prepare('INSERT INTO threshold_overrides (agent_id, thresholds, reason, at) VALUES (?, ?, ?, ?)')
+      .run(agentId, JSON.stringify(thresholds), reason, this.clock.now());
+  }
+
+  thresholdHistory(agentId: string): { thresholds: unknown; reason: string; at: number }[] {
+    return (
+      this.db
+        .prepare('SELECT thresholds, reason, at FROM threshold_overrides WHERE agent_id = ? ORDER BY id')
+        .all(agentId) as Row[]
+    ).map((r) => ({ thresholds: parse(r.thresholds), reason: String(r.reason), at: Number(r.at) }));
+  }
+
+  // Recovery
+
+  recordRecoveryStage(
+    incidentId: string,
+    agentId: string,
+    s: { stage: number; percent: number; daily_cap: number; monthly_cap: number; gates: unknown; at: number },
+  ): void {
+    this.db
+      .prepare(
+        'INSERT INTO recovery_stages (incident_id, agent_id, stage, percent, daily_cap, monthly_cap, gates, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, agent_id, stage) DO NOTHING',
+      )
+      .run(incidentId, agentId, s.stage, s.percent, s.daily_cap, s.monthly_cap, json(s.gates), s.at);
+  }
+
+  listRecoveryStages(incidentId: string): RecoveryStage[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM recovery_stages WHERE incident_id = ? ORDER BY stage')
+        .all(incidentId) as Row[]
+    ).map((r) => ({ ...(r as unknown as RecoveryStage), gates: parse(r.gates) }));
+  }
+
+  recordGate(
+    incidentId: string,
+    g: { gate: string; passed: boolean; reason: string; at: number; by: string | null },
+  ): void {
+    this.db
+      .prepare('INSERT INTO gates (incident_id, gate, passed, reason, at, by) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(incidentId, g.gate, Number(g.passed), g.reason, g.at, g.by);
+  }
+
+  listGates(incidentId: string): GateRecord[] {
+    return (
+      this.db
+        .prepare(
+          'SELECT incident_id, gate, passed, reason, at, by FROM gates WHERE incident_id = ? ORDER BY at, id',
+        )
+        .all(incidentId) as Row[]
+    ).map((r) => ({ ...(r as unknown as GateRecord), passed: Boolean(r.passed) }));
+  }
+
+  // Post-mortems
+
+  savePostmortem(incidentId: string, pm: { json: unknown; markdown: string }): void {
+    this.db
+      .prepare(
+        'INSERT INTO postmortems (incident_id, report, markdown, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET report = excluded.report, markdown = excluded.markdown, created_at = excluded.created_at',
+      )
+      .run(incidentId, JSON.stringify(pm.json), pm.markdown, this.clock.now());
+  }
+
+  getPostmortem(incidentId: string): { json: unknown; markdown: string; created_at: number } | undefined {
+    const r = this.db
+      .prepare('SELECT report, markdown, created_at FROM postmortems WHERE incident_id = ?')
+      .get(incidentId) as Row | undefined;
+    return r
+      ? { json: parse(r.report), markdown: String(r.markdown), created_at: Number(r.created_at) }
+      : undefined;
+  }
+
+  // Cursors, de-duplication, alerts
+
+  getCursor(name: string): string | undefined {
+    return (
+      this.db.prepare('SELECT value FROM cursors WHERE name = ?').get(name) as { value: string } | undefined
+    )?.value;
+  }
+
+  setCursor(name: string, value: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      )
+      .run(name, value);
+  }
+
+  /** True when the key is new (and is now remembered); false for a replay. Entries older than a week are pruned. */
+  markSeen(namespace: string, key: string, at: number): boolean {
+    this.db.prepare('DELETE FROM seen WHERE at < ?').run(at - 7 * 24 * 3_600_000);
+    return (
+      this.db
+        .prepare('INSERT INTO seen (namespace, key, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(namespace, key, at).changes === 1
+    );
+  }
+
+  recordAlert(a: AlertRecord): void {
+    this.db
+      .prepare(
+        'INSERT INTO alerts (incident_id, agent_id, signal, severity, priority, tier, actions, sinks, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        a.incident_id,
+        a.agent_id,
+        a.signal,
+        a.severity,
+        a.priority,
+        a.tier,
+        JSON.stringify(a.actions),
+        JSON.stringify(a.sinks),
+        a.at,
+      );
+  }
+
+  listAlerts(f: { since?: number; agent_id?: string; limit?: number } = {}): AlertRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM alerts WHERE at >= ? ${f.agent_id ? 'AND agent_id = ?' : ''} ORDER BY at DESC, id DESC LIMIT ?`,
+      )
+      .all(...[f.since ?? 0, ...(f.agent_id ? [f.agent_id] : []), f.limit ?? 500]) as Row[];
+    return rows.map((r) => ({
+      ...(r as unknown as AlertRecord),
+      actions: parse(r.actions) as string[],
+      sinks: parse(r.sinks) as string[],
+    }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Opens (creating and migrating) the store in `dataDir/incidents.sqlite`, or at `path` (':memory:' allowed). */
+export function openStore(opts: { dataDir?: string; path?: string; clock: Clock }): IncidentStore {
+  let path = opts.path;
+  if (!path) {
+    if (!opts.dataDir) throw new Error('openStore needs dataDir or path');
+    mkdirSync(opts.dataDir, { recursive: true });
+    path = join(opts.dataDir, 'incidents.sqlite');
+  }
+  return new IncidentStore(path, opts.clock);
+}

@@ -1,0 +1,45 @@
+import type { Config } from '../config.js';
+import type { GreenHelixClient } from '../greenhelix/index.js';
+import type { IncidentStore } from '../incidents/index.js';
+import type { Logger } from '../logger.js';
+import type { Clock } from '../util/clock.js';
+
+/**
+ * What the response engine needs. Two gateway clients, one per credential: `monitor` only reads,
+ * `actor` (the containment key) is the only one that changes state, and is null when no separate
+ * containment key is configured.
+ */
+export interface OpsDeps {
+  readonly config: Config;
+  readonly monitor: GreenHelixClient;
+  readonly actor: GreenHelixClient | null;
+  readonly store: IncidentStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The fleet as configured, or listed through the monitor key. */
+  fleet(): Promise<string[]>;
+}
+
+export interface StepReport {
+  action: string;
+  target?: string | undefined;
+  success: boolean;
+  /** True when the step was skipped on purpose (nothing to do); `success` is then true. */
+  skipped?: boolean | undefined;
+  error?: { code: string; message: string; retryable: boolean } | undefined;
+  detail?: Record<string, unknown> | undefined;
+  started_at: number;
+  duration_ms: number;
+}
+
+export function errorInfo(e: unknown): { code: string; message: string; retryable: boolean } {
+  if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
+    const err = e as { code: string; message?: string; detail?: string; retryable?: boolean };
+    return {
+      code: err.code,
+      message: err.detail ?? err.message ?? err.code,
+      retryable: Boolean(err.retryable),
+    };
+  }
+  return { code: 'internal_error', message: e instanceof Error ? e.message : String(e), retryable: false };
+}

@@ -1,0 +1,261 @@
+/**
+ * The response engine as one object: what tools, the watcher and the CLI call. It owns the two gateway
+ * clients (monitor reads, containment acts), the store, the alert sink and the guards' state.
+ */
+import type { Config } from '../config.js';
+import type { GreenHelixClient } from '../greenhelix/index.js';
+import { formatCents } from '../greenhelix/money.js';
+import { checkContainmentKey, FleetShutdownConfirmation } from '../guards/index.js';
+import type { Incident, IncidentStore } from '../incidents/index.js';
+import type { Logger } from '../logger.js';
+import type { Clock } from '../util/clock.js';
+import { AlertSink, type Notifier } from './alerts.js';
+import {
+  type ContainOptions,
+  type ContainRequest,
+  type ContainResult,
+  containAgent,
+  runContainment,
+} from './contain.js';
+import type { OpsDeps } from './deps.js';
+import { type DetectionPass, runDetectionPass } from './detect.js';
+import {
+  type FleetShutdownOptions,
+  type FleetShutdownRequest,
+  type FleetShutdownResult,
+  fleetShutdown,
+} from './fleet.js';
+import { type ContainmentPlan, planContainment } from './plan.js';
+import {
+  listRunbookNames,
+  RUNBOOKS,
+  type RunbookOptions,
+  type RunbookRequest,
+  type RunbookResult,
+  runRunbook,
+} from './playbooks.js';
+import { type PostmortemResult, runPostmortem } from './postmortem.js';
+import { checkReadiness } from './readiness.js';
+import { type RecoverRequest, type RecoverResult, recoverAgent } from './recover.js';
+
+export type KeyVerdict =
+  | { ok: true; method?: string }
+  | { ok: false; code: string; message: string; fix: string };
+
+export interface IncidentSummary {
+  incident_id: string;
+  agent_id: string;
+  agent_ids: string[];
+  status: string;
+  kind: string;
+  reason: string;
+  signal: string | null;
+  priority: string | null;
+  detected_at: string | null;
+  contained_at: string | null;
+  resolved_at: string | null;
+  met_sla: boolean | null;
+  amount_unlocked: string;
+}
+
+export interface Ops {
+  readonly config: Config;
+  readonly store: IncidentStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly alerts: AlertSink;
+  readonly deps: OpsDeps;
+  fleet(): Promise<string[]>;
+  checkActingKey(): Promise<KeyVerdict>;
+  detect(params: {
+    agent_ids?: string[] | undefined;
+    signal?: AbortSignal | undefined;
+  }): Promise<DetectionPass>;
+  contain(req: ContainRequest, opts?: ContainOptions): Promise<ContainResult>;
+  planContainment(
+    req: { agent_id: string; suspect_payee?: string | undefined },
+    signal?: AbortSignal,
+  ): Promise<ContainmentPlan>;
+  recover(req: RecoverRequest, signal?: AbortSignal): Promise<RecoverResult>;
+  postmortem(incidentId: string, signal?: AbortSignal): Promise<PostmortemResult>;
+  listIncidentSummaries(filter: {
+    status?: string | undefined;
+    agent_id?: string | undefined;
+    limit: number;
+    offset: number;
+  }): IncidentSummary[];
+  incidentView(id: string): IncidentView | undefined;
+  fleetShutdown(req: FleetShutdownRequest, opts: FleetShutdownOptions): Promise<FleetShutdownResult>;
+  listRunbooks(): ((typeof RUNBOOKS)[keyof typeof RUNBOOKS] & { uri: string })[];
+  runRunbook(req: RunbookRequest, opts?: RunbookOptions): Promise<RunbookResult>;
+  checkReadiness(
+    signal?: AbortSignal,
+  ): Promise<{
+    ready: boolean;
+    items: { item: string; passed: boolean; detail: string; fix: string | null }[];
+  }>;
+  attachNotifier(fn: Notifier): void;
+  /** Finishes containments a crashed process left in `containing` (the wallet may be unfrozen mid-window). */
+  resumeInterrupted(): Promise<ContainResult[]>;
+}
+
+export interface IncidentView {
+  incident: IncidentSummary & { detail: Record<string, unknown> };
+  actions: Record<string, unknown>[];
+  pre_incident: Record<string, unknown>[];
+  recovery_stages: Record<string, unknown>[];
+  gates: Record<string, unknown>[];
+  has_postmortem: boolean;
+}
+
+const iso = (ms: number | null | undefined) =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
+
+export function summarize(i: Incident): IncidentSummary {
+  return {
+    incident_id: i.id,
+    agent_id: i.primary_agent_id,
+    agent_ids: i.agent_ids,
+    status: i.status,
+    kind: i.kind,
+    reason: i.reason,
+    signal: i.signal ?? null,
+    priority: i.priority ?? null,
+    detected_at: iso(i.detected_at),
+    contained_at: iso(i.contained_at),
+    resolved_at: iso(i.resolved_at),
+    met_sla: i.met_sla ?? null,
+    amount_unlocked: formatCents(i.amount_unlocked_cents ?? 0),
+  };
+}
+
+export interface CreateOpsOptions {
+  config: Config;
+  monitor: GreenHelixClient;
+  actor: GreenHelixClient | null;
+  store: IncidentStore;
+  clock: Clock;
+  logger: Logger;
+}
+
+export function createOps(o: CreateOpsOptions): Ops {
+  const { config, monitor, actor, store, clock, logger } = o;
+  let fleetCache: { at: number; ids: string[] } | undefined;
+  const fleet = async (): Promise<string[]> => {
+    if (config.fleet) return config.fleet;
+    if (fleetCache && clock.now() - fleetCache.at < 60_000) return fleetCache.ids;
+    // Default: every agent the monitor key can list, less the operators' own identities.
+    const keys = await monitor.listApiKeys({}, { timeoutMs: config.greenhelix.timeoutMs });
+    const operators = new Set(
+      keys.keys
+        .filter(
+          (k) =>
+            k.key_hash_prefix === monitor.keyHashPrefix ||
+            (actor && k.key_hash_prefix === actor.keyHashPrefix),
+        )
+        .map((k) => k.agent_id),
+    );
+    const ids = [...new Set(keys.keys.filter((k) => !k.revoked).map((k) => k.agent_id))]
+      .filter((a) => !operators.has(a) && !config.sharedWallets.includes(a))
+      .sort();
+    fleetCache = { at: clock.now(), ids };
+    return ids;
+  };
+  const deps: OpsDeps = { config, monitor, actor, store, clock, logger, fleet };
+  const alerts = new AlertSink({ config, store, logger, clock });
+  const confirmation = new FleetShutdownConfirmation({
+    clock,
+    ttlMs: config.guards.confirmationTtlMs,
+    // Out of band: the operator's log and alert channel. Never MCP notifications, which a model may read.
+    deliver: (m) => {
+      logger.warn(
+        {
+          request_id: m.request_id,
+          agents: m.agent_ids.length,
+          expires_at: new Date(m.expires_at).toISOString(),
+        },
+        `FLEET SHUTDOWN CONFIRMATION CODE ${m.code} for request ${m.request_id} (${m.agent_ids.length} agents: ${m.agent_ids.slice(0, 10).join(', ')}${m.agent_ids.length > 10 ? ', …' : ''}). Give it to the caller only if you want every listed agent contained.`,
+      );
+    },
+  });
+
+  const checkActingKey = async (): Promise<KeyVerdict> => {
+    const verdict = await checkContainmentKey({
+      monitorKey: config.greenhelix.monitorKey,
+      containmentKey: config.greenhelix.containmentKey,
+      fleet: await fleet().catch(() => config.fleet ?? []),
+      agentKeys: config.greenhelix.agentKeys,
+      listGatewayKeys: async () =>
+        (await monitor.listApiKeys({}, { timeoutMs: config.greenhelix.timeoutMs })).keys,
+      clock,
+    });
+    if (verdict.ok && !actor)
+      return {
+        ok: false,
+        code: 'containment_key_missing',
+        message: 'No containment client.',
+        fix: 'Set GREENHELIX_CONTAINMENT_KEY.',
+      };
+    return verdict;
+  };
+
+  const ops: Ops = {
+    config,
+    store,
+    clock,
+    logger,
+    alerts,
+    deps,
+    fleet,
+    checkActingKey,
+    detect: (params) => runDetectionPass(deps, params),
+    contain: (req, opts) => containAgent(deps, req, opts),
+    planContainment: (req, signal) => planContainment(deps, req, signal),
+    recover: (req, signal) => recoverAgent(deps, req, signal),
+    postmortem: (id, signal) => runPostmortem(deps, id, signal),
+    listIncidentSummaries: (f) =>
+      store
+        .listIncidents({ status: f.status, agent_id: f.agent_id, limit: f.limit, offset: f.offset })
+        .map(summarize),
+    incidentView: (id) => {
+      const i = store.getIncident(id);
+      if (!i) return undefined;
+      return {
+        incident: { ...summarize(i), detail: i as unknown as Record<string, unknown> },
+        actions: store.listActions(id) as unknown as Record<string, unknown>[],
+        pre_incident: i.agent_ids
+          .map((a) => store.getPreIncidentState(id, a))
+          .filter(Boolean) as unknown as Record<string, unknown>[],
+        recovery_stages: store.listRecoveryStages(id) as unknown as Record<string, unknown>[],
+        gates: store.listGates(id) as unknown as Record<string, unknown>[],
+        has_postmortem: Boolean(store.getPostmortem(id)),
+      };
+    },
+    fleetShutdown: (req, opts) => fleetShutdown(deps, confirmation, req, opts),
+    listRunbooks: () => listRunbookNames().map((n) => ({ ...RUNBOOKS[n], uri: `runbook://${n}` })),
+    runRunbook: (req, opts = {}) =>
+      runRunbook(deps, req, { ...opts, alert: opts.alert ?? ((a) => alerts.send(a)) }),
+    checkReadiness: (signal) => checkReadiness(deps, checkActingKey, signal),
+    attachNotifier: (fn) => alerts.attach(fn),
+    resumeInterrupted: async () => {
+      const stuck = store.listIncidents({ status: 'containing', limit: 200, offset: 0 });
+      const out: ContainResult[] = [];
+      for (const incident of stuck) {
+        if (incident.kind === 'cascade' || incident.kind === 'fleet_shutdown') continue;
+        logger.warn(
+          { incident_id: incident.id, agent_id: incident.primary_agent_id },
+          'resuming an interrupted containment',
+        );
+        out.push(
+          await runContainment(deps, incident, {
+            agent_id: incident.primary_agent_id,
+            reason: incident.reason,
+            suspect_payee: incident.suspect_payee ?? undefined,
+          }),
+        );
+      }
+      return out;
+    },
+  };
+  return ops;
+}

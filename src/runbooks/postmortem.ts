@@ -1,0 +1,154 @@
+/**
+ * The post-mortem (SPEC "Post-mortem"): audit trail and impact read from the gateway for the incident
+ * window, the timeline from recorded action times only, and feedback into detection: a containment
+ * that missed its 60 s target tightens that agent's thresholds, persistently.
+ */
+import { tightenThresholds } from '../detection/index.js';
+import { sumCents } from '../greenhelix/money.js';
+import { buildPostmortem, renderPostmortemMarkdown } from '../incidents/index.js';
+import { ToolError } from '../tools/types.js';
+import { publishQuietly } from './contain.js';
+import type { OpsDeps } from './deps.js';
+import { errorInfo } from './deps.js';
+import { thresholdsFor } from './detect.js';
+
+export interface PostmortemResult {
+  incident_id: string;
+  report: Record<string, unknown>;
+  markdown_uri: string;
+  thresholds_tightened: boolean;
+  event_published: boolean;
+}
+
+function toMs(v: string | number | null | undefined): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'number') return v < 1e12 ? v * 1000 : v;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+export async function runPostmortem(
+  deps: OpsDeps,
+  incidentId: string,
+  signal?: AbortSignal,
+): Promise<PostmortemResult> {
+  const { store, monitor, clock, config } = deps;
+  const incident = store.getIncident(incidentId);
+  if (!incident)
+    throw new ToolError(
+      'incident_not_found',
+      `No incident ${incidentId}.`,
+      false,
+      'Call list_incidents to find the id.',
+    );
+  const agentId = incident.primary_agent_id;
+  const opts = { signal, timeoutMs: config.greenhelix.timeoutMs };
+  const windowStart = (incident.detected_at ?? incident.created_at) - 60 * 60_000;
+  const windowEnd = incident.resolved_at ?? clock.now();
+  const gaps: string[] = [];
+  const read = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (e) {
+      const info = errorInfo(e);
+      gaps.push(`${what}: ${info.code}`);
+      return undefined;
+    }
+  };
+
+  const [identity, chains, claims, balance, usage, escrows] = await Promise.all([
+    read('identity', () => monitor.getAgentIdentity({ agent_id: agentId }, opts)),
+    read('claim_chains', () => monitor.getClaimChains({ agent_id: agentId }, opts)),
+    read('verified_claims', () => monitor.getVerifiedClaims({ agent_id: agentId }, opts)),
+    read('balance', () => monitor.getBalance({ agent_id: agentId }, opts)),
+    read('usage', () =>
+      monitor.getUsageSummary({ agent_id: agentId, since: Math.floor(windowStart / 1000) }, opts),
+    ),
+    read('escrows', () => monitor.listAllEscrows({ agent_id: agentId }, opts)),
+  ]);
+
+  const inWindow = (escrows ?? []).filter((e) => {
+    const t = toMs(e.created_at);
+    return e.payer === agentId && t !== undefined && t >= windowStart && t <= windowEnd;
+  });
+  const by = (status: string) => inWindow.filter((e) => e.status === status);
+  const impact = {
+    balance_cents: balance?.balance ?? null,
+    usage: usage ? { total_calls: usage.total_calls, total_cost: usage.total_cost } : null,
+    escrows_still_locked: by('held').length,
+    amount_still_locked_cents: sumCents(by('held').map((e) => e.amount)),
+    escrows_cancelled: by('refunded').length,
+    amount_recovered_cents: sumCents(by('refunded').map((e) => e.amount)),
+    escrows_released: by('settled').length,
+    amount_lost_cents: sumCents(by('settled').map((e) => e.amount)),
+    escrows_expired: by('expired').length,
+    window: { start: windowStart, end: windowEnd },
+  };
+
+  const tightened = maybeTighten(deps, incident);
+  const report = buildPostmortem({
+    incident: store.getIncident(incidentId) ?? incident,
+    actions: store.listActions(incidentId),
+    stages: store.listRecoveryStages(incidentId),
+    gates: store.listGates(incidentId),
+    audit: {
+      identity: identity ?? null,
+      claim_chains: (chains?.chains ?? []).filter((c) => {
+        const t = toMs(c.created_at);
+        return t === undefined || (t >= windowStart && t <= windowEnd);
+      }),
+      verified_claims: claims?.claims ?? [],
+    },
+    impact,
+    gaps,
+    thresholds_tightened: tightened,
+    sla_ms: config.containment.slaMs,
+  });
+  const markdown = renderPostmortemMarkdown(report);
+  store.savePostmortem(incidentId, { json: report, markdown });
+  const publish = !config.readOnly && deps.actor !== null;
+  if (publish) {
+    publishQuietly(deps, incidentId, 'incident_post_mortem', {
+      agent_id: agentId,
+      met_sla: incident.met_sla ?? null,
+      amount_recovered: impact.amount_recovered_cents / 100,
+      amount_lost: impact.amount_lost_cents / 100,
+    });
+  }
+  return {
+    incident_id: incidentId,
+    report: report as unknown as Record<string, unknown>,
+    markdown_uri: `incident://${incidentId}/postmortem`,
+    thresholds_tightened: tightened,
+    event_published: publish,
+  };
+}
+
+/** Missed the 60 s target: tighten this agent's detection once per incident, and keep it. */
+function maybeTighten(
+  deps: OpsDeps,
+  incident: { id: string; primary_agent_id: string; met_sla?: boolean | null; contained_at?: number | null },
+): boolean {
+  if (incident.met_sla !== false || !incident.contained_at) return false;
+  const already = deps.store.listActions(incident.id).some((a) => a.action === 'tighten_detection');
+  if (already) return true;
+  const agentId = incident.primary_agent_id;
+  const next = tightenThresholds(
+    thresholdsFor(deps, agentId),
+    `incident ${incident.id} missed the containment SLA`,
+  );
+  deps.store.setThresholdOverride(
+    agentId,
+    next,
+    `post-mortem of ${incident.id}: containment missed ${deps.config.containment.slaMs / 1000} s`,
+  );
+  const id = deps.store.beginAction({
+    incident_id: incident.id,
+    agent_id: agentId,
+    phase: 'learn',
+    action: 'tighten_detection',
+    params: { k_sigma: next.k_sigma },
+  });
+  deps.store.finishAction(id, { success: true, result: { k_sigma: next.k_sigma } });
+  return true;
+}

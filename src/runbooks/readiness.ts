@@ -1,0 +1,200 @@
+/**
+ * Readiness (SPEC "Readiness"): what a team checks before production, checked against the live
+ * configuration and gateway. Reads only; each item passes or fails with the fix.
+ */
+import { DEFAULT_THRESHOLDS } from '../detection/index.js';
+import type { OpsDeps } from './deps.js';
+import { errorInfo } from './deps.js';
+import { mapBounded } from './limit.js';
+import { planContainment } from './plan.js';
+
+export interface ReadinessItem {
+  item: string;
+  passed: boolean;
+  detail: string;
+  fix: string | null;
+}
+
+export async function checkReadiness(
+  deps: OpsDeps,
+  keyCheck: () => Promise<{ ok: true; method?: string } | { ok: false; message: string; fix: string }>,
+  signal?: AbortSignal,
+): Promise<{ ready: boolean; items: ReadinessItem[] }> {
+  const items: ReadinessItem[] = [];
+  const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
+  const add = (item: string, passed: boolean, detail: string, fix: string | null) =>
+    items.push({ item, passed, detail, fix: passed ? null : fix });
+
+  const key = await keyCheck();
+  add(
+    'containment_key_separate',
+    key.ok,
+    key.ok
+      ? `separate from the monitor key and from every fleet agent's key (checked by ${key.method ?? 'configuration'})`
+      : key.message,
+    key.ok ? null : key.fix,
+  );
+  if (deps.actor) {
+    // Admin scope is what freeze/unfreeze need; list_api_keys is admin-only, so it proves the scope without changing anything.
+    try {
+      await deps.actor.listApiKeys({}, opts);
+      add(
+        'containment_key_permissions',
+        true,
+        'containment key has the admin scope (freeze_wallet, unfreeze_wallet, cancel any escrow)',
+        null,
+      );
+    } catch (e) {
+      const info = errorInfo(e);
+      add(
+        'containment_key_permissions',
+        false,
+        `containment key lacks admin scope (${info.code})`,
+        'Provision the containment key as enterprise with scopes [read, write, admin].',
+      );
+    }
+  }
+
+  let fleet: string[] = [];
+  try {
+    fleet = await deps.fleet();
+    add(
+      'fleet_defined',
+      fleet.length > 0,
+      `${fleet.length} agents in the fleet`,
+      'Set INCIDENT_FLEET to the agent ids to watch.',
+    );
+  } catch (e) {
+    add(
+      'fleet_defined',
+      false,
+      `could not list the fleet: ${errorInfo(e).message}`,
+      'Set INCIDENT_FLEET, or give the monitor key admin scope so it can list keys.',
+    );
+  }
+
+  const t0 = deps.clock.now();
+  const reach = await mapBounded(fleet, 16, async (agentId) => {
+    try {
+      await deps.monitor.getBudgetStatus({ agent_id: agentId }, opts);
+      return null;
+    } catch (e) {
+      return `${agentId}: ${errorInfo(e).code}`;
+    }
+  });
+  const unreachable = reach.filter((x): x is string => x !== null);
+  add(
+    'fleet_reachable',
+    fleet.length > 0 && unreachable.length === 0,
+    unreachable.length
+      ? `unreadable: ${unreachable.slice(0, 5).join(', ')}`
+      : `budget status readable for all ${fleet.length} agents`,
+    'Give the monitor key admin scope (a non-admin key cannot read other agents’ budgets or escrows).',
+  );
+  const rtt = fleet.length ? (deps.clock.now() - t0) / Math.ceil(fleet.length / 16) : 0;
+
+  const unpinned = fleet.filter((a) => !deps.store.getPin(a));
+  add(
+    'identities_pinned',
+    fleet.length > 0 && unpinned.length === 0,
+    unpinned.length
+      ? `${unpinned.length} agents have no pinned public key`
+      : 'every fleet agent has a pinned public key',
+    'Run detect_anomalies once over the fleet: it pins each key on first sight.',
+  );
+
+  const overrides = Object.keys(deps.config.thresholds);
+  const unknown = overrides.filter((k) => !(k in DEFAULT_THRESHOLDS));
+  add(
+    'thresholds_set',
+    unknown.length === 0,
+    unknown.length
+      ? `unknown threshold names: ${unknown.join(', ')}`
+      : overrides.length
+        ? `overrides: ${overrides.join(', ')}`
+        : 'defaults from the spec (k = 2.0); tune on two weeks of data',
+    `Remove or rename: ${unknown.join(', ')}`,
+  );
+
+  const interval = deps.config.watch.intervalMs;
+  add(
+    'monitoring_interval',
+    interval <= 300_000,
+    `watch interval ${interval / 1000} s (30 s for high-value agents, 5 min for low)`,
+    'Set INCIDENT_WATCH_INTERVAL_MS to 30000 for high-value fleets.',
+  );
+
+  const withCaps = fleet.filter((a) => deps.store.latestKnownCaps(a));
+  add(
+    'pre_incident_budgets_on_record',
+    true,
+    `${withCaps.length}/${fleet.length} agents have caps on record from an incident; containment records the rest before changing anything`,
+    null,
+  );
+
+  try {
+    await deps.monitor.getEvents({ since_id: 0, limit: 1 }, opts);
+    add(
+      'event_bus_readable',
+      true,
+      'event bus readable (the gateway does not deliver bus events to webhooks, so the watcher polls it)',
+      null,
+    );
+  } catch (e) {
+    add(
+      'event_bus_readable',
+      false,
+      `event bus unreadable: ${errorInfo(e).code}`,
+      'Check the monitor key and the gateway URL.',
+    );
+  }
+  add(
+    'webhook_receiver',
+    Boolean(deps.config.watch.webhookSecret),
+    deps.config.watch.webhookSecret
+      ? 'webhook receiver configured with a signing secret'
+      : 'no webhook receiver secret configured',
+    'Set INCIDENT_WEBHOOK_SECRET and INCIDENT_WEBHOOK_PORT for the watcher.',
+  );
+
+  const sample = fleet[0];
+  if (sample) {
+    try {
+      const chains = await deps.monitor.getClaimChains({ agent_id: sample }, opts);
+      const usage = await deps.monitor.getUsageSummary({ agent_id: sample }, opts);
+      const ok = chains.chains.length > 0 && usage.total_calls > 0;
+      add(
+        'forensics_data',
+        ok,
+        `${sample}: ${chains.chains.length} claim chains, ${usage.total_calls} metered calls`,
+        'Have agents build claim chains (build_claim_chain) so post-mortems have an audit trail.',
+      );
+    } catch (e) {
+      add(
+        'forensics_data',
+        false,
+        `forensics reads failed: ${errorInfo(e).code}`,
+        'The monitor key needs pro tier for claim chains.',
+      );
+    }
+    try {
+      const plan = await planContainment(deps, { agent_id: sample }, signal);
+      const rounds = 4 + Math.ceil(plan.held_escrows / deps.config.containment.concurrency);
+      const estimate = Math.round(rounds * rtt);
+      add(
+        'containment_timed',
+        estimate < deps.config.containment.slaMs,
+        `estimated ${estimate} ms for ${sample} (${plan.held_escrows} held escrows, ${rounds} round trips at ${Math.round(rtt)} ms)`,
+        'Raise INCIDENT_CONTAINMENT_CONCURRENCY or reduce gateway latency.',
+      );
+    } catch (e) {
+      add(
+        'containment_timed',
+        false,
+        `could not plan containment: ${errorInfo(e).code}`,
+        'Check the monitor key.',
+      );
+    }
+  }
+  return { ready: items.every((i) => i.passed), items };
+}

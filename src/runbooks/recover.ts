@@ -1,0 +1,473 @@
+/**
+ * Recovery (SPEC "Recovery"): three gates in order, then the budget back in stages.
+ *
+ *   stage 1: 50 % of the pre-incident caps at once, wallet unfrozen, 30 s monitoring
+ *   stage 2: 75 % after 6 h with no anomaly, 60 s monitoring
+ *   stage 3: 100 % after 24 h with no anomaly; incident resolved; standard 5 min monitoring after 48 h
+ *
+ * Spending is never re-enabled while the cause may be live: the root cause must be stated fixed, the
+ * identity must match the pinned key, and later stages need a clean detection pass right now.
+ * Every stage and every gate verdict is persisted before the next gateway call.
+ */
+import { formatCents, parseCents } from '../greenhelix/money.js';
+import type { Incident } from '../incidents/index.js';
+import { ToolError } from '../tools/types.js';
+import { publishQuietly } from './contain.js';
+import type { OpsDeps, StepReport } from './deps.js';
+import { errorInfo } from './deps.js';
+import { runDetectionPass } from './detect.js';
+
+const HOUR = 3_600_000;
+
+export const RECOVERY_STAGES = [
+  { stage: 1, percent: 50, waitMs: 0, monitoringS: 30 },
+  { stage: 2, percent: 75, waitMs: 6 * HOUR, monitoringS: 60 },
+  { stage: 3, percent: 100, waitMs: 24 * HOUR, monitoringS: 60 },
+] as const;
+
+/** After this long at 100 %, monitoring returns to the standard interval. */
+export const STANDARD_MONITORING_AFTER_MS = 48 * HOUR;
+export const STANDARD_MONITORING_S = 300;
+
+const RECOVERABLE = new Set(['contained', 'containment_partial', 'recovering']);
+
+export interface RecoverRequest {
+  incident_id: string;
+  root_cause_fixed: boolean;
+  confirmed_by?: string | undefined;
+  note?: string | undefined;
+  stage?: number | undefined;
+  dry_run: boolean;
+  /** Daily cap to restore when the agent had none before the incident (decimal string). */
+  restore_daily_cap?: string | undefined;
+}
+
+export interface GateVerdict {
+  gate: string;
+  passed: boolean;
+  reason: string;
+}
+
+export interface RecoverResult {
+  incident_id: string;
+  agent_id: string;
+  dry_run: boolean;
+  applied: boolean;
+  stage: number;
+  percent: number;
+  gates: GateVerdict[];
+  daily_cap: string | null;
+  monthly_cap: string | null;
+  unfrozen: boolean;
+  status: string;
+  next_stage: number | null;
+  next_stage_not_before: string | null;
+  monitoring_interval_s: number;
+  steps: StepReport[];
+}
+
+export async function recoverAgent(
+  deps: OpsDeps,
+  req: RecoverRequest,
+  signal?: AbortSignal,
+): Promise<RecoverResult> {
+  const { store, clock } = deps;
+  const incident = store.getIncident(req.incident_id);
+  if (!incident)
+    throw new ToolError(
+      'incident_not_found',
+      `No incident ${req.incident_id}.`,
+      false,
+      'Call list_incidents to find the id.',
+    );
+  if (!RECOVERABLE.has(incident.status)) {
+    throw new ToolError(
+      'invalid_state',
+      `Incident ${incident.id} is ${incident.status}; recovery applies to contained incidents.`,
+      false,
+      incident.status === 'containment_failed' ? 'Contain the agent first (contain_agent).' : undefined,
+    );
+  }
+  const stages = store.listRecoveryStages(incident.id);
+  const current = stages.reduce((n, s) => Math.max(n, s.stage), 0);
+  const target = req.stage ?? current + 1;
+  const spec = RECOVERY_STAGES.find((s) => s.stage === target);
+  if (!spec)
+    throw new ToolError(
+      'invalid_stage',
+      `Stage ${target} does not exist; stages are 1, 2 and 3 (current: ${current}).`,
+    );
+  if (target <= current)
+    return describeStage(
+      deps,
+      incident,
+      current,
+      [{ gate: 'stage', passed: true, reason: `stage ${target} already applied` }],
+      [],
+      false,
+      req.dry_run,
+    );
+  if (target > current + 1) {
+    return describeStage(
+      deps,
+      incident,
+      current,
+      [
+        {
+          gate: 'stage_order',
+          passed: false,
+          reason: `stage ${current + 1} comes first; stages cannot be skipped`,
+        },
+      ],
+      [],
+      false,
+      req.dry_run,
+    );
+  }
+
+  const gates: GateVerdict[] = [];
+  const record = (g: GateVerdict) => {
+    gates.push(g);
+    if (!req.dry_run)
+      store.recordGate(incident.id, {
+        gate: g.gate,
+        passed: g.passed,
+        reason: g.reason,
+        at: clock.now(),
+        by: req.confirmed_by ?? null,
+      });
+  };
+
+  record(
+    req.root_cause_fixed
+      ? {
+          gate: 'root_cause_fixed',
+          passed: true,
+          reason: `confirmed${req.confirmed_by ? ` by ${req.confirmed_by}` : ''}${req.note ? `: ${req.note.slice(0, 200)}` : ''}`,
+        }
+      : {
+          gate: 'root_cause_fixed',
+          passed: false,
+          reason:
+            'root cause not confirmed fixed; recovery would re-enable spending while the cause may be live',
+        },
+  );
+  if (!gates[0]!.passed) return describeStage(deps, incident, current, gates, [], false, req.dry_run);
+
+  record(await identityGate(deps, incident, signal));
+  if (!gates[1]!.passed) return describeStage(deps, incident, current, gates, [], false, req.dry_run);
+
+  const budget = await budgetGate(deps, incident, spec, stages, req, signal);
+  record(budget.verdict);
+  if (!budget.verdict.passed || !budget.caps)
+    return describeStage(deps, incident, current, gates, [], false, req.dry_run);
+
+  const caps = budget.caps;
+  if (req.dry_run) {
+    const r = await describeStage(deps, incident, current, gates, [], false, true);
+    return {
+      ...r,
+      stage: target,
+      percent: spec.percent,
+      daily_cap: formatCents(caps.daily),
+      monthly_cap: formatCents(caps.monthly),
+      unfrozen: target === 1,
+    };
+  }
+  return applyStage(deps, incident, spec, caps, gates, signal);
+}
+
+async function identityGate(deps: OpsDeps, incident: Incident, signal?: AbortSignal): Promise<GateVerdict> {
+  const agentId = incident.primary_agent_id;
+  const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
+  try {
+    const [identity, reputation] = await Promise.all([
+      deps.monitor.getAgentIdentity({ agent_id: agentId }, opts),
+      deps.monitor.getAgentReputation({ agent_id: agentId }, opts),
+    ]);
+    const pin = deps.store.getPin(agentId);
+    if (pin && identity.public_key !== pin.public_key) {
+      return {
+        gate: 'identity_verified',
+        passed: false,
+        reason:
+          'registered public key differs from the pinned key; rotate keys, re-register the identity, then re-pin deliberately',
+      };
+    }
+    const before = reputationAtContainment(deps, incident.id);
+    const now = reputation.composite_score;
+    if (before && before > 0 && now > 0 && (before - now) / before >= 0.3) {
+      return {
+        gate: 'identity_verified',
+        passed: false,
+        reason: `reputation fell ${Math.round(((before - now) / before) * 100)} % since containment (${before} → ${now})`,
+      };
+    }
+    const repNote =
+      now === 0 ? 'reputation not computed by the gateway (all zero); not used' : `reputation ${now}`;
+    return {
+      gate: 'identity_verified',
+      passed: true,
+      reason: `${pin ? 'key matches the pinned key' : 'no pin on record; key pinned now'}; ${repNote}`,
+    };
+  } catch (e) {
+    const info = errorInfo(e);
+    return {
+      gate: 'identity_verified',
+      passed: false,
+      reason: `could not verify identity (${info.code}: ${info.message}); try again`,
+    };
+  }
+}
+
+function reputationAtContainment(deps: OpsDeps, incidentId: string): number | undefined {
+  const check = deps.store.listActions(incidentId).find((a) => a.action === 'check_identity' && a.success);
+  const rep = (check?.result as { reputation?: { composite_score?: number } } | undefined)?.reputation;
+  return typeof rep?.composite_score === 'number' ? rep.composite_score : undefined;
+}
+
+async function budgetGate(
+  deps: OpsDeps,
+  incident: Incident,
+  spec: (typeof RECOVERY_STAGES)[number],
+  stages: { stage: number; at: number }[],
+  req: RecoverRequest,
+  signal?: AbortSignal,
+): Promise<{ verdict: GateVerdict; caps?: { daily: number; monthly: number } }> {
+  const agentId = incident.primary_agent_id;
+  const pre = deps.store.getPreIncidentState(incident.id, agentId);
+  let preDaily = pre?.daily_cap ?? null;
+  if (preDaily === null && req.restore_daily_cap) {
+    try {
+      preDaily = parseCents(req.restore_daily_cap);
+    } catch {
+      return {
+        verdict: {
+          gate: 'budget_restorable',
+          passed: false,
+          reason: `restore_daily_cap "${req.restore_daily_cap}" is not a decimal amount with at most 2 decimals`,
+        },
+      };
+    }
+  }
+  if (preDaily === null || preDaily <= 0) {
+    return {
+      verdict: {
+        gate: 'budget_restorable',
+        passed: false,
+        reason: pre
+          ? 'the agent had no daily cap before the incident; "no cap" is not a safe level — pass restore_daily_cap'
+          : 'no pre-incident caps on record (the read failed during containment) — pass restore_daily_cap',
+      },
+    };
+  }
+  const preMonthly = pre?.monthly_cap && pre.monthly_cap > 0 ? pre.monthly_cap : preDaily * 30;
+  if (spec.waitMs > 0) {
+    const first = stages.find((s) => s.stage === 1);
+    const since = first ? deps.clock.now() - first.at : 0;
+    if (!first || since < spec.waitMs) {
+      const notBefore = new Date((first?.at ?? deps.clock.now()) + spec.waitMs).toISOString();
+      return {
+        verdict: {
+          gate: 'budget_restorable',
+          passed: false,
+          reason: `stage ${spec.stage} needs ${spec.waitMs / HOUR} h since stage 1 with no anomaly; not before ${notBefore}`,
+        },
+      };
+    }
+    const pass = await runDetectionPass(deps, { agent_ids: [agentId], signal });
+    const live = pass.raw.filter((a) => a.signal !== 'detection_failure' && a.severity !== 'info');
+    if (pass.blind_checks > 0)
+      return {
+        verdict: {
+          gate: 'budget_restorable',
+          passed: false,
+          reason: `detection is blind for ${agentId} (${pass.blind_checks} checks failed); cannot confirm no anomaly`,
+        },
+      };
+    if (live.length > 0)
+      return {
+        verdict: {
+          gate: 'budget_restorable',
+          passed: false,
+          reason: `anomalies now: ${live.map((a) => `${a.signal} (${a.severity})`).join(', ')}`,
+        },
+      };
+  }
+  const daily = Math.floor((preDaily * spec.percent) / 100);
+  const monthly = Math.floor((preMonthly * spec.percent) / 100);
+  return {
+    verdict: {
+      gate: 'budget_restorable',
+      passed: true,
+      reason: `restore ${spec.percent} % of ${formatCents(preDaily)}/${formatCents(preMonthly)}`,
+    },
+    caps: { daily, monthly },
+  };
+}
+
+async function applyStage(
+  deps: OpsDeps,
+  incident: Incident,
+  spec: (typeof RECOVERY_STAGES)[number],
+  caps: { daily: number; monthly: number },
+  gates: GateVerdict[],
+  signal?: AbortSignal,
+): Promise<RecoverResult> {
+  const { store, clock } = deps;
+  const actor = deps.actor;
+  if (!actor)
+    throw new ToolError(
+      'containment_key_missing',
+      'Recovery acts through the containment key, which is not configured.',
+    );
+  const agentId = incident.primary_agent_id;
+  const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
+  const steps: StepReport[] = [];
+  const act = async (action: string, params: Record<string, unknown>, fn: () => Promise<unknown>) => {
+    const id = store.beginAction({
+      incident_id: incident.id,
+      agent_id: agentId,
+      phase: 'recover',
+      action,
+      target: agentId,
+      params,
+    });
+    const t = clock.now();
+    try {
+      await fn();
+      store.finishAction(id, { success: true });
+      steps.push({
+        action,
+        target: agentId,
+        success: true,
+        detail: params,
+        started_at: t,
+        duration_ms: clock.now() - t,
+      });
+      return true;
+    } catch (e) {
+      const info = errorInfo(e);
+      store.finishAction(id, { success: false, error_code: info.code, error_message: info.message });
+      steps.push({
+        action,
+        target: agentId,
+        success: false,
+        error: info,
+        started_at: t,
+        duration_ms: clock.now() - t,
+      });
+      return false;
+    }
+  };
+  const capsOk = await act(
+    'restore_budget_caps',
+    {
+      stage: spec.stage,
+      percent: spec.percent,
+      daily_cap: formatCents(caps.daily),
+      monthly_cap: formatCents(caps.monthly),
+    },
+    () =>
+      actor.setBudgetCap(
+        { agent_id: agentId, daily_cap: formatCents(caps.daily), monthly_cap: formatCents(caps.monthly) },
+        opts,
+      ),
+  );
+  let unfrozen = false;
+  if (capsOk && spec.stage === 1) {
+    unfrozen = await act('unfreeze_wallet', {}, () => actor.unfreezeWallet({ agent_id: agentId }, opts));
+    if (unfrozen) store.setFrozenBelief(agentId, false, incident.id);
+  }
+  const ok = capsOk && (spec.stage !== 1 || unfrozen);
+  if (ok) {
+    const at = clock.now();
+    store.recordRecoveryStage(incident.id, agentId, {
+      stage: spec.stage,
+      percent: spec.percent,
+      daily_cap: caps.daily,
+      monthly_cap: caps.monthly,
+      gates,
+      at,
+    });
+    if (spec.stage === 3) {
+      store.transition(incident.id, 'resolved', { resolved_at: at });
+      publishQuietly(deps, incident.id, 'incident_resolved', { agent_id: agentId, stages: 3 });
+    } else {
+      store.transition(incident.id, 'recovering', spec.stage === 1 ? { recovery_started_at: at } : {});
+      publishQuietly(deps, incident.id, 'incident_recovery_stage', {
+        agent_id: agentId,
+        stage: spec.stage,
+        percent: spec.percent,
+      });
+    }
+  }
+  const r = await describeStage(
+    deps,
+    store.getIncident(incident.id) ?? incident,
+    ok ? spec.stage : spec.stage - 1,
+    gates,
+    steps,
+    ok,
+    false,
+  );
+  return { ...r, unfrozen };
+}
+
+async function describeStage(
+  deps: OpsDeps,
+  incident: Incident,
+  stage: number,
+  gates: GateVerdict[],
+  steps: StepReport[],
+  applied: boolean,
+  dryRun: boolean,
+): Promise<RecoverResult> {
+  const stages = deps.store.listRecoveryStages(incident.id);
+  const last = stages.find((s) => s.stage === stage);
+  const first = stages.find((s) => s.stage === 1);
+  const next = RECOVERY_STAGES.find((s) => s.stage === stage + 1);
+  const notBefore = next
+    ? next.waitMs === 0
+      ? deps.clock.now()
+      : (first?.at ?? deps.clock.now()) + next.waitMs
+    : null;
+  const spec = RECOVERY_STAGES.find((s) => s.stage === stage);
+  const fullSince = stage === 3 && last ? deps.clock.now() - last.at : 0;
+  return {
+    incident_id: incident.id,
+    agent_id: incident.primary_agent_id,
+    dry_run: dryRun,
+    applied,
+    stage,
+    percent: spec?.percent ?? 0,
+    gates,
+    daily_cap: last ? formatCents(last.daily_cap) : null,
+    monthly_cap: last ? formatCents(last.monthly_cap) : null,
+    unfrozen: stage >= 1,
+    status: incident.status,
+    next_stage: next?.stage ?? null,
+    next_stage_not_before: notBefore === null ? null : new Date(notBefore).toISOString(),
+    monitoring_interval_s:
+      stage === 3 && fullSince >= STANDARD_MONITORING_AFTER_MS - 24 * HOUR
+        ? STANDARD_MONITORING_S
+        : (spec?.monitoringS ?? 30),
+    steps,
+  };
+}
+
+/** The poll interval an agent should get now, from its latest recovery stage (the watcher uses it). */
+export function monitoringIntervalMs(deps: OpsDeps, agentId: string, defaultMs: number): number {
+  const incident =
+    deps.store.findActiveIncident(agentId) ??
+    deps.store.listIncidents({ agent_id: agentId, limit: 1, offset: 0 })[0];
+  if (!incident) return defaultMs;
+  const stages = deps.store.listRecoveryStages(incident.id);
+  const last = stages[stages.length - 1];
+  if (!last) return incident.status === 'resolved' ? defaultMs : 30_000;
+  const spec = RECOVERY_STAGES.find((s) => s.stage === last.stage);
+  const first = stages.find((s) => s.stage === 1);
+  if (last.stage === 3 && first && deps.clock.now() - first.at >= STANDARD_MONITORING_AFTER_MS)
+    return Math.max(defaultMs, STANDARD_MONITORING_S * 1000);
+  return Math.min(defaultMs, (spec?.monitoringS ?? 30) * 1000);
+}

@@ -1,0 +1,385 @@
+/**
+ * The watcher: detection and first response without waiting for a person.
+ *
+ * Each tick polls the agents that are due (30 s by default, tighter for agents in recovery), reads the
+ * event bus from its stored `since_id` cursor, and reacts per the escalation rules:
+ *   auto_contain   → the signal's runbook, at once (P0 within one tick of detection)
+ *   fleet_shutdown → the cascade runbook on the affected agents, and a P0 alert carrying the prepared
+ *                    fleet-shutdown confirmation request; the shutdown itself is never automatic
+ *   alert_human    → an alert; plus the non-containing automated responses the SPEC's severity table
+ *                    gives P1/P2 (exploitation: freeze payer and payee; degradation: halve the budget),
+ *                    unless an explicit escalation override for that pair says alert only
+ * A per-agent circuit breaker contains an agent on any anomaly while it is open. Signed webhooks
+ * (X-A2A-Signature, HMAC-SHA256) make an agent due at once; replays are dropped.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { type Anomaly, CircuitBreaker } from '../detection/index.js';
+import type { Alert } from './alerts.js';
+import { errorInfo } from './deps.js';
+import type { Ops } from './ops.js';
+import { type RunbookResult, runbookForSignal } from './playbooks.js';
+import { monitoringIntervalMs } from './recover.js';
+
+export interface WatchAction {
+  agent_id: string;
+  signal: string;
+  severity: string;
+  priority: string;
+  tier: string;
+  runbook: string | null;
+  incident_id: string | null;
+  status: string;
+}
+
+export interface TickResult {
+  at: number;
+  polled: string[];
+  anomalies: Anomaly[];
+  actions: WatchAction[];
+  alerts: number;
+  events_read: number;
+}
+
+export interface Watcher {
+  /** One poll-and-respond round (the schedule calls it; tests and drills call it directly). */
+  tick(opts?: { all?: boolean }): Promise<TickResult>;
+  /** URL of the webhook receiver, when one is listening. */
+  readonly webhookUrl: string | null;
+  stop(): Promise<void>;
+}
+
+const ALERT_DEDUPE_MS = 15 * 60_000;
+const PRIORITY_LEVEL: Record<string, Alert['level']> = { P0: 'page', P1: 'page', P2: 'chat', P3: 'log' };
+
+export async function startWatcher(
+  ops: Ops,
+  opts: { schedule?: boolean; webhookPort?: number } = {},
+): Promise<Watcher> {
+  const { config, store, clock, logger } = ops;
+  const log = logger.child({ component: 'watcher' });
+  const nextDue = new Map<string, number>();
+  const breakers = new Map<string, CircuitBreaker>();
+  const lastAlert = new Map<string, number>();
+  let running: Promise<TickResult> | null = null;
+  let stopped = false;
+
+  const breakerFor = (agentId: string) => {
+    let b = breakers.get(agentId);
+    if (!b) {
+      b = new CircuitBreaker();
+      breakers.set(agentId, b);
+    }
+    return b;
+  };
+
+  async function readEventBus(): Promise<{ count: number; agents: Set<string> }> {
+    const agents = new Set<string>();
+    const cursor = Number(store.getCursor('event_bus') ?? 0);
+    try {
+      const { events } = await ops.deps.monitor.getEvents(
+        { since_id: cursor, limit: 100 },
+        { timeoutMs: config.greenhelix.timeoutMs },
+      );
+      for (const e of events) {
+        if (e.source === 'agent-incident-mcp') continue;
+        for (const name of agentsNamed(e.payload, e.source)) agents.add(name);
+      }
+      const last = events[events.length - 1];
+      if (last) store.setCursor('event_bus', String(last.id));
+      return { count: events.length, agents };
+    } catch (e) {
+      log.warn({ code: errorInfo(e).code }, 'event bus unreadable');
+      return { count: 0, agents };
+    }
+  }
+
+  async function alert(a: Alert): Promise<boolean> {
+    const key = `${a.agent_id}:${a.signal}:${a.priority}`;
+    const last = lastAlert.get(key);
+    if (last !== undefined && clock.now() - last < ALERT_DEDUPE_MS) return false;
+    lastAlert.set(key, clock.now());
+    await ops.alerts.send(a);
+    return true;
+  }
+
+  async function respond(anomaly: Anomaly, tier: string, out: TickResult): Promise<void> {
+    const explicit = config.escalation[`${anomaly.signal}:${anomaly.severity}`];
+    const breakerOpen = breakerFor(anomaly.agent_id).state(clock.now()) === 'open';
+    let runbook = runbookForSignal(anomaly.signal);
+    let act = tier === 'auto_contain' || tier === 'fleet_shutdown';
+    if (
+      tier === 'alert_human' &&
+      !explicit &&
+      (runbook === 'escrow_exploitation' || runbook === 'service_degradation')
+    )
+      act = true;
+    if (breakerOpen && anomaly.signal !== 'detection_failure') {
+      act = true;
+      if (runbook === 'service_degradation' || !runbook) runbook = 'runaway_spending';
+    }
+    const record: WatchAction = {
+      agent_id: anomaly.agent_id,
+      signal: anomaly.signal,
+      severity: anomaly.severity,
+      priority: anomaly.priority,
+      tier,
+      runbook: act ? (runbook ?? null) : null,
+      incident_id: null,
+      status: 'alerted',
+    };
+    if (!act || !runbook || anomaly.signal === 'detection_failure') {
+      if (
+        await alert({
+          level: PRIORITY_LEVEL[anomaly.priority] ?? 'log',
+          priority: anomaly.priority as Alert['priority'],
+          severity: anomaly.severity,
+          agent_id: anomaly.agent_id,
+          signal: anomaly.signal,
+          title: anomaly.summary,
+          actions: [],
+          tier,
+        })
+      )
+        out.alerts++;
+      out.actions.push(record);
+      return;
+    }
+    const active = store.findActiveIncident(anomaly.agent_id);
+    if (active && !(runbook !== 'service_degradation' && active.kind === 'service_degradation')) {
+      out.actions.push({ ...record, incident_id: active.id, status: `already_handled:${active.status}` });
+      return;
+    }
+    const agentIds = runbook === 'cascade_failure' ? cascadeAgents(anomaly) : [anomaly.agent_id];
+    try {
+      const result: RunbookResult = await ops.runRunbook(
+        {
+          runbook,
+          agent_ids: agentIds,
+          params: {
+            payee:
+              typeof anomaly.details.suspect_payee === 'string' ? anomaly.details.suspect_payee : undefined,
+            reason: `watcher: ${anomaly.summary}`.slice(0, 500),
+          },
+          dry_run: false,
+          detected_at: anomaly.at,
+          signal: anomaly.signal,
+        },
+        { alert: async (a) => void (await alert({ ...a, tier })) },
+      );
+      out.actions.push({ ...record, incident_id: result.incident_id, status: result.status });
+      if (tier === 'fleet_shutdown') await prepareFleetShutdown(anomaly, result.incident_id);
+    } catch (e) {
+      const info = errorInfo(e);
+      out.actions.push({ ...record, status: `failed:${info.code}` });
+      await alert({
+        level: 'page',
+        priority: 'P0',
+        severity: 'critical',
+        agent_id: anomaly.agent_id,
+        signal: anomaly.signal,
+        title: `MANUAL INTERVENTION REQUIRED: ${runbook} failed: ${info.message}`,
+        actions: [],
+        tier,
+      });
+    }
+  }
+
+  /** Cascade: a prepared, unconfirmed fleet shutdown. The code goes to the operator channel only. */
+  async function prepareFleetShutdown(anomaly: Anomaly, incidentId: string | null): Promise<void> {
+    const prepared = await ops.fleetShutdown(
+      { reason: `cascade: ${anomaly.summary}`.slice(0, 500), dry_run: false },
+      {},
+    );
+    await alert({
+      level: 'page',
+      priority: 'P0',
+      severity: 'critical',
+      agent_id: anomaly.agent_id,
+      signal: 'cascade',
+      title: `Cascade: affected agents contained. Full fleet shutdown (${prepared.agent_count} agents) prepared, NOT executed: confirm with request ${prepared.request_id} and the code sent to the operator log.`,
+      actions: ['cascade_failure runbook', 'fleet_shutdown prepared'],
+      incident_id: incidentId ?? undefined,
+      tier: 'fleet_shutdown',
+      details: { request_id: prepared.request_id, expires_at: prepared.expires_at },
+    });
+  }
+
+  async function tickOnce(all: boolean): Promise<TickResult> {
+    const now = clock.now();
+    const fleet = await ops.fleet();
+    const bus = await readEventBus();
+    const due = fleet.filter((a) => all || bus.agents.has(a) || (nextDue.get(a) ?? 0) <= now);
+    const out: TickResult = {
+      at: now,
+      polled: due,
+      anomalies: [],
+      actions: [],
+      alerts: 0,
+      events_read: bus.count,
+    };
+    if (due.length === 0) return out;
+    const pass = await ops.detect({ agent_ids: due });
+    out.anomalies = pass.raw;
+    const byAgent = new Map<string, Anomaly[]>();
+    for (const a of pass.raw) byAgent.set(a.agent_id, [...(byAgent.get(a.agent_id) ?? []), a]);
+    for (const agentId of due) {
+      const bad = (byAgent.get(agentId) ?? []).some(
+        (a) => a.signal !== 'detection_failure' && a.severity !== 'info',
+      );
+      const breaker = breakerFor(agentId);
+      if (bad) breaker.recordFailure(now);
+      else breaker.recordSuccess(now);
+      nextDue.set(agentId, now + monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs));
+    }
+    // Worst first: a P0 on one agent must not wait behind P2 chat alerts on others.
+    const ordered = [...pass.anomalies].sort((x, y) => x.priority.localeCompare(y.priority));
+    const seen = new Set<string>();
+    for (const a of ordered) {
+      const key = `${a.agent_id}:${runbookForSignal(a.signal) ?? a.signal}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const raw = pass.raw.find(
+        (r) => r.agent_id === a.agent_id && r.signal === a.signal && r.severity === a.severity,
+      ) as Anomaly;
+      await respond(raw, a.tier, out);
+    }
+    return out;
+  }
+
+  const watcher: Watcher = {
+    webhookUrl: null,
+    tick: async (o = {}) => {
+      // One tick at a time: a slow gateway must not stack polls.
+      while (running) await running.catch(() => undefined);
+      running = tickOnce(Boolean(o.all));
+      try {
+        return await running;
+      } finally {
+        running = null;
+      }
+    },
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running?.catch(() => undefined);
+      await new Promise<void>((r) => (webhookServer ? webhookServer.close(() => r()) : r()));
+    },
+  };
+
+  let webhookServer: Server | null = null;
+  const port = opts.webhookPort ?? config.watch.webhookPort;
+  if (port !== undefined && config.watch.webhookSecret) {
+    webhookServer = await startWebhookReceiver(
+      ops,
+      config.watch.webhookSecret,
+      config.watch.webhookHost,
+      port,
+      (agents) => {
+        for (const a of agents) nextDue.set(a, 0);
+        void watcher
+          .tick()
+          .catch((e) => log.error({ err: (e as Error).message }, 'tick after webhook failed'));
+      },
+    );
+    const addr = webhookServer.address();
+    (watcher as { webhookUrl: string | null }).webhookUrl =
+      typeof addr === 'object' && addr ? `http://${config.watch.webhookHost}:${addr.port}/webhook` : null;
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.schedule !== false) {
+    const loop = async () => {
+      if (stopped) return;
+      try {
+        const r = await watcher.tick();
+        if (r.actions.length)
+          log.info({ actions: r.actions.length, anomalies: r.anomalies.length }, 'watcher tick');
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'watcher tick failed');
+      }
+      if (!stopped) timer = setTimeout(loop, Math.min(config.watch.intervalMs, 5_000)).unref();
+    };
+    timer = setTimeout(loop, 0).unref();
+  }
+  return watcher;
+}
+
+function cascadeAgents(anomaly: Anomaly): string[] {
+  const listed = anomaly.details.affected_agents;
+  const ids = Array.isArray(listed) ? listed.filter((x): x is string => typeof x === 'string') : [];
+  return ids.length ? [...new Set(ids)] : [anomaly.agent_id];
+}
+
+/** Agent ids an event names: the fields the gateway's webhook filter uses, plus `source`. */
+export function agentsNamed(payload: unknown, source?: string): string[] {
+  const out: string[] = [];
+  if (source) out.push(source);
+  if (payload && typeof payload === 'object') {
+    for (const f of ['agent_id', 'payer', 'payee', 'sender', 'recipient']) {
+      const v = (payload as Record<string, unknown>)[f];
+      if (typeof v === 'string') out.push(v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Verifies `X-A2A-Signature: hex(HMAC-SHA256(secret, exact body bytes))`. The gateway sends no
+ * timestamp or event id, so replays are dropped by remembering each body's hash.
+ */
+export function verifyWebhookSignature(secret: string, body: Buffer, signature: string | undefined): boolean {
+  if (!signature || !/^[0-9a-f]{64}$/i.test(signature.trim())) return false;
+  const expected = createHmac('sha256', Buffer.from(secret, 'utf8')).update(body).digest();
+  return timingSafeEqual(expected, Buffer.from(signature.trim(), 'hex'));
+}
+
+async function startWebhookReceiver(
+  ops: Ops,
+  secret: string,
+  host: string,
+  port: number,
+  onEvent: (agents: string[]) => void,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: Record<string, unknown>) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== 'POST' || new URL(req.url ?? '/', 'http://x').pathname !== '/webhook')
+      return reply(404, { error: 'POST /webhook' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > 256 * 1024) {
+        reply(413, { error: 'body too large' });
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      if (res.writableEnded) return;
+      const body = Buffer.concat(chunks);
+      const sig = req.headers['x-a2a-signature'];
+      if (!verifyWebhookSignature(secret, body, typeof sig === 'string' ? sig : undefined))
+        return reply(401, { error: 'bad or missing X-A2A-Signature' });
+      const hash = createHash('sha256').update(body).digest('hex');
+      if (!ops.store.markSeen('webhook', hash, ops.clock.now()))
+        return reply(200, { accepted: false, duplicate: true });
+      let event: unknown;
+      try {
+        event = JSON.parse(body.toString('utf8'));
+      } catch {
+        return reply(400, { error: 'body is not JSON' });
+      }
+      const agents = agentsNamed(event);
+      reply(202, { accepted: true, agents });
+      if (agents.length) onEvent(agents);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

@@ -1,0 +1,357 @@
+/**
+ * The embedded GreenHelix gateway: a real HTTP server on loopback with the gateway's routes, errors and
+ * quirks, a seeded demo fleet sharing a wallet, scenario agents, fault injection, and ground truth the
+ * real API cannot give (whether a wallet is frozen).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { SandboxClock } from './clock.js';
+import { type Caller, Engine, GatewayError } from './engine.js';
+import { SCENARIOS, type ScenarioInfo, ScenarioRunner, Scheduler } from './scenarios.js';
+import { createSandboxServer, type Faults, type RequestLogEntry } from './server.js';
+import { decimalString, prng, World } from './world.js';
+
+export { SandboxClock } from './clock.js';
+export { SCENARIOS, type ScenarioName } from './scenarios.js';
+
+export interface SandboxOptions {
+  port?: number;
+  host?: string;
+  agents?: number;
+  seed?: number;
+  latencyMs?: number;
+  jitterMs?: number;
+  errorRate?: number;
+  /** Sandbox seconds per real second; 0 = time moves only by advance(). */
+  timeScale?: number;
+  /** Fleet agents run normal_traffic from the start. */
+  autoStartTraffic?: boolean;
+  allowLoopbackWebhooks?: boolean;
+  deliverBusEvents?: boolean;
+}
+
+export interface AgentGroundTruth {
+  agent_id: string;
+  frozen: boolean;
+  /** CREDITS as numbers, null = no cap (as the gateway reports caps). */
+  daily_cap: number | null;
+  monthly_cap: number | null;
+  balance: string;
+  held_escrows: number;
+  held_amount: string;
+  public_key: string | null;
+}
+
+export interface Sandbox {
+  url: string;
+  controlToken: string;
+  keys: { monitor: string; containment: string; agents: Record<string, string> };
+  fleet: string[];
+  sharedWallet: string | null;
+  clock: SandboxClock;
+  groundTruth(agentId: string): AgentGroundTruth;
+  advance(ms: number): Promise<void>;
+  startScenario(name: string, agentId: string, params?: Record<string, unknown>): string;
+  stopScenario(id: string): boolean;
+  scenarios(): ScenarioInfo[];
+  setFaults(f: Partial<Faults>): void;
+  requestLog(sinceSeq?: number): RequestLogEntry[];
+  close(): Promise<void>;
+}
+
+export const TREASURY = 'fleet-treasury';
+export const COUNTERPARTIES = [
+  'vendor-01',
+  'vendor-02',
+  'vendor-03',
+  'merchant-01',
+  'merchant-02',
+  'merchant-03',
+];
+const SPECIAL_PAYEES = ['vendor-flaky', 'merchant-shady', 'merchant-unknown'];
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const seed = opts.seed ?? 1;
+  const random = prng(seed);
+  const clock = new SandboxClock(opts.timeScale ?? 1);
+  const world = new World(clock);
+  const engine = new Engine(world);
+  engine.options.allowLoopbackWebhooks = opts.allowLoopbackWebhooks ?? false;
+  engine.options.deliverBusEvents = opts.deliverBusEvents ?? false;
+  const scheduler = new Scheduler();
+  const faults: Faults = {
+    latencyMs: opts.latencyMs ?? 0,
+    jitterMs: opts.jitterMs ?? 0,
+    errorRate: opts.errorRate ?? 0,
+    rateLimitStorm: false,
+    timeoutRate: 0,
+    timeoutMs: 30_000,
+  };
+
+  // The demo fleet: agents with their own wallets and pro keys, a shared treasury they top up from,
+  // counterparties, and two admin-scoped operator keys (monitor and containment) owned by non-fleet identities.
+  const n = Math.max(1, Math.min(1000, opts.agents ?? 40));
+  const fleet = Array.from({ length: n }, (_, i) => `agent-${String(i).padStart(2, '0')}`);
+  const agentKeys: Record<string, string> = {};
+  for (const id of fleet) {
+    // A few agents keep the real gateway's all-zero reputation (computed once, at key provisioning).
+    const zero = random() < 0.1;
+    const score = 0.8 + random() * 0.15;
+    world.addAgent(id, {
+      balance: 200_000,
+      reputation: zero
+        ? {}
+        : {
+            payment_reliability: score,
+            data_source_quality: 0.7 + random() * 0.2,
+            transaction_volume_score: 0.5 + random() * 0.3,
+            composite_score: score,
+            confidence: 0.8,
+          },
+    });
+    const w = world.wallets.get(id)!;
+    // Caps limit fees only: at 1.5 % a $150 escrow costs $2.25, so a $1,000 daily cap lets a loop lock
+    // ~$66,000 before it binds — the SPEC's "no cap fires".
+    w.dailyCap = 100_000;
+    w.monthlyCap = 2_000_000;
+    agentKeys[id] = world.issueKey(id, 'pro');
+  }
+  world.addAgent(TREASURY, { balance: 5_000_000 });
+  world.issueKey(TREASURY, 'pro');
+  for (const c of [...COUNTERPARTIES, ...SPECIAL_PAYEES]) {
+    world.addAgent(c, {
+      balance: 50_000,
+      reputation: {
+        payment_reliability: 0.9,
+        composite_score: 0.85,
+        transaction_volume_score: 0.6,
+        confidence: 0.7,
+      },
+    });
+    world.issueKey(c, 'pro');
+  }
+  world.addAgent('ops-monitor', { withKeyPair: false });
+  world.addAgent('ops-containment', { withKeyPair: false });
+  const monitor = world.issueKey('ops-monitor', 'enterprise', ['read', 'write', 'admin']);
+  const containment = world.issueKey('ops-containment', 'enterprise', ['read', 'write', 'admin']);
+  for (const id of fleet) engine.buildChain(id);
+
+  const callers = new Map<string, Caller>();
+  const callerFor = (agentId: string): Caller => {
+    let c = callers.get(agentId);
+    if (!c) {
+      const key = [...world.keys.values()].find((k) => k.agentId === agentId && k.revokedAt === null);
+      if (!key) throw new GatewayError(404, 'agent_not_found', `No key for ${agentId}`);
+      c = { key, agentId, tier: key.tier, admin: false, scopes: key.scopes };
+      callers.set(agentId, c);
+    }
+    return c;
+  };
+  const runner = new ScenarioRunner({
+    world,
+    engine,
+    scheduler,
+    random,
+    callerFor,
+    fleet,
+    treasury: TREASURY,
+    counterparties: COUNTERPARTIES,
+  });
+  if (opts.autoStartTraffic ?? true) for (const id of fleet) runner.start('normal_traffic', id);
+  // The gateway's expiry scheduler runs every 300 s.
+  const expiry = (now: number) => {
+    engine.expireEscrows();
+    scheduler.at(now + 300_000, 'gateway', expiry);
+  };
+  scheduler.at(clock.now() + 300_000, 'gateway', expiry);
+
+  const catchUp = () => scheduler.runUntil(clock.now(), () => undefined);
+  const advance = async (ms: number) => {
+    const target = clock.now() + ms;
+    scheduler.runUntil(target, (t) => clock.advanceTo(t));
+    clock.advanceTo(target);
+  };
+
+  const log: RequestLogEntry[] = [];
+  const controlToken = randomBytes(24).toString('hex');
+  const groundTruth = (agentId: string): AgentGroundTruth => {
+    const w = world.wallets.get(agentId);
+    if (!w) throw new GatewayError(404, 'agent_not_found', `Agent ${agentId} not found`);
+    catchUp();
+    const held = world.escrowOrder.filter((e) => e.payer === agentId && e.status === 'held');
+    const heldCents = held.reduce((s, e) => s + e.amount, 0);
+    return {
+      agent_id: agentId,
+      frozen: w.frozen,
+      daily_cap: w.dailyCap === null ? null : w.dailyCap / 100,
+      monthly_cap: w.monthlyCap === null ? null : w.monthlyCap / 100,
+      balance: (w.balance / 100).toFixed(2),
+      held_escrows: held.length,
+      held_amount: (heldCents / 100).toFixed(2),
+      public_key: world.agents.get(agentId)?.publicKey ?? null,
+    };
+  };
+
+  const control = {
+    handle(
+      method: string,
+      path: string,
+      body: unknown,
+      query: URLSearchParams,
+    ): { status: number; body: unknown } {
+      const b = (body ?? {}) as Record<string, unknown>;
+      try {
+        if (method === 'POST' && path === '/scenarios') {
+          const { scenario, agent_id, ...params } = b;
+          if (typeof scenario !== 'string' || typeof agent_id !== 'string')
+            throw new GatewayError(
+              422,
+              'validation_error',
+              `body needs scenario (one of ${SCENARIOS.join(', ')}) and agent_id`,
+            );
+          const info = runner.start(scenario, agent_id, params);
+          return {
+            status: 201,
+            body: { id: info.id, scenario: info.scenario, agent_id: info.agent_id, params: info.params },
+          };
+        }
+        if (method === 'GET' && path === '/scenarios')
+          return { status: 200, body: { scenarios: runner.list() } };
+        const del = /^\/scenarios\/([^/]+)$/.exec(path);
+        if (method === 'DELETE' && del) {
+          if (!runner.stop(del[1]!)) throw new GatewayError(404, 'not_found', `No scenario ${del[1]}`);
+          return { status: 200, body: { id: del[1], stopped: true } };
+        }
+        const agent = /^\/agents\/([^/]+)$/.exec(path);
+        if (method === 'GET' && agent)
+          return { status: 200, body: groundTruth(decodeURIComponent(agent[1]!)) };
+        if (method === 'POST' && path === '/faults') {
+          setFaults({
+            latencyMs: numOr(b.latency_ms, faults.latencyMs),
+            jitterMs: numOr(b.jitter_ms, faults.jitterMs),
+            errorRate: numOr(b.error_rate, faults.errorRate),
+            timeoutRate: numOr(b.timeout_rate, faults.timeoutRate),
+            rateLimitStorm:
+              typeof b.rate_limit_storm === 'boolean' ? b.rate_limit_storm : faults.rateLimitStorm,
+          });
+          return { status: 200, body: { ...faults } };
+        }
+        if (method === 'POST' && path === '/clock/advance') {
+          const ms = Number(b.ms);
+          if (!Number.isFinite(ms) || ms < 0 || ms > 400 * 86_400_000)
+            throw new GatewayError(
+              422,
+              'validation_error',
+              'ms: a number of milliseconds from 0 to 400 days',
+            );
+          const target = clock.now() + ms;
+          scheduler.runUntil(target, (t) => clock.advanceTo(t));
+          clock.advanceTo(target);
+          return { status: 200, body: { now: clock.now() } };
+        }
+        if (method === 'GET' && path === '/clock')
+          return { status: 200, body: { now: clock.now(), time_scale: clock.timeScale } };
+        if (method === 'GET' && path === '/requests')
+          return {
+            status: 200,
+            body: { requests: log.filter((r) => r.seq > Number(query.get('since') ?? 0)) },
+          };
+        if (method === 'POST' && path === '/config') {
+          if (typeof b.allow_loopback_webhooks === 'boolean')
+            engine.options.allowLoopbackWebhooks = b.allow_loopback_webhooks;
+          if (typeof b.deliver_bus_events === 'boolean')
+            engine.options.deliverBusEvents = b.deliver_bus_events;
+          return {
+            status: 200,
+            body: {
+              allow_loopback_webhooks: engine.options.allowLoopbackWebhooks,
+              deliver_bus_events: engine.options.deliverBusEvents,
+            },
+          };
+        }
+        if (method === 'POST' && path === '/register') {
+          const id = b.agent_id;
+          if (typeof id !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/.test(id))
+            throw new GatewayError(
+              422,
+              'validation_error',
+              'body.agent_id: must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$',
+            );
+          if (world.agents.has(id))
+            throw new GatewayError(409, 'agent_already_exists', `Agent ${id} already exists`);
+          world.addAgent(id, { balance: 50_000 });
+          return {
+            status: 201,
+            body: { agent_id: id, api_key: world.issueKey(id, 'free'), balance: decimalString(50_000) },
+          };
+        }
+        throw new GatewayError(404, 'not_found', `No control route ${method} /_sandbox${path}`);
+      } catch (e) {
+        const err =
+          e instanceof GatewayError ? e : new GatewayError(500, 'internal_error', (e as Error).message);
+        return {
+          status: err.status,
+          body: {
+            type: `https://api.greenhelix.net/errors/${err.code.replace(/_/g, '-')}`,
+            title: err.code,
+            status: err.status,
+            detail: err.detail,
+          },
+        };
+      }
+    },
+  };
+  const setFaults = (f: Partial<Faults>) => {
+    for (const [k, v] of Object.entries(f))
+      if (v !== undefined) (faults as unknown as Record<string, unknown>)[k] = v;
+  };
+
+  const server = createSandboxServer({
+    engine,
+    faults,
+    controlToken,
+    control,
+    now: () => clock.now(),
+    random: Math.random,
+    log,
+  });
+  // Scenario actions due by "now" run before each request is handled, so real-time scaling needs no race.
+  server.prependListener('request', () => catchUp());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const ticker = (opts.timeScale ?? 1) > 0 ? setInterval(catchUp, 100) : undefined;
+  ticker?.unref();
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+
+  return {
+    url: `http://${host}:${addr.port}`,
+    controlToken,
+    keys: { monitor, containment, agents: agentKeys },
+    fleet,
+    sharedWallet: TREASURY,
+    clock,
+    groundTruth,
+    advance,
+    startScenario: (name, agentId, params = {}) => runner.start(name, agentId, params).id,
+    stopScenario: (id) => runner.stop(id),
+    scenarios: () => runner.list(),
+    setFaults,
+    requestLog: (since = 0) => log.filter((r) => r.seq > since),
+    close: async () => {
+      if (ticker) clearInterval(ticker);
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function numOr(v: unknown, d: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : d;
+}
+
+export function requestId(): string {
+  return randomUUID();
+}

@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { agentId, dryRun, plannedCall, reason, stepSchema } from './schemas.js';
+import { defineTool } from './types.js';
+
+export const containAgent = defineTool({
+  name: 'contain_agent',
+  title: 'Contain an agent',
+  toolset: 'contain',
+  description:
+    "Stop an agent's spending and unlock its money, reversibly: records its budget caps, freezes its wallet and sets " +
+    'its caps to 0 in the first round trips, then cancels every held escrow it pays (in a short, measured refund ' +
+    'window, since the gateway refuses refunds into a frozen wallet), then checks its identity against the pinned ' +
+    'key. With suspect_payee (escrow exploitation) only escrows to that payee are cancelled and the payee is frozen ' +
+    'too, so it cannot release them to itself. Each step is reported separately; a failed step is reported as ' +
+    'failed. Idempotent: on an agent already contained it returns the existing incident and does nothing. Does not ' +
+    'revoke keys or stop the process. Undo with recover_agent. Use dry_run first to see the planned calls.',
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+  input: z.object({
+    agent_id: agentId,
+    reason,
+    suspect_payee: agentId.optional().describe('Escrow exploitation: the payee farming this agent'),
+    dry_run: dryRun,
+  }),
+  output: z.object({
+    dry_run: z.boolean(),
+    incident_id: z.string().nullable(),
+    agent_id: z.string(),
+    existing: z.boolean().describe('True when the agent was already contained and nothing was done'),
+    status: z.string().describe('contained | containment_partial | containment_failed | planned'),
+    steps: z.array(stepSchema),
+    escrows_cancelled: z.number().int(),
+    escrows_failed: z.number().int(),
+    escrows_skipped: z.number().int().describe('Escrows that left "held" on their own meanwhile'),
+    amount_unlocked: z.string().describe('CREDITS returned to the payer, exact, e.g. "46800.00"'),
+    time_to_freeze_ms: z.number().nullable(),
+    refund_window_ms: z.number().nullable().describe('How long the wallet was unfrozen to receive refunds'),
+    elapsed_ms: z.number(),
+    met_sla: z.boolean().describe('Detection to containment complete within 60 s'),
+    identity_compromised: z.boolean(),
+    planned_calls: z.array(plannedCall).optional(),
+  }),
+  // The suspect payee is usually a counterparty outside the fleet; freezing it is the one deliberate
+  // exception to "acts only on fleet agents", named in the description and reported as its own step.
+  targets: (args) => [args.agent_id],
+  isDryRun: (args) => args.dry_run,
+  async handler(ctx, args) {
+    const req = { agent_id: args.agent_id, reason: args.reason, suspect_payee: args.suspect_payee };
+    if (args.dry_run) {
+      const plan = await ctx.ops.planContainment(req, ctx.signal);
+      return {
+        structured: plan,
+        text: `Dry run: ${plan.planned_calls?.length ?? 0} kinds of call planned; nothing changed.`,
+      };
+    }
+    const r = await ctx.ops.contain(req, {
+      signal: ctx.signal,
+      onProgress: (done, total, message) => void ctx.progress(done, total, message),
+    });
+    const { amount_unlocked_cents: _cents, ...rest } = r;
+    const text = r.existing
+      ? `${r.agent_id} is already contained (incident ${r.incident_id}, ${r.status}); nothing done.`
+      : `${r.agent_id}: ${r.status} in ${r.elapsed_ms} ms (freeze ${r.time_to_freeze_ms ?? 'FAILED'} ms). ` +
+        `${r.escrows_cancelled} escrows cancelled, ${r.escrows_failed} failed, ${r.amount_unlocked} unlocked. ` +
+        `Incident ${r.incident_id}.${r.identity_compromised ? ' Identity COMPROMISED: incident widened.' : ''}`;
+    return { structured: { dry_run: false, ...rest }, text };
+  },
+});

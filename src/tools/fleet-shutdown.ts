@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { agentId, dryRun, plannedCall, reason } from './schemas.js';
+import { defineTool } from './types.js';
+
+export const fleetShutdown = defineTool({
+  name: 'fleet_shutdown',
+  title: 'Contain the whole fleet',
+  toolset: 'contain',
+  description:
+    'Contain every fleet agent at once (or the listed ones): freeze, caps to 0, cancel held escrows, identity ' +
+    'check, per agent. Always needs a person to confirm. If the host supports elicitation the person is asked ' +
+    'directly, with the agent count and ids. Otherwise the first call returns status "confirmation_required" with a ' +
+    'request_id, and a one-time code is sent to the operator out of band (server log / alert channel; never in this ' +
+    'result): call again with request_id and the code the operator gives you. The code expires, works once and only ' +
+    'for the same agents. Never invent or guess a code. Undo per agent with recover_agent.',
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+  input: z.object({
+    reason,
+    agent_ids: z
+      .array(agentId)
+      .min(1)
+      .max(10_000)
+      .optional()
+      .describe('Subset of the fleet; omit for every fleet agent'),
+    request_id: z.string().max(100).optional().describe('From the earlier confirmation_required result'),
+    confirmation_code: z
+      .string()
+      .max(32)
+      .optional()
+      .describe('The one-time code the operator read out of band'),
+    dry_run: dryRun,
+  }),
+  output: z.object({
+    status: z.enum(['confirmation_required', 'declined', 'executed', 'planned']),
+    request_id: z.string().nullable(),
+    agent_count: z.number().int(),
+    agent_ids: z.array(z.string()),
+    expires_at: z.string().nullable(),
+    how_to_confirm: z.string().nullable(),
+    incident_id: z.string().nullable(),
+    results: z.array(
+      z.object({
+        agent_id: z.string(),
+        incident_id: z.string().nullable(),
+        status: z.string(),
+        escrows_cancelled: z.number().int(),
+        escrows_failed: z.number().int(),
+        amount_unlocked: z.string(),
+        error: z.string().optional(),
+      }),
+    ),
+    elapsed_ms: z.number(),
+    planned_calls: z.array(plannedCall).optional(),
+  }),
+  blastRadius: 'fleet_only',
+  targets: (args) => args.agent_ids ?? [],
+  isDryRun: (args) => args.dry_run,
+  async handler(ctx, args) {
+    const r = await ctx.ops.fleetShutdown(args, {
+      signal: ctx.signal,
+      elicit: ctx.elicit,
+      onProgress: (done, total, message) => void ctx.progress(done, total, message),
+    });
+    const text =
+      r.status === 'confirmation_required'
+        ? `Confirmation required to contain ${r.agent_count} agents. ${r.how_to_confirm}`
+        : r.status === 'executed'
+          ? `Fleet shutdown: ${r.results.filter((x) => x.status === 'contained').length}/${r.agent_count} contained in ${r.elapsed_ms} ms (incident ${r.incident_id}).`
+          : r.status === 'declined'
+            ? 'Fleet shutdown declined or not confirmed; nothing changed.'
+            : `Dry run: would contain ${r.agent_count} agents; nothing changed.`;
+    return { structured: r, text };
+  },
+});

@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { agentId, incidentSummary } from './schemas.js';
+import { defineTool } from './types.js';
+
+export const listIncidents = defineTool({
+  name: 'list_incidents',
+  title: 'List incidents',
+  toolset: 'learn',
+  description:
+    'List incidents from the durable store, newest first, optionally by status or agent. Reads only local records ' +
+    '(no gateway call). Use get_incident for one incident with all its recorded actions.',
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  input: z.object({
+    status: z
+      .enum([
+        'detected',
+        'containing',
+        'contained',
+        'containment_partial',
+        'containment_failed',
+        'recovering',
+        'resolved',
+      ])
+      .optional(),
+    agent_id: agentId.optional(),
+    limit: z.number().int().min(1).max(200).default(50),
+    offset: z.number().int().min(0).default(0),
+  }),
+  output: z.object({ incidents: z.array(incidentSummary), count: z.number().int() }),
+  async handler(ctx, args) {
+    const incidents = ctx.ops.listIncidentSummaries(args);
+    return {
+      structured: { incidents, count: incidents.length },
+      text: incidents.length
+        ? incidents.map((i) => `${i.incident_id} ${i.agent_id} ${i.status}`).join('\n')
+        : 'No incidents match.',
+    };
+  },
+});

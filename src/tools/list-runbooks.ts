@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { defineTool } from './types.js';
+
+export const listRunbooks = defineTool({
+  name: 'list_runbooks',
+  title: 'List runbooks',
+  toolset: 'runbooks',
+  description:
+    'List the five incident runbooks (runaway_spending, escrow_exploitation, identity_compromise, ' +
+    'service_degradation, cascade_failure) with trigger signals, severity, automated steps and the follow-up left ' +
+    'to people. Full text of each: resource runbook://{name}. Then run one with run_runbook (dry_run first).',
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  input: z.object({}),
+  output: z.object({
+    runbooks: z.array(
+      z.object({
+        name: z.string(),
+        title: z.string(),
+        triggers: z.array(z.string()),
+        priority: z.string(),
+        automated_steps: z.array(z.string()),
+        follow_up: z.array(z.string()),
+        uri: z.string(),
+      }),
+    ),
+  }),
+  async handler(ctx) {
+    const runbooks = ctx.ops.listRunbooks();
+    return {
+      structured: { runbooks },
+      text: runbooks.map((r) => `${r.name} (${r.priority}): ${r.title}`).join('\n'),
+    };
+  },
+});

@@ -1,0 +1,76 @@
+import type { z } from 'zod';
+import type { Ops } from '../runbooks/ops.js';
+
+export type Toolset = 'detect' | 'contain' | 'recover' | 'learn' | 'runbooks';
+
+/** All four hints, required by the type so no tool can leave one out. */
+export interface ToolHints {
+  readonly readOnlyHint: boolean;
+  readonly destructiveHint: boolean;
+  readonly idempotentHint: boolean;
+  readonly openWorldHint: boolean;
+}
+
+/** What the guard seam hands a tool handler. Handlers never see the MCP server or raw HTTP. */
+export interface ToolContext {
+  readonly ops: Ops;
+  readonly signal: AbortSignal;
+  /** Reports progress to the caller when it asked for it (a progress token); otherwise a no-op. */
+  progress(done: number, total: number, message?: string): Promise<void>;
+  /** Asks the person at the host, when the host supports elicitation; undefined otherwise. */
+  readonly elicit:
+    | ((
+        message: string,
+        requestedSchema: Record<string, unknown>,
+      ) => Promise<{ action: string; content?: Record<string, unknown> }>)
+    | undefined;
+}
+
+export interface ToolResult<O> {
+  structured: O;
+  /** A short human summary; the structured content carries the facts. */
+  text: string;
+}
+
+/**
+ * One MCP tool as data. `server.ts` registers each through the guard seam; nothing else registers tools.
+ */
+export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z.ZodObject = z.ZodObject> {
+  readonly name: string;
+  readonly title: string;
+  readonly description: string;
+  readonly toolset: Toolset;
+  readonly annotations: ToolHints;
+  readonly input: I;
+  readonly output: O;
+  /** Fleet agents the call would touch, for the blast-radius guard (state-changing tools only). */
+  readonly targets?: (args: z.infer<I>) => string[];
+  /**
+   * How the blast-radius guard counts `targets`: against the per-call cap (default), or only against
+   * fleet membership (fleet shutdown, which is behind its own confirmation instead).
+   */
+  readonly blastRadius?: 'per_call_cap' | 'fleet_only';
+  /** Whether the call is a dry run (the key-separation guard reports instead of refusing). */
+  readonly isDryRun?: (args: z.infer<I>) => boolean;
+  handler(ctx: ToolContext, args: z.infer<I>): Promise<ToolResult<z.infer<O>>>;
+}
+
+/** Identity helper that keeps each tool file's literal types while checking it against the shape. */
+export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
+  def: ToolDefinition<I, O>,
+): ToolDefinition<I, O> {
+  return def;
+}
+
+/** A refusal or failure the model can act on: what went wrong, whether trying again can help, what to do. */
+export class ToolError extends Error {
+  override readonly name = 'ToolError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable = false,
+    readonly fix?: string,
+  ) {
+    super(message);
+  }
+}

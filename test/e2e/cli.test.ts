@@ -1,0 +1,190 @@
+/**
+ * The built CLI as a host runs it: stdio with --sandbox (every stdout line is JSON-RPC), the missing-
+ * credentials exit, the sandbox subcommand's one JSON line, and HTTP mode's token and Origin checks.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const CLI = new URL('../../dist/src/cli.js', import.meta.url).pathname;
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'aim-cli-'));
+  dirs.push(d);
+  return d;
+}
+
+/** Environment without any gateway settings from the developer's shell. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  return { ...env, ...extra };
+}
+
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('stdio', () => {
+  it('serves MCP over stdio with --sandbox; stdout carries JSON-RPC only', async () => {
+    const child = spawn(process.execPath, [CLI, '--sandbox', '--time-scale', '0'], {
+      env: cleanEnv({ INCIDENT_DATA_DIR: tempDir(), INCIDENT_LOG_LEVEL: 'info' }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    const lines: string[] = [];
+    const pending = new Map<number, (msg: Record<string, unknown>) => void>();
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line);
+      const msg = JSON.parse(line) as Record<string, unknown>;
+      if (typeof msg.id === 'number') pending.get(msg.id)?.(msg);
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    let nextId = 1;
+    const rpc = (method: string, params: Record<string, unknown> = {}) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const id = nextId++;
+        pending.set(id, resolve);
+        child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+      });
+    const init = await rpc('initialize', {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 't', version: '1' },
+    });
+    expect((init.result as { serverInfo: { name: string } }).serverInfo.name).toBe('agent-incident-mcp');
+    child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+    const list = await rpc('tools/list');
+    expect((list.result as { tools: unknown[] }).tools.length).toBe(10);
+    const detect = await rpc('tools/call', { name: 'detect_anomalies', arguments: {} });
+    expect((detect.result as { isError?: boolean }).isError).toBeFalsy();
+    child.stdin!.end();
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    for (const line of lines) expect(JSON.parse(line).jsonrpc).toBe('2.0');
+    // Logs went to stderr, as JSON lines, with no key in clear.
+    expect(stderr).toContain('MCP over stdio');
+    expect(stderr).not.toMatch(/a2a_(free|starter|pro|enterprise)_[0-9a-f]{24}/);
+  });
+
+  it('exits 2 with one line when there are no credentials and no --sandbox', async () => {
+    const child = spawn(process.execPath, [CLI], {
+      env: cleanEnv({ INCIDENT_DATA_DIR: tempDir() }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/GREENHELIX_MONITOR_KEY.*--sandbox/);
+  });
+});
+
+describe('sandbox subcommand', () => {
+  it('prints one JSON line with url, token, keys, fleet and shared wallet, and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, [CLI, 'sandbox', '--port', '0', '--agents', '5', '--seed', '9'], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+    const info = JSON.parse(line) as {
+      url: string;
+      control_token: string;
+      keys: { monitor: string; containment: string; agents: Record<string, string> };
+      fleet: string[];
+      shared_wallet: string | null;
+    };
+    expect(info.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(info.keys.monitor).not.toBe(info.keys.containment);
+    expect(Object.keys(info.keys.agents).sort()).toEqual([...info.fleet].sort());
+    expect(info.fleet).toHaveLength(5);
+    const health = await fetch(`${info.url}/v1/health`);
+    expect(health.status).toBe(200);
+    const truth = await fetch(`${info.url}/_sandbox/agents/${info.fleet[0]}`, {
+      headers: { authorization: `Bearer ${info.control_token}` },
+    });
+    expect(((await truth.json()) as { frozen: boolean }).frozen).toBe(false);
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+  });
+});
+
+describe('http transport', () => {
+  it('requires the bearer token, rejects foreign origins, and serves MCP to a client', async () => {
+    const token = 'test-token-0123456789abcdef';
+    const child = spawn(
+      process.execPath,
+      [CLI, '--sandbox', '--time-scale', '0', '--transport', 'http', '--port', '0'],
+      {
+        env: cleanEnv({ INCIDENT_DATA_DIR: tempDir(), INCIDENT_HTTP_TOKEN: token }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.push(child);
+    let url = '';
+    for await (const line of createInterface({ input: child.stderr! })) {
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/.exec(line);
+      if (m) {
+        url = m[1]!;
+        break;
+      }
+    }
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    expect((await fetch(url, { method: 'POST', headers, body })).status).toBe(401);
+    expect(
+      (
+        await fetch(url, {
+          method: 'POST',
+          headers: { ...headers, authorization: 'Bearer wrong-token-wrong-token' },
+          body,
+        })
+      ).status,
+    ).toBe(401);
+    expect(
+      (
+        await fetch(url, {
+          method: 'POST',
+          headers: { ...headers, authorization: `Bearer ${token}`, origin: 'https://evil.example' },
+          body,
+        })
+      ).status,
+    ).toBe(403);
+
+    const client = new Client({ name: 'supervisor', version: '1' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name)).toContain('contain_agent');
+    await client.close();
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * The watcher against each sandbox scenario, time-scaled: the right runbook runs by itself, the sandbox's
+ * ground truth shows the expected containment and nothing else changed, and the incident record and
+ * alert match. Plus a quiet fleet over a simulated day, webhook signatures, and dry runs.
+ */
+import { createHmac } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
+import { type Fixture, startFixture } from '../helpers/fixture.js';
+
+const MIN = 60_000;
+
+let f: Fixture | undefined;
+let watcher: Watcher | undefined;
+afterEach(async () => {
+  await watcher?.stop();
+  watcher = undefined;
+  await f?.close();
+  f = undefined;
+});
+
+async function setup(agents = 8): Promise<{ f: Fixture; w: Watcher }> {
+  f = await startFixture({ agents, config: (c) => ({ ...c, watch: { intervalMs: 30_000 } }) });
+  watcher = await startWatcher(f.ops, { schedule: false });
+  // First sight: pins identities and seeds baselines, as a watcher running before the incident would have.
+  await watcher.tick({ all: true });
+  return { f, w: watcher };
+}
+
+/** Advances sandbox time in watcher-sized steps, ticking after each, until `until` holds or time runs out. */
+async function watchFor(fx: Fixture, w: Watcher, minutes: number, until: () => boolean): Promise<void> {
+  for (let t = 0; t < minutes * 2 && !until(); t++) {
+    await fx.sandbox.advance(30_000);
+    await w.tick();
+  }
+}
+
+function frozenAgents(fx: Fixture): string[] {
+  return fx.sandbox.fleet.filter((a) => fx.sandbox.groundTruth(a).frozen);
+}
+
+describe('watcher per scenario', () => {
+  it('runaway_spending → runaway runbook: frozen, caps 0, escrows refunded, P0 page', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[3]!;
+    f.sandbox.startScenario('runaway_spending', agent, {});
+    await watchFor(f, w, 5, () => f.sandbox.groundTruth(agent).frozen);
+    const truth = f.sandbox.groundTruth(agent);
+    expect(truth).toMatchObject({ frozen: true, daily_cap: 0, monthly_cap: 0, held_escrows: 0 });
+    expect(frozenAgents(f)).toEqual([agent]);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('runaway_spending');
+    expect(incident.met_sla).toBe(true);
+    const page = f.ops.alerts.sent.find((a) => a.incident_id === incident.id);
+    expect(page).toMatchObject({ priority: 'P0', agent_id: agent, level: 'page' });
+  });
+
+  it('escrow_exploitation → exploitation runbook: payer and payee frozen, only escrows to the payee cancelled', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[1]!;
+    f.sandbox.startScenario('escrow_exploitation', agent, { payee: 'merchant-shady' });
+    await watchFor(f, w, 15, () => f.sandbox.groundTruth(agent).frozen);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('escrow_exploitation');
+    expect(f.sandbox.groundTruth(agent).frozen).toBe(true);
+    expect(f.sandbox.groundTruth('merchant-shady').frozen).toBe(true);
+    expect(frozenAgents(f)).toEqual([agent]);
+    const open = await f.ops.deps.monitor.listAllEscrows({ agent_id: agent, status: 'held' });
+    expect(open.filter((e) => e.payee === 'merchant-shady')).toEqual([]);
+    expect(f.ops.alerts.sent.find((a) => a.incident_id === incident.id)).toMatchObject({
+      priority: 'P1',
+      signal: 'escrow_exploitation',
+    });
+  });
+
+  it('identity_compromise → identity runbook: evidence preserved first, contained, widened to compromised', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[5]!;
+    f.sandbox.startScenario('identity_compromise', agent, {});
+    await watchFor(f, w, 5, () => f.sandbox.groundTruth(agent).frozen);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('identity_compromise');
+    const actions = f.ops.store.listActions(incident.id);
+    expect(actions[0]?.action).toBe('preserve_identity_evidence');
+    expect(f.ops.store.getIncident(incident.id)?.widened_to).toBe('compromised');
+    expect(frozenAgents(f)).toEqual([agent]);
+    expect(f.ops.alerts.sent.find((a) => a.incident_id === incident.id)).toMatchObject({ priority: 'P0' });
+  });
+
+  it('service_degradation → degradation runbook: budget halved, NOT frozen', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[2]!;
+    const capBefore = f.sandbox.groundTruth(agent).daily_cap as number;
+    f.sandbox.startScenario('service_degradation', agent, {});
+    await watchFor(f, w, 180, () => Boolean(f.ops.store.findActiveIncident(agent)));
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('service_degradation');
+    expect(f.sandbox.groundTruth(agent).frozen).toBe(false);
+    expect(f.sandbox.groundTruth(agent).daily_cap).toBe(capBefore / 2);
+    expect(frozenAgents(f)).toEqual([]);
+    expect(f.ops.alerts.sent.find((a) => a.incident_id === incident.id)).toMatchObject({
+      priority: 'P2',
+      level: 'chat',
+    });
+  });
+
+  it('cascade_failure → cascade runbook: affected agents contained, root named, fleet shutdown only prepared', async () => {
+    const { f, w } = await setup();
+    const root = f.sandbox.fleet[0]!;
+    f.sandbox.startScenario('cascade_failure', root, {});
+    // The watcher is not looking while the shared wallet drains (a blind half hour), then it ticks.
+    await f.sandbox.advance(40 * MIN);
+    await w.tick();
+    const cascade = f.ops.store.listIncidents({ limit: 20, offset: 0 }).find((i) => i.kind === 'cascade');
+    expect(cascade?.runbook).toBe('cascade_failure');
+    expect(cascade?.root_cause_agent).toBe(root);
+    const frozen = frozenAgents(f);
+    expect(frozen).toContain(root);
+    expect(frozen.length).toBeGreaterThanOrEqual(2);
+    expect(frozen.length).toBeLessThan(f.sandbox.fleet.length);
+    const page = f.ops.alerts.sent.find((a) => a.tier === 'fleet_shutdown');
+    expect(page?.details?.request_id).toBeTruthy();
+  });
+});
+
+describe('quiet fleet', () => {
+  it('40 agents of normal traffic watched over a simulated 24 h raise no P0 or P1', async () => {
+    f = await startFixture({
+      agents: 40,
+      autoStartTraffic: true,
+      config: (c) => ({ ...c, watch: { intervalMs: 5 * MIN } }),
+    });
+    watcher = await startWatcher(f.ops, { schedule: false });
+    const loud: string[] = [];
+    for (let t = 0; t < 24 * 12; t++) {
+      await f.sandbox.advance(5 * MIN);
+      const r = await watcher.tick({ all: true });
+      for (const a of r.anomalies)
+        if (a.priority === 'P0' || a.priority === 'P1') loud.push(`${a.agent_id} ${a.signal} ${a.summary}`);
+    }
+    expect(loud).toEqual([]);
+    expect(frozenAgents(f)).toEqual([]);
+  }, 300_000);
+});
+
+describe('webhook receiver', () => {
+  it('rejects bad or missing signatures and ignores a replay', async () => {
+    f = await startFixture({
+      agents: 2,
+      config: (c) => ({ ...c, watch: { webhookSecret: 'whsec-test-secret' } }),
+    });
+    watcher = await startWatcher(f.ops, { schedule: false, webhookPort: 0 });
+    const url = watcher.webhookUrl!;
+    const body = JSON.stringify({ type: 'test.ping', agent_id: f.sandbox.fleet[0], timestamp: 1 });
+    const sign = (secret: string) => createHmac('sha256', secret).update(body).digest('hex');
+    const post = (headers: Record<string, string>) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    expect((await post({})).status).toBe(401);
+    expect((await post({ 'x-a2a-signature': sign('wrong-secret') })).status).toBe(401);
+    const good = await post({ 'x-a2a-signature': sign('whsec-test-secret') });
+    expect(good.status).toBe(202);
+    const replay = await post({ 'x-a2a-signature': sign('whsec-test-secret') });
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toMatchObject({ duplicate: true });
+  });
+});
+
+describe('run_runbook dry run', () => {
+  it('makes no state-changing gateway call, for every runbook', async () => {
+    f = await startFixture({ agents: 4 });
+    const agent = f.sandbox.fleet[0]!;
+    f.sandbox.startScenario('runaway_spending', agent, {});
+    await f.sandbox.advance(2 * MIN);
+    const seq = f.sandbox.requestLog().at(-1)?.seq ?? 0;
+    for (const runbook of [
+      'runaway_spending',
+      'escrow_exploitation',
+      'identity_compromise',
+      'service_degradation',
+      'cascade_failure',
+    ]) {
+      const r = await f.call('run_runbook', {
+        runbook,
+        agent_ids: [agent],
+        params: { payee: 'vendor-flaky' },
+        dry_run: true,
+      });
+      expect(r.isError, runbook).toBeFalsy();
+      expect((r.structuredContent.planned_calls as unknown[]).length, runbook).toBeGreaterThan(0);
+    }
+    const gatewayCalls = f.sandbox.requestLog(seq).filter((x) => !x.path.startsWith('/_sandbox'));
+    expect(gatewayCalls.length).toBeGreaterThan(0);
+    expect(gatewayCalls.filter((x) => x.method !== 'GET')).toEqual([]);
+    expect(f.sandbox.groundTruth(agent).frozen).toBe(false);
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Integration fixture: the embedded sandbox on port 0 (time under test control), the real engine talking
+ * HTTP to it, and the MCP SDK client linked to our server in memory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { startApp } from '../../src/app.js';
+import { type Config, type ConfigInput, loadConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/logger.js';
+import type { Ops } from '../../src/runbooks/ops.js';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { createServer } from '../../src/server.js';
+
+export interface Fixture {
+  sandbox: Sandbox;
+  ops: Ops;
+  config: Config;
+  client: Client;
+  dataDir: string;
+  call(
+    name: string,
+    args: Record<string, unknown>,
+  ): Promise<CallToolResult & { structuredContent: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+export interface FixtureOptions {
+  agents?: number;
+  latencyMs?: number;
+  autoStartTraffic?: boolean;
+  /** Overrides applied on top of the sandbox-derived config (keys, fleet…). */
+  config?: (base: ConfigInput) => ConfigInput;
+  clientCapabilities?: Record<string, unknown>;
+  sandbox?: Sandbox;
+}
+
+export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> {
+  const sandbox =
+    opts.sandbox ??
+    (await startSandbox({
+      agents: opts.agents ?? 8,
+      seed: 7,
+      timeScale: 0,
+      latencyMs: opts.latencyMs ?? 0,
+      autoStartTraffic: opts.autoStartTraffic ?? false,
+    }));
+  const dataDir = mkdtempSync(join(tmpdir(), 'aim-test-'));
+  const base: ConfigInput = {
+    greenhelix: {
+      baseUrl: sandbox.url,
+      monitorKey: sandbox.keys.monitor,
+      containmentKey: sandbox.keys.containment,
+      agentKeys: sandbox.keys.agents,
+    },
+    fleet: sandbox.fleet,
+    sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
+    dataDir,
+    logLevel: 'silent',
+  };
+  const config = loadConfig({
+    env: {},
+    flags: (opts.config ? opts.config(base) : base) as Record<string, unknown>,
+  });
+  const app = await startApp(config, silentLogger(), { clock: sandbox.clock });
+  const { server } = createServer({ ops: app.ops, logger: silentLogger() });
+  const [a, b] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: 'test', version: '1' }, { capabilities: opts.clientCapabilities ?? {} });
+  await Promise.all([server.connect(b), client.connect(a)]);
+  return {
+    sandbox,
+    ops: app.ops,
+    config,
+    client,
+    dataDir,
+    call: async (name, args) => (await client.callTool({ name, arguments: args })) as never,
+    close: async () => {
+      await client.close().catch(() => undefined);
+      await app.close();
+      if (!opts.sandbox) await sandbox.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
