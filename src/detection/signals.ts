@@ -67,14 +67,16 @@ export const DEFAULT_THRESHOLDS = {
   spend_window_ms: 10 * 60_000,
   /** Baseline samples needed before cost_anomaly judges (the burst rule covers the cold start). */
   min_baseline_samples: 5,
-  /** Floor of the spread, in cents: a quiet agent's first $50 escrow is not an anomaly. */
-  min_sigma_cents: 2_500,
+  /** Floor of the spread, in cents: a quiet agent's first few orders are not an anomaly. */
+  min_sigma_cents: 10_000,
   /** The spread is at least this many typical escrows (Poisson traffic is lumpy). */
   sigma_escrow_multiple: 2,
   budget_warning_pct: 80,
   budget_exhaustion_pct: 95,
   reputation_warning_pct: 15,
   reputation_critical_pct: 30,
+  /** Time constant of the reputation baseline (healthy agents move < 5 % a day). */
+  reputation_baseline_ms: 24 * 60 * 60_000,
   /** escrow_burst: held escrows created as payer within the short window… */
   burst_window_ms: 2 * 60_000,
   burst_min_count: 10,
@@ -100,7 +102,7 @@ export interface AgentDetectionState {
   v: 1;
   spend: { n: number; mean: number; var: number };
   escrow_amount: { n: number; mean: number };
-  reputation: { n: number; baseline: number } | null;
+  reputation: { n: number; baseline: number; at?: number } | null;
   last_at: number | null;
 }
 
@@ -405,14 +407,17 @@ function reputation(
   // or unknown score is "not computed", never a 100 % drop, and never enters the baseline.
   if (r.found === false || !(score > 0)) return undefined;
   if (!s.reputation) {
-    s.reputation = { n: 1, baseline: score };
+    s.reputation = { n: 1, baseline: score, at };
     return undefined;
   }
   const drop = ((s.reputation.baseline - score) / s.reputation.baseline) * 100;
   if (drop < t.reputation_warning_pct) {
-    // Healthy agents drift slowly; the baseline follows them, but not a decline in progress.
-    s.reputation.baseline += 0.05 * (score - s.reputation.baseline);
+    // Healthy agents move < 5 % a day: the baseline follows with a one-day time constant, so a steady
+    // decline over hours is measured against where the agent was, not chased.
+    const dt = Math.max(0, at - (s.reputation.at ?? at));
+    s.reputation.baseline += (1 - Math.exp(-dt / t.reputation_baseline_ms)) * (score - s.reputation.baseline);
     s.reputation.n++;
+    s.reputation.at = at;
     return undefined;
   }
   const severity: Severity = drop >= t.reputation_critical_pct ? 'critical' : 'warning';
@@ -445,17 +450,19 @@ export function detectFleet(
   fleet: {
     at: number;
     sharedWallets: { agent_id: string; balance?: number; failure?: string }[];
-    recentAlerts: { agent_id: string; at: number; signal: string }[];
+    recentAlerts: { agent_id: string; at: number; signal: string; priority: string }[];
   },
   t: Thresholds = DEFAULT_THRESHOLDS,
 ): Anomaly[] {
-  const serious = (a: Anomaly) =>
-    a.signal !== 'detection_failure' && a.severity !== 'info' && a.signal !== 'budget_warning';
+  // "Alerting" means a P0/P1 anomaly: in a fleet of 40, two P2 warnings within 5 minutes are chance, not a cascade.
+  const serious = (a: { signal: string; priority: string }) =>
+    a.signal !== 'detection_failure' &&
+    a.signal !== 'cascade' &&
+    (a.priority === 'P0' || a.priority === 'P1');
   const alerting = new Set<string>();
   for (const r of results) if (r.anomalies.some(serious)) alerting.add(r.agent_id);
   for (const a of fleet.recentAlerts)
-    if (a.at >= fleet.at - t.cascade_window_ms && a.signal !== 'detection_failure' && a.signal !== 'cascade')
-      alerting.add(a.agent_id);
+    if (a.at >= fleet.at - t.cascade_window_ms && serious(a)) alerting.add(a.agent_id);
   const exhausted = fleet.sharedWallets.filter(
     (w) => w.balance !== undefined && w.balance < t.shared_wallet_exhausted_cents,
   );

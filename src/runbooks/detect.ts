@@ -145,7 +145,7 @@ export async function runDetectionPass(
   );
   const recentAlerts = deps.store
     .listAlerts({ since: at - DEFAULT_THRESHOLDS.cascade_window_ms })
-    .map((a) => ({ agent_id: a.agent_id, at: a.at, signal: a.signal }));
+    .map((a) => ({ agent_id: a.agent_id, at: a.at, signal: a.signal, priority: a.priority }));
   const fleetAnomalies = detectFleet(
     perAgent,
     { at, sharedWallets, recentAlerts },

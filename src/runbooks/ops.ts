@@ -88,9 +88,7 @@ export interface Ops {
   fleetShutdown(req: FleetShutdownRequest, opts: FleetShutdownOptions): Promise<FleetShutdownResult>;
   listRunbooks(): ((typeof RUNBOOKS)[keyof typeof RUNBOOKS] & { uri: string })[];
   runRunbook(req: RunbookRequest, opts?: RunbookOptions): Promise<RunbookResult>;
-  checkReadiness(
-    signal?: AbortSignal,
-  ): Promise<{
+  checkReadiness(signal?: AbortSignal): Promise<{
     ready: boolean;
     items: { item: string; passed: boolean; detail: string; fix: string | null }[];
   }>;

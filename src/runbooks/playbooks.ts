@@ -838,15 +838,15 @@ async function runCascade(deps: OpsDeps, req: RunbookRequest, opts: RunbookOptio
 }
 
 /**
- * The agent with the largest spend anomaly: the most escrow principal committed as payer in the last
- * 15 minutes (what a retry loop does), read through the monitor key.
+ * The agent with the largest spend anomaly: the most escrow principal still held as payer from the last
+ * hour (what a retry loop leaves behind), read through the monitor key.
  */
 export async function rootCauseAgent(
   deps: OpsDeps,
   agentIds: string[],
   signal?: AbortSignal,
 ): Promise<string | null> {
-  const since = deps.clock.now() - 15 * 60_000;
+  const since = deps.clock.now() - 60 * 60_000;
   const spend = await mapBounded(agentIds, 16, async (agentId) => {
     try {
       const list = await deps.monitor.listEscrows(
@@ -855,7 +855,9 @@ export async function rootCauseAgent(
       );
       return sumCents(
         list.escrows
-          .filter((e) => e.payer === agentId && Date.parse(String(e.created_at)) >= since)
+          .filter(
+            (e) => e.payer === agentId && e.status === 'held' && Date.parse(String(e.created_at)) >= since,
+          )
           .map((e) => e.amount),
       );
     } catch {

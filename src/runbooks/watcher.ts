@@ -94,11 +94,14 @@ export async function startWatcher(
     }
   }
 
+  /** Sends an alert. Alert-only notices repeat at most every 15 min per agent and signal; pages about actions always go. */
   async function alert(a: Alert): Promise<boolean> {
-    const key = `${a.agent_id}:${a.signal}:${a.priority}`;
-    const last = lastAlert.get(key);
-    if (last !== undefined && clock.now() - last < ALERT_DEDUPE_MS) return false;
-    lastAlert.set(key, clock.now());
+    if (!a.incident_id) {
+      const key = `${a.agent_id}:${a.signal}:${a.priority}`;
+      const last = lastAlert.get(key);
+      if (last !== undefined && clock.now() - last < ALERT_DEDUPE_MS) return false;
+      lastAlert.set(key, clock.now());
+    }
     await ops.alerts.send(a);
     return true;
   }
@@ -233,7 +236,10 @@ export async function startWatcher(
       nextDue.set(agentId, now + monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs));
     }
     // Worst first: a P0 on one agent must not wait behind P2 chat alerts on others.
-    const ordered = [...pass.anomalies].sort((x, y) => x.priority.localeCompare(y.priority));
+    // A cascade comes before the per-agent anomalies it explains: its runbook contains them all at once.
+    const rank = (a: { priority: string; signal: string }) =>
+      `${a.priority}${a.signal === 'cascade' ? 0 : 1}`;
+    const ordered = [...pass.anomalies].sort((x, y) => rank(x).localeCompare(rank(y)));
     const seen = new Set<string>();
     for (const a of ordered) {
       const key = `${a.agent_id}:${runbookForSignal(a.signal) ?? a.signal}`;

@@ -118,8 +118,13 @@ describe('watcher per scenario', () => {
     expect(frozen).toContain(root);
     expect(frozen.length).toBeGreaterThanOrEqual(2);
     expect(frozen.length).toBeLessThan(f.sandbox.fleet.length);
-    const page = f.ops.alerts.sent.find((a) => a.tier === 'fleet_shutdown');
-    expect(page?.details?.request_id).toBeTruthy();
+    // The full shutdown is prepared for a person to confirm, never executed by the watcher.
+    const prepared = f.ops.alerts.sent.find((a) => a.tier === 'fleet_shutdown' && a.details?.request_id);
+    expect(prepared?.title).toMatch(/NOT executed/);
+    expect(JSON.stringify(prepared)).not.toMatch(/"code"/);
+    expect(f.ops.store.listIncidents({ limit: 50, offset: 0 }).some((i) => i.kind === 'fleet_shutdown')).toBe(
+      false,
+    );
   });
 });
 
