@@ -19,25 +19,17 @@ const { values } = parseArgs({ options: { 'latency-ms': { type: 'string' }, size
 const LATENCY = Number(values['latency-ms'] ?? 200);
 const SIZES = (values.sizes ?? '5,50,312').split(',').map(Number);
 
-/** Creates exactly `n` held escrows paid by `agent`, with latency off so set-up is quick. */
+/**
+ * Creates `n` held escrows of $150 paid by `agent` the way the incident does: a runaway loop, here at
+ * n per minute for one simulated minute (topping up from the shared wallet), with latency off for set-up.
+ */
 async function loadEscrows(sandbox: Sandbox, agent: string, n: number): Promise<void> {
   sandbox.setFaults({ latencyMs: 0, jitterMs: 0 });
-  const client = new GreenHelixClient({
-    baseUrl: sandbox.url,
-    apiKey: sandbox.keys.agents[agent]!,
-    concurrency: 16,
-  });
-  const payee = sandbox.fleet.find((a) => a !== agent)!;
-  for (let i = 0; i < n; i += 10) {
-    const calls = Array.from({ length: Math.min(10, n - i) }, () => ({
-      tool: 'create_escrow',
-      params: { payer: agent, payee, amount: 150 },
-    }));
-    const results = await client.batch(calls);
-    const failed = results.filter((r) => !r.success);
-    if (failed.length) throw new Error(`set-up failed: ${JSON.stringify(failed[0])}`);
-  }
-  await client.close();
+  const id = sandbox.startScenario('runaway_spending', agent, { rate_per_min: n, amount: 150 });
+  await sandbox.advance(60_000);
+  sandbox.stopScenario(id);
+  const held = sandbox.groundTruth(agent).held_escrows;
+  if (held !== n) throw new Error(`set-up made ${held} held escrows, wanted ${n}`);
   sandbox.setFaults({ latencyMs: LATENCY, jitterMs: 0 });
 }
 
