@@ -2,7 +2,7 @@
  * The five runbooks (SPEC "The five runbooks") as data plus code. Each runs on the same engine as the
  * tools (containAgent, the store, the alert sink); nothing here talks HTTP directly.
  */
-import { formatCents, sumCents } from '../greenhelix/money.js';
+import { centsToNumber, formatCents, sumCents } from '../greenhelix/money.js';
 import { ToolError } from '../tools/types.js';
 import type { Alert } from './alerts.js';
 import { type ContainResult, containAgent, publishQuietly } from './contain.js';
@@ -721,8 +721,8 @@ async function runDegradation(
       await actor.setBudgetCap(
         {
           agent_id: agentId,
-          daily_cap: formatCents(next),
-          monthly_cap: pre.monthly_cap === null ? null : formatCents(pre.monthly_cap),
+          daily_cap: centsToNumber(next),
+          monthly_cap: pre.monthly_cap === null ? null : centsToNumber(pre.monthly_cap),
         },
         callOpts,
       );

@@ -9,7 +9,7 @@
  * identity must match the pinned key, and later stages need a clean detection pass right now.
  * Every stage and every gate verdict is persisted before the next gateway call.
  */
-import { formatCents, parseCents } from '../greenhelix/money.js';
+import { centsToNumber, formatCents, parseCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../tools/types.js';
 import { publishQuietly } from './contain.js';
@@ -370,7 +370,7 @@ async function applyStage(
     },
     () =>
       actor.setBudgetCap(
-        { agent_id: agentId, daily_cap: formatCents(caps.daily), monthly_cap: formatCents(caps.monthly) },
+        { agent_id: agentId, daily_cap: centsToNumber(caps.daily), monthly_cap: centsToNumber(caps.monthly) },
         opts,
       ),
   );
