@@ -67,52 +67,55 @@ const SCENARIOS = [
   'cascade_failure',
 ] as const;
 
+/**
+ * One scenario, twice on the same seed: our watcher (which contains at detection) in one world, the
+ * naive rule watching an uncontained twin in the other, so each is judged on the same traffic.
+ */
 async function scenarioRun(name: (typeof SCENARIOS)[number]) {
-  const w = await world(8, true);
-  const agent = w.sandbox.fleet[3]!;
-  await w.watcher.tick({ all: true });
-  const naive = new Map<string, NaiveState | undefined>();
-  const naiveFire = (at: number) => {
-    for (const a of w.sandbox.fleet) {
-      const truth = w.sandbox.groundTruth(a);
-      const r = naiveStep(naive.get(a), { at, balance: Math.round(Number(truth.balance) * 100) });
-      naive.set(a, r.state);
-      if (r.alert && a === agent) return true;
-    }
-    return false;
-  };
-  const t0 = w.sandbox.clock.now();
-  naiveFire(t0);
-  w.sandbox.startScenario(name, agent, {});
-  /** Escrows the agent paid into since the scenario began, read through the admin monitor key. */
-  const created = async () => {
+  const limit = 6 * 120;
+  const exposure = async (w: Awaited<ReturnType<typeof world>>, agent: string, t0: number) => {
     const all = await w.app.ops.deps.monitor.listAllEscrows({ agent_id: agent });
     const mine = all.filter((e) => e.payer === agent && Date.parse(String(e.created_at)) >= t0);
-    return { count: mine.length, amount_cents: mine.reduce((n, e) => n + e.amount, 0) };
+    return { count: mine.length, amount: mine.reduce((n, e) => n + e.amount, 0) };
   };
-  let ours: { at: number; count: number; amount: number } | undefined;
-  let theirs: { at: number; count: number; amount: number } | undefined;
-  for (let t = 0; t < 6 * 120 && (!ours || !theirs); t++) {
-    await w.sandbox.advance(POLL);
-    const now = w.sandbox.clock.now();
-    if (!theirs && naiveFire(now)) {
-      const c = await created();
-      theirs = { at: now - t0, count: c.count, amount: c.amount_cents };
-    }
-    if (!ours) {
-      const r = await w.watcher.tick();
-      if (r.actions.some((x) => x.runbook && (x.agent_id === agent || x.runbook === 'cascade_failure'))) {
-        const c = await created();
-        ours = { at: now - t0, count: c.count, amount: c.amount_cents };
-      }
+
+  const ours = await world(8, true);
+  const agent = ours.sandbox.fleet[3]!;
+  await ours.watcher.tick({ all: true });
+  const t0 = ours.sandbox.clock.now();
+  ours.sandbox.startScenario(name, agent, {});
+  let oursHit: { at: number; count: number; amount: number } | undefined;
+  for (let t = 0; t < limit && !oursHit; t++) {
+    await ours.sandbox.advance(POLL);
+    const r = await ours.watcher.tick();
+    if (r.actions.some((x) => x.runbook && (x.agent_id === agent || x.runbook === 'cascade_failure'))) {
+      oursHit = { at: ours.sandbox.clock.now() - t0, ...(await exposure(ours, agent, t0)) };
     }
   }
-  await w.close();
-  const fmt = (x: typeof ours) =>
+  await ours.close();
+
+  const twin = await world(8, true);
+  const naive = new Map<string, NaiveState | undefined>();
+  const step = () => {
+    const b = Math.round(Number(twin.sandbox.groundTruth(agent).balance) * 100);
+    const r = naiveStep(naive.get(agent), { at: twin.sandbox.clock.now(), balance: b });
+    naive.set(agent, r.state);
+    return r.alert;
+  };
+  const t1 = twin.sandbox.clock.now();
+  step();
+  twin.sandbox.startScenario(name, agent, {});
+  let naiveHit: { at: number; count: number; amount: number } | undefined;
+  for (let t = 0; t < limit && !naiveHit; t++) {
+    await twin.sandbox.advance(POLL);
+    if (step()) naiveHit = { at: twin.sandbox.clock.now() - t1, ...(await exposure(twin, agent, t1)) };
+  }
+  await twin.close();
+  const fmt = (x: typeof oursHit) =>
     x
       ? { detect_s: Math.round(x.at / 1000), escrows: x.count, locked: formatCents(x.amount) }
       : { detect_s: 'never (6 h)', escrows: '-', locked: '-' };
-  return { scenario: name, ours: fmt(ours), naive: fmt(theirs) };
+  return { scenario: name, ours: fmt(oursHit), naive: fmt(naiveHit) };
 }
 
 async function quietRun() {

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GreenHelixClient, ROUTES, type ToolName } from '../../src/greenhelix/index.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
