@@ -269,20 +269,32 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             },
           };
         }
-        if (method === 'POST' && path === '/register') {
+        // POST /v1/register (public: a free [read, write] key) and /_sandbox/register (drills: any tier and scopes).
+        if (method === 'POST' && (path === '/register' || path === '/public-register')) {
           const id = b.agent_id;
-          if (typeof id !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/.test(id))
+          if (typeof id !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/.test(id)) {
             throw new GatewayError(
               422,
               'validation_error',
               'body.agent_id: must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$',
             );
+          }
           if (world.agents.has(id))
             throw new GatewayError(409, 'agent_already_exists', `Agent ${id} already exists`);
+          const drill = path === '/register';
+          const tier =
+            drill && (b.tier === 'starter' || b.tier === 'pro' || b.tier === 'enterprise') ? b.tier : 'free';
+          const scopes =
+            drill &&
+            Array.isArray(b.scopes) &&
+            b.scopes.length > 0 &&
+            b.scopes.every((x) => x === 'read' || x === 'write')
+              ? (b.scopes as string[])
+              : ['read', 'write'];
           world.addAgent(id, { balance: 50_000 });
           return {
             status: 201,
-            body: { agent_id: id, api_key: world.issueKey(id, 'free'), balance: decimalString(50_000) },
+            body: { agent_id: id, api_key: world.issueKey(id, tier, scopes), balance: decimalString(50_000) },
           };
         }
         throw new GatewayError(404, 'not_found', `No control route ${method} /_sandbox${path}`);

@@ -232,7 +232,7 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
 
     if (method === 'POST' && path === '/v1/register') {
       const body = (await readBody(req)) as { agent_id?: unknown } | undefined;
-      const r = o.control.handle('POST', '/register', body, url.searchParams);
+      const r = o.control.handle('POST', '/public-register', body, url.searchParams);
       json(res, r.status, r.body, {});
       return done(r.status);
     }
@@ -254,6 +254,13 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
     const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
     if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
       throw new GatewayError(422, 'validation_error', 'body: Input should be a valid dictionary');
+    const spec = ROUTES[match.tool];
+    const bodyFields = new Set([...spec.body, ...Object.keys(spec.bodyAliases ?? {})]);
+    for (const k of Object.keys((body as Record<string, unknown> | undefined) ?? {})) {
+      // Every request model rejects unknown fields, including a path parameter repeated in the body.
+      if (!bodyFields.has(k))
+        throw new GatewayError(422, 'validation_error', `body.${k}: Extra inputs are not permitted`);
+    }
     const params: Record<string, unknown> = { ...(body as Record<string, unknown> | undefined) };
     for (const [k, v] of url.searchParams) {
       if (!ROUTES[match.tool].query.includes(k))
