@@ -152,7 +152,10 @@ function toParams(c: Captured): { tool: ToolName; params: Record<string, unknown
     if (spec.method !== c.method) continue;
     const names: string[] = [];
     const re = new RegExp(
-      `^${spec.path.replace(/\{(\w+)\}/g, (_, n: string) => (names.push(n), '([^/]+)'))}$`,
+      `^${spec.path.replace(/\{(\w+)\}/g, (_, n: string) => {
+        names.push(n);
+        return '([^/]+)';
+      })}$`,
     );
     const m = re.exec(c.path);
     if (!m) continue;
