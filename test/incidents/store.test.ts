@@ -1,0 +1,192 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  buildPostmortem,
+  buildTimeline,
+  mdCell,
+  openStore,
+  renderPostmortemMarkdown,
+} from '../../src/incidents/index.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'aim-store-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const clock = (t = { now: 1_700_000_000_000 }) => ({ now: () => t.now, t });
+const init = (agent: string) => ({
+  agent_ids: [agent],
+  primary_agent_id: agent,
+  reason: 'test',
+  kind: 'containment',
+});
+
+describe('incident store', () => {
+  it('migrates from empty, reopens idempotently, keeps everything across connections', () => {
+    const dir = tmp();
+    const a = openStore({ dataDir: dir, clock: clock() });
+    expect(a.schemaVersion()).toBe(1);
+    const { incident } = a.claimContainment('agent-1', init('agent-1'));
+    a.close();
+    const b = openStore({ dataDir: dir, clock: clock() });
+    expect(b.schemaVersion()).toBe(1);
+    expect(b.getIncident(incident.id)?.primary_agent_id).toBe('agent-1');
+    b.close();
+  });
+
+  it('claimContainment yields one incident per agent, across two connections to the same file', () => {
+    const dir = tmp();
+    const a = openStore({ dataDir: dir, clock: clock() });
+    const b = openStore({ dataDir: dir, clock: clock() });
+    const first = a.claimContainment('agent-1', init('agent-1'));
+    const second = b.claimContainment('agent-1', init('agent-1'));
+    expect(first.created).toBe(true);
+    expect(second).toEqual({ incident: expect.objectContaining({ id: first.incident.id }), created: false });
+    expect(b.claimContainment('agent-2', init('agent-2')).created).toBe(true);
+    a.transition(first.incident.id, 'containing');
+    a.transition(first.incident.id, 'contained');
+    a.transition(first.incident.id, 'resolved');
+    expect(b.claimContainment('agent-1', init('agent-1')).created).toBe(true);
+    a.close();
+    b.close();
+  });
+
+  it('escalates an active degradation incident into a containment instead of blocking it', () => {
+    const s = openStore({ path: ':memory:', clock: clock() });
+    const deg = s.claimContainment('a', { ...init('a'), kind: 'service_degradation' });
+    s.transition(deg.incident.id, 'containing');
+    s.transition(deg.incident.id, 'contained');
+    const c = s.claimContainment('a', init('a'));
+    expect(c).toMatchObject({
+      created: true,
+      incident: { id: deg.incident.id, kind: 'containment', status: 'containing' },
+    });
+  });
+
+  it('pre-incident caps are write-once; transitions follow the table', () => {
+    const s = openStore({ path: ':memory:', clock: clock() });
+    const { incident } = s.claimContainment('a', init('a'));
+    s.recordPreIncidentState(incident.id, 'a', {
+      daily_cap: 100_000,
+      monthly_cap: 2_000_000,
+      alert_threshold: null,
+      frozen_before: null,
+    });
+    const again = s.recordPreIncidentState(incident.id, 'a', {
+      daily_cap: 0,
+      monthly_cap: 0,
+      alert_threshold: null,
+      frozen_before: null,
+    });
+    expect(again.daily_cap).toBe(100_000);
+    expect(s.latestKnownCaps('a')?.monthly_cap).toBe(2_000_000);
+    expect(() => s.transition(incident.id, 'recovering')).toThrow(/cannot go from detected to recovering/);
+    s.transition(incident.id, 'containing', { frozen_at: 5, met_sla: true });
+    expect(s.getIncident(incident.id)).toMatchObject({ status: 'containing', frozen_at: 5, met_sla: true });
+  });
+
+  it('actions are written ahead: begun-but-unfinished ones are listed as pending', () => {
+    const c = clock();
+    const s = openStore({ path: ':memory:', clock: c });
+    const { incident } = s.claimContainment('a', init('a'));
+    const done = s.beginAction({
+      incident_id: incident.id,
+      agent_id: 'a',
+      phase: 'contain',
+      action: 'freeze_wallet',
+    });
+    c.t.now += 120;
+    s.finishAction(done, { success: true, result: { frozen: true } });
+    s.beginAction({
+      incident_id: incident.id,
+      agent_id: 'a',
+      phase: 'contain',
+      action: 'cancel_held_escrows',
+      params: { escrow_ids: ['e1'] },
+    });
+    expect(s.listActions(incident.id).map((x) => [x.action, x.success, x.duration_ms])).toEqual([
+      ['freeze_wallet', true, 120],
+      ['cancel_held_escrows', null, null],
+    ]);
+    expect(s.pendingActions(incident.id).map((x) => x.action)).toEqual(['cancel_held_escrows']);
+  });
+
+  it('de-duplicates webhook bodies; pins are first-sight unless re-pinned deliberately', () => {
+    const s = openStore({ path: ':memory:', clock: clock() });
+    expect(s.markSeen('webhook', 'h1', 1)).toBe(true);
+    expect(s.markSeen('webhook', 'h1', 2)).toBe(false);
+    s.pinKey('a', 'k1', 'detection');
+    s.pinKey('a', 'k2', 'detection');
+    expect(s.getPin('a')?.public_key).toBe('k1');
+    s.repin('a', 'k2', 'rotated after incident');
+    expect(s.getPin('a')?.public_key).toBe('k2');
+  });
+});
+
+describe('timeline and post-mortem', () => {
+  it('uses recorded times only, sorted, with phase durations and the SLA verdict; hostile text is escaped', () => {
+    const c = clock();
+    const s = openStore({ path: ':memory:', clock: c });
+    const { incident } = s.claimContainment('a', {
+      ...init('a'),
+      reason: '<script>alert(1)</script> [click](https://evil.example)',
+    });
+    c.t.now += 1_000;
+    s.transition(incident.id, 'containing', { containment_started_at: c.now() });
+    const id = s.beginAction({
+      incident_id: incident.id,
+      agent_id: 'a',
+      phase: 'contain',
+      action: 'freeze_wallet',
+    });
+    c.t.now += 250;
+    s.finishAction(id, { success: true });
+    s.transition(incident.id, 'containing', { frozen_at: c.now() });
+    c.t.now += 70_000;
+    s.transition(incident.id, 'contained', { contained_at: c.now() });
+    const inc = s.getIncident(incident.id)!;
+    const t = buildTimeline(inc, s.listActions(incident.id), [], []);
+    expect(t.entries.map((e) => e.action)).toEqual(['detected', 'freeze_wallet']);
+    expect(t.phases).toMatchObject({
+      detect_to_freeze_ms: 1_250,
+      detect_to_contained_ms: 71_250,
+      contained_to_recovery_ms: null,
+    });
+    expect(t.met_sla).toBe(false);
+    const report = buildPostmortem({
+      incident: inc,
+      actions: s.listActions(incident.id),
+      stages: [],
+      gates: [],
+      audit: { identity: null, claim_chains: [], verified_claims: [] },
+      impact: {
+        balance_cents: 100,
+        usage: null,
+        escrows_still_locked: 0,
+        amount_still_locked_cents: 0,
+        escrows_cancelled: 3,
+        amount_recovered_cents: 45_000,
+        escrows_released: 1,
+        amount_lost_cents: 15_000,
+        escrows_expired: 0,
+        window: { start: 0, end: 1 },
+      },
+      gaps: [],
+      thresholds_tightened: true,
+      sla_ms: 60_000,
+    });
+    expect(report.impact).toMatchObject({ amount_recovered: '450.00', amount_lost: '150.00' });
+    expect(report.recommendations.join(' ')).toMatch(/tightened/);
+    const md = renderPostmortemMarkdown(report);
+    expect(md).not.toContain('<script>');
+    expect(md).not.toMatch(/\]\(https:\/\//);
+    expect(md).toContain('**missed**');
+    expect(mdCell('a|b\nc')).toBe('a\\|b c');
+  });
+});
