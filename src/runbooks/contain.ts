@@ -209,6 +209,8 @@ export async function runContainment(
   }
 
   const callOpts = { signal: opts.signal, timeoutMs: config.greenhelix.timeoutMs };
+  // Freezes are never abandoned: a caller's cancellation must not leave a wallet unfrozen.
+  const freezeOpts = { timeoutMs: config.greenhelix.timeoutMs };
   if (opts.before) steps.push(...(await opts.before(incident.id)));
   publishQuietly(deps, incident.id, 'incident_opened', {
     agent_id: agentId,
@@ -218,11 +220,11 @@ export async function runContainment(
 
   // RTT 1: freeze, read caps, list held escrows, freeze the suspect payee — all at once.
   const freezeP = act('freeze_wallet', agentId, undefined, () =>
-    actor.freezeWallet({ agent_id: agentId }, callOpts),
+    actor.freezeWallet({ agent_id: agentId }, freezeOpts),
   );
   const payeeFreezeP = req.suspect_payee
     ? act('freeze_suspect_payee', req.suspect_payee, undefined, () =>
-        actor.freezeWallet({ agent_id: req.suspect_payee as string }, callOpts),
+        actor.freezeWallet({ agent_id: req.suspect_payee as string }, freezeOpts),
       )
     : undefined;
   const capsP = act(
@@ -323,6 +325,7 @@ export async function runContainment(
     : unlock.failed > 0 || !zero.ok
       ? 'containment_partial'
       : 'contained';
+  opts.onProgress?.(4, 4, `containment ${status}`);
   return finish(
     deps,
     incident.id,
@@ -535,7 +538,7 @@ async function unlockEscrows(
       out.steps.push(batch.report);
     } finally {
       const refreeze = await act('close_refund_window', agentId, { round }, () =>
-        actor.freezeWallet({ agent_id: agentId }, callOpts),
+        actor.freezeWallet({ agent_id: agentId }, { timeoutMs: callOpts.timeoutMs }),
       );
       out.steps.push(refreeze.report);
       if (refreeze.ok) store.setFrozenBelief(agentId, true, incidentId);
