@@ -97,7 +97,10 @@ async function scenarioRun(name: (typeof SCENARIOS)[number]) {
   const twin = await world(8, true);
   const naive = new Map<string, NaiveState | undefined>();
   const step = () => {
-    const b = Math.round(Number(twin.sandbox.groundTruth(agent).balance) * 100);
+    // The agent's own balance hides a loop refilled from the shared wallet; give the naive rule the
+    // balance it would see if the agent paid everything itself.
+    const truth = twin.sandbox.groundTruth(agent);
+    const b = Math.round((Number(truth.balance) - Number(truth.shared_wallet_draws)) * 100);
     const r = naiveStep(naive.get(agent), { at: twin.sandbox.clock.now(), balance: b });
     naive.set(agent, r.state);
     return r.alert;
@@ -130,7 +133,10 @@ async function quietRun() {
     for (const a of w.sandbox.fleet) {
       const s = naiveStep(naive.get(a), {
         at: w.sandbox.clock.now(),
-        balance: Math.round(Number(w.sandbox.groundTruth(a).balance) * 100),
+        balance: Math.round(
+          (Number(w.sandbox.groundTruth(a).balance) - Number(w.sandbox.groundTruth(a).shared_wallet_draws)) *
+            100,
+        ),
       });
       naive.set(a, s.state);
       if (s.alert) naiveAlarms++;

@@ -39,6 +39,8 @@ export interface AgentGroundTruth {
   balance: string;
   held_escrows: number;
   held_amount: string;
+  /** CREDITS this agent has drawn from the shared wallet so far (what its own balance hides). */
+  shared_wallet_draws: string;
   public_key: string | null;
 }
 
@@ -188,6 +190,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       balance: (w.balance / 100).toFixed(2),
       held_escrows: held.length,
       held_amount: (heldCents / 100).toFixed(2),
+      shared_wallet_draws: (
+        world.transactions
+          .filter((t) => t.agentId === agentId && t.description === `transfer from ${TREASURY}`)
+          .reduce((n, t) => n + t.amount, 0) / 100
+      ).toFixed(2),
       public_key: world.agents.get(agentId)?.publicKey ?? null,
     };
   };

@@ -220,6 +220,7 @@ describe('malformed input and the control API', () => {
       balance: '2000.00',
       held_escrows: 0,
       held_amount: '0.00',
+      shared_wallet_draws: '0.00',
       public_key: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     const started = await fetch(`${sb.url}/_sandbox/scenarios`, {
