@@ -3,7 +3,8 @@
  * (a) every request the client builds validates against the tool's input_schema, with CONTRACT.md's
  *     route-level corrections; (b) every sandbox response validates against the tool's output_schema,
  *     with CONTRACT.md's serialization corrections, and the client's zod schemas parse it.
- * A recording proxy sits between them; nothing of ours is mocked.
+ * A recording proxy sits between them; nothing of ours is mocked. The catalog is a copy of
+ * shared/greenhelix/catalog.json kept in test/fixtures so a clone can run the tests on its own.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
@@ -21,7 +22,7 @@ type Schema = {
   [k: string]: unknown;
 };
 const catalog = JSON.parse(
-  readFileSync(new URL('../../../shared/greenhelix/catalog.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../fixtures/greenhelix-catalog.json', import.meta.url), 'utf8'),
 ) as { name: string; input_schema: Schema; output_schema: Schema }[];
 const byName = new Map(catalog.map((t) => [t.name, t]));
 const ajv = new Ajv({ strict: false, allErrors: true });
