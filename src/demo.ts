@@ -35,8 +35,8 @@ export async function runDemo(argv: string[], io: Io): Promise<number> {
       sandbox: {
         enabled: true,
         agents: Number(values.agents ?? 40),
-        latencyMs: Number(values['latency-ms'] ?? 20),
-        timeScale: 0,
+        latencyMs: Number(values['latency-ms'] ?? 50),
+        timeScale: 1,
       },
     },
   });
