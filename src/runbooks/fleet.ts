@@ -11,7 +11,7 @@ import {
   checkElicitationResponse,
   type FleetShutdownConfirmation,
 } from '../guards/index.js';
-import { ToolError } from '../tools/types.js';
+import { ToolError } from '../util/errors.js';
 import { containAgent } from './contain.js';
 import type { OpsDeps } from './deps.js';
 import { type PlannedCall, planned } from './plan.js';

@@ -5,7 +5,7 @@
 import type { Config } from '../config.js';
 import type { GreenHelixClient } from '../greenhelix/index.js';
 import { formatCents } from '../greenhelix/money.js';
-import { checkContainmentKey, FleetShutdownConfirmation } from '../guards/index.js';
+import { checkContainmentKey, FleetShutdownConfirmation, sanitizeGatewayData } from '../guards/index.js';
 import type { Incident, IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../util/clock.js';
@@ -220,7 +220,8 @@ export function createOps(o: CreateOpsOptions): Ops {
       if (!i) return undefined;
       return {
         incident: { ...summarize(i), detail: i as unknown as Record<string, unknown> },
-        actions: store.listActions(id) as unknown as Record<string, unknown>[],
+        // Recorded results hold gateway text (identity records, claim chains): returned as bounded data.
+        actions: sanitizeGatewayData(store.listActions(id), { maxArray: 1_000 }) as Record<string, unknown>[],
         pre_incident: i.agent_ids
           .map((a) => store.getPreIncidentState(id, a))
           .filter(Boolean) as unknown as Record<string, unknown>[],

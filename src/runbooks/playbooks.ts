@@ -3,7 +3,7 @@
  * tools (containAgent, the store, the alert sink); nothing here talks HTTP directly.
  */
 import { centsToNumber, formatCents, sumCents } from '../greenhelix/money.js';
-import { ToolError } from '../tools/types.js';
+import { ToolError } from '../util/errors.js';
 import type { Alert } from './alerts.js';
 import { type ContainResult, containAgent, publishQuietly } from './contain.js';
 import type { OpsDeps, StepReport } from './deps.js';

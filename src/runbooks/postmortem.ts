@@ -5,8 +5,9 @@
  */
 import { tightenThresholds } from '../detection/index.js';
 import { sumCents } from '../greenhelix/money.js';
+import { sanitizeGatewayData } from '../guards/index.js';
 import { buildPostmortem, renderPostmortemMarkdown } from '../incidents/index.js';
-import { ToolError } from '../tools/types.js';
+import { ToolError } from '../util/errors.js';
 import { publishQuietly } from './contain.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
@@ -92,7 +93,7 @@ export async function runPostmortem(
     stages: store.listRecoveryStages(incidentId),
     gates: store.listGates(incidentId),
     audit: {
-      identity: identity ?? null,
+      identity: identity ? sanitizeGatewayData(identity) : null,
       claim_chains: (chains?.chains ?? []).filter((c) => {
         const t = toMs(c.created_at);
         return t === undefined || (t >= windowStart && t <= windowEnd);

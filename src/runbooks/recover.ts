@@ -11,7 +11,7 @@
  */
 import { centsToNumber, formatCents, parseCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
-import { ToolError } from '../tools/types.js';
+import { ToolError } from '../util/errors.js';
 import { publishQuietly } from './contain.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo } from './deps.js';

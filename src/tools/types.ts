@@ -62,15 +62,4 @@ export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
   return def;
 }
 
-/** A refusal or failure the model can act on: what went wrong, whether trying again can help, what to do. */
-export class ToolError extends Error {
-  override readonly name = 'ToolError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly retryable = false,
-    readonly fix?: string,
-  ) {
-    super(message);
-  }
-}
+export { ToolError } from '../util/errors.js';
