@@ -24,6 +24,7 @@ const { values } = parseArgs({ options: { agents: { type: 'string' }, hours: { t
 const QUIET_AGENTS = Number(values.agents ?? 20);
 const QUIET_HOURS = Number(values.hours ?? 24);
 const POLL = 30_000;
+const WARMUP_POLLS = 60;
 
 async function world(agents: number, traffic: boolean) {
   const sandbox = await startSandbox({ agents, seed: 21, timeScale: 0, autoStartTraffic: traffic });
@@ -81,7 +82,11 @@ async function scenarioRun(name: (typeof SCENARIOS)[number]) {
 
   const ours = await world(8, true);
   const agent = ours.sandbox.fleet[3]!;
-  await ours.watcher.tick({ all: true });
+  // Both rules get the same 30 minutes of normal traffic first: the naive rule needs history to judge.
+  for (let t = 0; t < WARMUP_POLLS; t++) {
+    await ours.sandbox.advance(POLL);
+    await ours.watcher.tick();
+  }
   const t0 = ours.sandbox.clock.now();
   ours.sandbox.startScenario(name, agent, {});
   let oursHit: { at: number; count: number; amount: number } | undefined;
@@ -105,8 +110,12 @@ async function scenarioRun(name: (typeof SCENARIOS)[number]) {
     naive.set(agent, r.state);
     return r.alert;
   };
-  const t1 = twin.sandbox.clock.now();
   step();
+  for (let t = 0; t < WARMUP_POLLS; t++) {
+    await twin.sandbox.advance(POLL);
+    step();
+  }
+  const t1 = twin.sandbox.clock.now();
   twin.sandbox.startScenario(name, agent, {});
   let naiveHit: { at: number; count: number; amount: number } | undefined;
   for (let t = 0; t < limit && !naiveHit; t++) {
