@@ -27,7 +27,7 @@
 import { formatCents, sumCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import type { OpsDeps, StepReport } from './deps.js';
-import { errorInfo } from './deps.js';
+import { errorInfo, type Recorded, recordAction } from './deps.js';
 import { KeyedMutex, mapBounded } from './limit.js';
 
 export interface ContainRequest {
@@ -177,35 +177,15 @@ export async function runContainment(
     params: Record<string, unknown> | undefined,
     fn: () => Promise<T>,
     summarize?: (value: T) => Record<string, unknown>,
-  ): Promise<{ ok: true; value: T; report: StepReport } | { ok: false; error: unknown; report: StepReport }> {
-    const id = store.beginAction({
-      incident_id: incident.id,
-      agent_id: agentId,
-      phase: 'contain',
-      action,
-      target,
-      params,
-    });
-    const t = clock.now();
-    try {
-      const value = await fn();
-      const detail = summarize?.(value);
-      store.finishAction(id, { success: true, result: detail });
-      return {
-        ok: true,
-        value,
-        report: { action, target, success: true, detail, started_at: t, duration_ms: clock.now() - t },
-      };
-    } catch (error) {
-      const info = errorInfo(error);
-      store.finishAction(id, { success: false, error_code: info.code, error_message: info.message });
-      log.warn({ action, target, code: info.code }, 'containment step failed');
-      return {
-        ok: false,
-        error,
-        report: { action, target, success: false, error: info, started_at: t, duration_ms: clock.now() - t },
-      };
-    }
+  ): Promise<Recorded<T>> {
+    const r = await recordAction(
+      deps,
+      { incident_id: incident.id, agent_id: agentId, phase: 'contain', action, target, params },
+      fn,
+      summarize,
+    );
+    if (!r.ok) log.warn({ action, target, code: r.report.error?.code }, 'containment step failed');
+    return r;
   }
 
   const callOpts = { signal: opts.signal, timeoutMs: config.greenhelix.timeoutMs };
@@ -411,7 +391,7 @@ type Act = <T>(
   params: Record<string, unknown> | undefined,
   fn: () => Promise<T>,
   summarize?: (value: T) => Record<string, unknown>,
-) => Promise<{ ok: true; value: T; report: StepReport } | { ok: false; error: unknown; report: StepReport }>;
+) => Promise<Recorded<T>>;
 
 interface CallOpts {
   signal?: AbortSignal | undefined;

@@ -43,3 +43,44 @@ export function errorInfo(e: unknown): { code: string; message: string; retryabl
   }
   return { code: 'internal_error', message: e instanceof Error ? e.message : String(e), retryable: false };
 }
+
+export type Recorded<T> =
+  | { ok: true; value: T; report: StepReport }
+  | { ok: false; error: unknown; report: StepReport };
+
+/**
+ * Runs one gateway action written ahead to the store (begun before the call, finished with its outcome),
+ * so a crash leaves a record of every call that may have happened. Never throws: the outcome is returned.
+ */
+export async function recordAction<T>(
+  deps: Pick<OpsDeps, 'store' | 'clock'>,
+  at: {
+    incident_id: string;
+    agent_id: string;
+    phase: 'contain' | 'recover' | 'learn';
+    action: string;
+    target?: string | undefined;
+    params?: Record<string, unknown> | undefined;
+  },
+  fn: () => Promise<T>,
+  summarize?: (value: T) => Record<string, unknown> | undefined,
+): Promise<Recorded<T>> {
+  const { store, clock } = deps;
+  const id = store.beginAction(at);
+  const t = clock.now();
+  const base = { action: at.action, target: at.target, started_at: t };
+  try {
+    const value = await fn();
+    const detail = summarize?.(value);
+    store.finishAction(id, { success: true, result: detail });
+    return { ok: true, value, report: { ...base, success: true, detail, duration_ms: clock.now() - t } };
+  } catch (error) {
+    const info = errorInfo(error);
+    store.finishAction(id, { success: false, error_code: info.code, error_message: info.message });
+    return {
+      ok: false,
+      error,
+      report: { ...base, success: false, error: info, duration_ms: clock.now() - t },
+    };
+  }
+}

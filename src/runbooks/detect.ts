@@ -15,6 +15,7 @@ import {
   escalate,
   type Thresholds,
 } from '../detection/index.js';
+import { toEpochMs } from '../util/time.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
 import { mapBounded } from './limit.js';
@@ -38,13 +39,6 @@ type CallOpts = { signal?: AbortSignal | undefined; timeoutMs?: number };
 export function thresholdsFor(deps: OpsDeps, agentId: string): Thresholds {
   const override = deps.store.getThresholdOverride(agentId) as Partial<Thresholds> | undefined;
   return { ...DEFAULT_THRESHOLDS, ...(deps.config.thresholds as Partial<Thresholds>), ...(override ?? {}) };
-}
-
-function toMs(iso: string | number | null | undefined): number | undefined {
-  if (iso === null || iso === undefined) return undefined;
-  if (typeof iso === 'number') return iso < 1e12 ? iso * 1000 : iso;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? undefined : t;
 }
 
 /** Reads everything one poll can tell about an agent. Never throws: failures are recorded. */
@@ -100,8 +94,8 @@ export async function observeAgent(
         payee: e.payee,
         amount: e.amount,
         status: e.status as EscrowObservation['status'],
-        created_at: toMs(e.created_at) ?? obs.at,
-        updated_at: toMs(e.updated_at),
+        created_at: toEpochMs(e.created_at) ?? obs.at,
+        updated_at: toEpochMs(e.updated_at),
       }),
     );
   }

@@ -4,10 +4,11 @@
  */
 import { centsToNumber, formatCents, sumCents } from '../greenhelix/money.js';
 import { ToolError } from '../util/errors.js';
+import { toEpochMs } from '../util/time.js';
 import type { Alert } from './alerts.js';
 import { type ContainResult, containAgent, publishQuietly } from './contain.js';
 import type { OpsDeps, StepReport } from './deps.js';
-import { errorInfo } from './deps.js';
+import { errorInfo, recordAction } from './deps.js';
 import { mapBounded } from './limit.js';
 import { type PlannedCall, planContainment, planned } from './plan.js';
 
@@ -669,42 +670,16 @@ async function runDegradation(
       target: string,
       fn: () => Promise<Record<string, unknown> | undefined>,
     ) => {
-      const id = deps.store.beginAction({
-        incident_id: incident.id,
-        agent_id: agentId,
-        phase: 'contain',
-        action,
-        target,
-      });
-      const t = deps.clock.now();
-      try {
-        const detail = await fn();
-        deps.store.finishAction(id, { success: true, result: detail });
-        out.steps.push({
-          action,
-          target,
-          agent_id: agentId,
-          success: true,
-          detail,
-          started_at: t,
-          duration_ms: deps.clock.now() - t,
-        });
-        return true;
-      } catch (e) {
-        const info = errorInfo(e);
-        deps.store.finishAction(id, { success: false, error_code: info.code, error_message: info.message });
-        out.steps.push({
-          action,
-          target,
-          agent_id: agentId,
-          success: false,
-          error: info,
-          started_at: t,
-          duration_ms: deps.clock.now() - t,
-        });
-        return false;
-      }
+      const r = await recordAction(
+        deps,
+        { incident_id: incident.id, agent_id: agentId, phase: 'contain', action, target },
+        fn,
+        (d) => d,
+      );
+      out.steps.push({ ...r.report, agent_id: agentId });
+      return r.ok;
     };
+
     let halved = false;
     await act('reduce_budget_by_half', agentId, async () => {
       const b = await deps.monitor.getBudgetStatus({ agent_id: agentId }, callOpts);
@@ -856,7 +831,7 @@ export async function rootCauseAgent(
       return sumCents(
         list.escrows
           .filter(
-            (e) => e.payer === agentId && e.status === 'held' && Date.parse(String(e.created_at)) >= since,
+            (e) => e.payer === agentId && e.status === 'held' && (toEpochMs(e.created_at) ?? 0) >= since,
           )
           .map((e) => e.amount),
       );

@@ -8,6 +8,7 @@ import { sumCents } from '../greenhelix/money.js';
 import { sanitizeGatewayData } from '../guards/index.js';
 import { buildPostmortem, renderPostmortemMarkdown } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
+import { toEpochMs } from '../util/time.js';
 import { publishQuietly } from './contain.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
@@ -19,13 +20,6 @@ export interface PostmortemResult {
   markdown_uri: string;
   thresholds_tightened: boolean;
   event_published: boolean;
-}
-
-function toMs(v: string | number | null | undefined): number | undefined {
-  if (v === null || v === undefined) return undefined;
-  if (typeof v === 'number') return v < 1e12 ? v * 1000 : v;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : t;
 }
 
 export async function runPostmortem(
@@ -69,7 +63,7 @@ export async function runPostmortem(
   ]);
 
   const inWindow = (escrows ?? []).filter((e) => {
-    const t = toMs(e.created_at);
+    const t = toEpochMs(e.created_at);
     return e.payer === agentId && t !== undefined && t >= windowStart && t <= windowEnd;
   });
   const by = (status: string) => inWindow.filter((e) => e.status === status);
@@ -95,7 +89,7 @@ export async function runPostmortem(
     audit: {
       identity: identity ? sanitizeGatewayData(identity) : null,
       claim_chains: (chains?.chains ?? []).filter((c) => {
-        const t = toMs(c.created_at);
+        const t = toEpochMs(c.created_at);
         return t === undefined || (t >= windowStart && t <= windowEnd);
       }),
       verified_claims: claims?.claims ?? [],

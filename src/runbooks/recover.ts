@@ -14,7 +14,7 @@ import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
 import { publishQuietly } from './contain.js';
 import type { OpsDeps, StepReport } from './deps.js';
-import { errorInfo } from './deps.js';
+import { errorInfo, recordAction } from './deps.js';
 import { runDetectionPass } from './detect.js';
 
 const HOUR = 3_600_000;
@@ -325,41 +325,16 @@ async function applyStage(
   const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
   const steps: StepReport[] = [];
   const act = async (action: string, params: Record<string, unknown>, fn: () => Promise<unknown>) => {
-    const id = store.beginAction({
-      incident_id: incident.id,
-      agent_id: agentId,
-      phase: 'recover',
-      action,
-      target: agentId,
-      params,
-    });
-    const t = clock.now();
-    try {
-      await fn();
-      store.finishAction(id, { success: true });
-      steps.push({
-        action,
-        target: agentId,
-        success: true,
-        detail: params,
-        started_at: t,
-        duration_ms: clock.now() - t,
-      });
-      return true;
-    } catch (e) {
-      const info = errorInfo(e);
-      store.finishAction(id, { success: false, error_code: info.code, error_message: info.message });
-      steps.push({
-        action,
-        target: agentId,
-        success: false,
-        error: info,
-        started_at: t,
-        duration_ms: clock.now() - t,
-      });
-      return false;
-    }
+    const r = await recordAction(
+      deps,
+      { incident_id: incident.id, agent_id: agentId, phase: 'recover', action, target: agentId, params },
+      fn,
+      () => params,
+    );
+    steps.push(r.report);
+    return r.ok;
   };
+
   const capsOk = await act(
     'restore_budget_caps',
     {
