@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config.js';
+import { type Config, ConfigError } from './config.js';
 import { GreenHelixClient } from './greenhelix/index.js';
 import { openStore } from './incidents/index.js';
 import type { Logger } from './logger.js';
@@ -56,8 +56,18 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`,
       ),
     };
+    const started = config.sandbox.scenarios.map((spec) => {
+      const [name, agent] = spec.split(':') as [string, string];
+      try {
+        return { scenario: name, agent_id: agent, id: sandbox!.startScenario(name, agent) };
+      } catch (e) {
+        throw new ConfigError(
+          `--scenario ${spec}: ${(e as { detail?: string }).detail ?? (e as Error).message}`,
+        );
+      }
+    });
     logger.info(
-      { url: sandbox.url, agents: sandbox.fleet.length, data_dir: config.dataDir },
+      { url: sandbox.url, agents: sandbox.fleet.length, data_dir: config.dataDir, scenarios: started },
       'embedded sandbox gateway started',
     );
   }

@@ -20,7 +20,7 @@ import { startWatcher } from './runbooks/watcher.js';
 import { runSandboxCommand } from './sandbox/cli.js';
 import { createServer } from './server.js';
 
-const USAGE = `usage: agent-incident-mcp [--sandbox] [--read-only] [--watch] [--config FILE] [--data-dir DIR]
+const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch] [--config FILE] [--data-dir DIR]
                           [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
        agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N]
                           [--jitter-ms N] [--error-rate R] [--time-scale X]
@@ -51,6 +51,7 @@ async function serve(argv: string[]): Promise<number> {
       port: { type: 'string' },
       'log-level': { type: 'string' },
       'time-scale': { type: 'string' },
+      scenario: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -66,7 +67,12 @@ async function serve(argv: string[]): Promise<number> {
   if (values['log-level']) flags.logLevel = values['log-level'];
   if (values.transport) flags.transport = values.transport;
   if (values.host || values.port) flags.http = { host: values.host, port: num('port', values.port) };
-  if (values.sandbox) flags.sandbox = { enabled: true, timeScale: num('time-scale', values['time-scale']) };
+  if (values.sandbox)
+    flags.sandbox = {
+      enabled: true,
+      timeScale: num('time-scale', values['time-scale']),
+      scenarios: values.scenario,
+    };
   if (values.watch) flags.watch = { enabled: true };
   const config = loadConfig({ file: values.config, flags });
   if (!hasGatewayAccess(config)) throw new ConfigError(MISSING_CREDENTIALS_MESSAGE);

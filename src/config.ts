@@ -106,6 +106,17 @@ export const ConfigSchema = z
         jitterMs: z.number().int().min(0).max(60_000).default(0),
         errorRate: z.number().min(0).max(1).default(0),
         timeScale: z.number().min(0).max(10_000).default(1),
+        /** Scenarios to start at launch, as "scenario:agent_id" (so a host has an incident to find). */
+        scenarios: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^[a-z_]+:[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/,
+                'scenarios look like "runaway_spending:agent-07"',
+              ),
+          )
+          .default([]),
       })
       .strict()
       .default({
@@ -116,6 +127,7 @@ export const ConfigSchema = z
         jitterMs: 0,
         errorRate: 0,
         timeScale: 1,
+        scenarios: [],
       }),
   })
   .strict();

@@ -35,10 +35,15 @@ afterAll(() => {
 
 describe('stdio', () => {
   it('serves MCP over stdio with --sandbox; stdout carries JSON-RPC only', async () => {
-    const child = spawn(process.execPath, [CLI, '--sandbox', '--time-scale', '0'], {
-      env: cleanEnv({ INCIDENT_DATA_DIR: tempDir(), INCIDENT_LOG_LEVEL: 'info' }),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    // 600× time: the scenario's loop runs 10 simulated minutes per real second.
+    const child = spawn(
+      process.execPath,
+      [CLI, '--sandbox', '--time-scale', '600', '--scenario', 'runaway_spending:agent-07'],
+      {
+        env: cleanEnv({ INCIDENT_DATA_DIR: tempDir(), INCIDENT_LOG_LEVEL: 'info' }),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     children.push(child);
     const lines: string[] = [];
     const pending = new Map<number, (msg: Record<string, unknown>) => void>();
@@ -67,8 +72,26 @@ describe('stdio', () => {
     child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
     const list = await rpc('tools/list');
     expect((list.result as { tools: unknown[] }).tools.length).toBe(10);
-    const detect = await rpc('tools/call', { name: 'detect_anomalies', arguments: {} });
-    expect((detect.result as { isError?: boolean }).isError).toBeFalsy();
+    await new Promise((r) => setTimeout(r, 300));
+    const detect = (await rpc('tools/call', {
+      name: 'detect_anomalies',
+      arguments: { agent_ids: ['agent-07', 'agent-08'] },
+    })) as {
+      result: { isError?: boolean; structuredContent: { anomalies: { agent_id: string; signal: string }[] } };
+    };
+    expect(detect.result.isError).toBeFalsy();
+    expect(
+      detect.result.structuredContent.anomalies.filter((a) => a.agent_id === 'agent-07').map((a) => a.signal),
+    ).toContain('escrow_burst');
+    const contain = (await rpc('tools/call', {
+      name: 'contain_agent',
+      arguments: { agent_id: 'agent-07', reason: 'stdio e2e' },
+    })) as {
+      result: { structuredContent: { status: string; escrows_cancelled: number; escrows_failed: number } };
+    };
+    expect(contain.result.structuredContent.status).toBe('contained');
+    expect(contain.result.structuredContent.escrows_cancelled).toBeGreaterThan(0);
+    expect(contain.result.structuredContent.escrows_failed).toBe(0);
     child.stdin!.end();
     const [code] = await once(child, 'exit');
     expect(code).toBe(0);
