@@ -9,6 +9,7 @@ import { checkContainmentKey, FleetShutdownConfirmation, sanitizeGatewayData } f
 import type { Incident, IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../util/clock.js';
+import { ToolError } from '../util/errors.js';
 import { AlertSink, type Notifier } from './alerts.js';
 import {
   type ContainOptions,
@@ -18,6 +19,7 @@ import {
   runContainment,
 } from './contain.js';
 import type { OpsDeps } from './deps.js';
+import { errorInfo } from './deps.js';
 import { type DetectionPass, runDetectionPass } from './detect.js';
 import {
   type FleetShutdownOptions,
@@ -143,7 +145,17 @@ export function createOps(o: CreateOpsOptions): Ops {
     if (config.fleet) return config.fleet;
     if (fleetCache && clock.now() - fleetCache.at < 60_000) return fleetCache.ids;
     // Default: every agent the monitor key can list, less the operators' own identities.
-    const keys = await monitor.listApiKeys({}, { timeoutMs: config.greenhelix.timeoutMs });
+    const keys = await monitor
+      .listApiKeys({}, { timeoutMs: config.greenhelix.timeoutMs })
+      .catch((e: unknown) => {
+        const info = errorInfo(e);
+        throw new ToolError(
+          'fleet_unknown',
+          `The fleet is not configured and the monitor key cannot list agents (${info.code}: ${info.message}).`,
+          info.retryable,
+          'Set INCIDENT_FLEET to the comma-separated agent ids, or give the monitor key the admin scope.',
+        );
+      });
     const operators = new Set(
       keys.keys
         .filter(

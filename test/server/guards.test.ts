@@ -65,6 +65,27 @@ describe('containment key separation', () => {
     });
   }
 
+  it('without INCIDENT_FLEET and with a monitor key that cannot list agents, detection says what to set', async () => {
+    const f = await startFixture({
+      sandbox,
+      config: (c) => ({
+        ...c,
+        fleet: null,
+        greenhelix: { ...c.greenhelix, monitorKey: sandbox.keys.agents[sandbox.fleet[0]!] },
+      }),
+    });
+    try {
+      const r = await f.call('detect_anomalies', {});
+      expect(r.isError).toBe(true);
+      expect(r.structuredContent.error).toMatchObject({
+        code: 'fleet_unknown',
+        fix: expect.stringContaining('INCIDENT_FLEET'),
+      });
+    } finally {
+      await f.close();
+    }
+  });
+
   it('refuses agents outside the fleet, and more agents than the per-call cap', async () => {
     const f = await startFixture({
       sandbox,
