@@ -35,6 +35,13 @@ export const recoverAgent = defineTool({
       .max(3)
       .optional()
       .describe('Stage to apply (1, 2 or 3); default: the next one'),
+    restore_daily_cap: z
+      .string()
+      .regex(/^\d+(\.\d{1,2})?$/, 'a decimal amount of CREDITS with at most 2 decimals, e.g. "500.00"')
+      .optional()
+      .describe(
+        'Only when the agent had no daily cap before the incident: the daily cap (CREDITS) to restore in steps',
+      ),
     dry_run: dryRun,
   }),
   output: z.object({
