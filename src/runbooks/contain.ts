@@ -20,6 +20,9 @@
  *     claims. A mismatch widens the incident to "compromised" and publishes a security event.
  *  5. Summary event. Event publishing never blocks containment (fire and forget, result recorded).
  *
+ * Batch is not used here: /v1/batch has no admin promotion, so the containment key's cancel of another
+ * agent's escrow would fail its ownership check there (CONTRACT.md §1); concurrency does the work instead.
+ *
  * Idempotent: a second call for a contained agent returns the existing incident and does nothing.
  * Two callers at once in one process wait on a per-agent mutex; across processes the store's atomic
  * claim yields one incident. A restarted server resumes incidents left in `containing`.

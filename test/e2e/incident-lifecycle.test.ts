@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCents } from '../../src/greenhelix/money.js';
+import { thresholdsFor } from '../../src/runbooks/detect.js';
 import { TOOLS } from '../../src/tools/index.js';
 import { type Fixture, startFixture } from '../helpers/fixture.js';
 
@@ -152,5 +153,48 @@ describe('fleet_shutdown', () => {
     expect(wrong.isError).toBe(true);
     for (const a of f.sandbox.fleet) expect(f.sandbox.groundTruth(a).frozen).toBe(false);
     expect(f.sandbox.requestLog(seq).filter((x) => x.method !== 'GET')).toEqual([]);
+  });
+});
+
+describe('idempotency and feedback', () => {
+  let f: Fixture;
+  beforeAll(async () => {
+    f = await startFixture({ agents: 4 });
+  });
+  afterAll(() => f?.close());
+
+  it('two callers at once produce one incident and one set of actions', async () => {
+    const agent = f.sandbox.fleet[1]!;
+    f.sandbox.startScenario('runaway_spending', agent, { rate_per_min: 20 });
+    await f.sandbox.advance(60_000);
+    const [a, b] = await Promise.all([
+      f.call('contain_agent', { agent_id: agent, reason: 'caller one' }),
+      f.call('contain_agent', { agent_id: agent, reason: 'caller two' }),
+    ]);
+    expect(a.structuredContent.incident_id).toBe(b.structuredContent.incident_id);
+    expect([a.structuredContent.existing, b.structuredContent.existing].sort()).toEqual([false, true]);
+    const actions = f.ops.store.listActions(a.structuredContent.incident_id as string);
+    expect(actions.filter((x) => x.action === 'freeze_wallet')).toHaveLength(1);
+    expect(actions.filter((x) => x.action === 'cancel_held_escrows')).toHaveLength(1);
+    expect(f.ops.store.listIncidents({ agent_id: agent, limit: 10, offset: 0 })).toHaveLength(1);
+  });
+
+  it('a containment that missed 60 s tightens that agent’s detection, persistently', async () => {
+    const agent = f.sandbox.fleet[2]!;
+    const before = thresholdsFor(f.ops.deps, agent).k_sigma;
+    // Detected two minutes before containment started: the SLA is already missed.
+    const r = await f.ops.contain({
+      agent_id: agent,
+      reason: 'late',
+      detected_at: f.ops.clock.now() - 120_000,
+    });
+    expect(r.met_sla).toBe(false);
+    const pm = await f.call('run_postmortem', { incident_id: r.incident_id });
+    expect(pm.structuredContent.thresholds_tightened).toBe(true);
+    expect(thresholdsFor(f.ops.deps, agent).k_sigma).toBe(before - 0.5);
+    expect(f.ops.store.thresholdHistory(agent)).toHaveLength(1);
+    await f.call('run_postmortem', { incident_id: r.incident_id });
+    expect(f.ops.store.thresholdHistory(agent)).toHaveLength(1);
+    expect(thresholdsFor(f.ops.deps, f.sandbox.fleet[3]!).k_sigma).toBe(before);
   });
 });
