@@ -84,9 +84,15 @@ async function serve(argv: string[]): Promise<number> {
 
   const logger = createLogger(config.logLevel);
   const app = await startApp(config, logger);
-  const resumed = await app.ops.resumeInterrupted();
-  if (resumed.length)
-    logger.warn({ incidents: resumed.map((r) => r.incident_id) }, 'finished interrupted containments');
+  // In the background: a slow gateway must not delay the host's handshake. Callers for the same agent
+  // wait on the per-agent lock and then see the finished incident.
+  void app.ops.resumeInterrupted().then(
+    (resumed) => {
+      if (resumed.length)
+        logger.warn({ incidents: resumed.map((r) => r.incident_id) }, 'finished interrupted containments');
+    },
+    (e: unknown) => logger.error({ err: (e as Error).message }, 'could not resume interrupted containments'),
+  );
   const watcher = app.config.watch.enabled ? await startWatcher(app.ops) : null;
 
   let closeTransport: () => Promise<void>;

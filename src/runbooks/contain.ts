@@ -99,6 +99,29 @@ export async function containAgent(
   return mutex.run(req.agent_id, () => containLocked(deps, req, opts));
 }
 
+/**
+ * Finishes a containment a crashed process left in `containing` (its refund window may be open). Runs
+ * under the same per-agent lock as `containAgent`, so a caller arriving meanwhile waits and then sees
+ * the finished incident instead of running a second containment beside it.
+ */
+export async function resumeContainment(
+  deps: OpsDeps,
+  incidentId: string,
+): Promise<ContainResult | undefined> {
+  const first = deps.store.getIncident(incidentId);
+  if (!first) return undefined;
+  return mutex.run(first.primary_agent_id, async () => {
+    const incident = deps.store.getIncident(incidentId);
+    if (!incident || incident.status !== 'containing')
+      return incident ? existingResult(deps, incident) : undefined;
+    return runContainment(deps, incident, {
+      agent_id: incident.primary_agent_id,
+      reason: incident.reason,
+      suspect_payee: incident.suspect_payee ?? undefined,
+    });
+  });
+}
+
 async function containLocked(
   deps: OpsDeps,
   req: ContainRequest,

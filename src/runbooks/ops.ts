@@ -16,7 +16,7 @@ import {
   type ContainRequest,
   type ContainResult,
   containAgent,
-  runContainment,
+  resumeContainment,
 } from './contain.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
@@ -257,13 +257,8 @@ export function createOps(o: CreateOpsOptions): Ops {
           { incident_id: incident.id, agent_id: incident.primary_agent_id },
           'resuming an interrupted containment',
         );
-        out.push(
-          await runContainment(deps, incident, {
-            agent_id: incident.primary_agent_id,
-            reason: incident.reason,
-            suspect_payee: incident.suspect_payee ?? undefined,
-          }),
-        );
+        const r = await resumeContainment(deps, incident.id);
+        if (r) out.push(r);
       }
       return out;
     },
