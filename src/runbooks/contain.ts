@@ -112,8 +112,8 @@ export async function resumeContainment(
   if (!first) return undefined;
   return mutex.run(first.primary_agent_id, async () => {
     const incident = deps.store.getIncident(incidentId);
-    if (!incident || incident.status !== 'containing')
-      return incident ? existingResult(deps, incident) : undefined;
+    if (!incident) return undefined;
+    if (incident.status !== 'containing') return existingResult(deps, incident);
     return runContainment(deps, incident, {
       agent_id: incident.primary_agent_id,
       reason: incident.reason,
