@@ -19,6 +19,7 @@ import type { Ops } from './runbooks/ops.js';
 import { createServer } from './server.js';
 
 const MAX_BODY = 1024 * 1024;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 function sameToken(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
@@ -67,6 +68,10 @@ export async function startHttpServer(opts: {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname !== '/mcp') return reject(res, 404, 'Not found: the MCP endpoint is /mcp');
+      // DNS rebinding: on loopback, a request whose Host names another site came through a browser.
+      const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+      if (LOOPBACK.has(opts.host) && !LOOPBACK.has(hostHeader))
+        return reject(res, 403, `Host ${hostHeader || '(none)'} is not allowed`);
       const origin = req.headers.origin;
       if (origin && !allowedOrigins.includes(origin))
         return reject(res, 403, `Origin ${origin} is not allowed`);

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -196,6 +197,22 @@ describe('http transport', () => {
         })
       ).status,
     ).toBe(403);
+    // A browser tricked by DNS rebinding sends the attacker's Host: refused on a loopback server.
+    const rebound = await new Promise<number>((resolve) => {
+      const u = new URL(url);
+      const r = httpRequest(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'POST',
+          headers: { ...headers, host: 'evil.example', authorization: `Bearer ${token}` },
+        },
+        (res) => resolve(res.statusCode ?? 0),
+      );
+      r.end(body);
+    });
+    expect(rebound).toBe(403);
 
     const client = new Client({ name: 'supervisor', version: '1' });
     await client.connect(
