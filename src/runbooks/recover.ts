@@ -408,7 +408,6 @@ async function describeStage(
       : (first?.at ?? deps.clock.now()) + next.waitMs
     : null;
   const spec = RECOVERY_STAGES.find((s) => s.stage === stage);
-  const fullSince = stage === 3 && last ? deps.clock.now() - last.at : 0;
   return {
     incident_id: incident.id,
     agent_id: incident.primary_agent_id,
@@ -424,25 +423,34 @@ async function describeStage(
     next_stage: next?.stage ?? null,
     next_stage_not_before: notBefore === null ? null : new Date(notBefore).toISOString(),
     monitoring_interval_s:
-      stage === 3 && fullSince >= STANDARD_MONITORING_AFTER_MS - 24 * HOUR
-        ? STANDARD_MONITORING_S
-        : (spec?.monitoringS ?? 30),
+      recoveryMonitoringS(stages, deps.clock.now()) ?? (stages.length ? STANDARD_MONITORING_S : 30),
     steps,
   };
 }
 
-/** The poll interval an agent should get now, from its latest recovery stage (the watcher uses it). */
+/**
+ * Seconds between polls for an agent in recovery (SPEC): 30 s at 50 %, 60 s at 75 % and 100 %, and the
+ * standard interval (null) once 48 h have passed since the first stage, or before any stage.
+ */
+export function recoveryMonitoringS(
+  stages: readonly { stage: number; at: number }[],
+  now: number,
+): number | null {
+  const first = stages.find((s) => s.stage === 1);
+  const last = stages[stages.length - 1];
+  if (!first || !last || now - first.at >= STANDARD_MONITORING_AFTER_MS) return null;
+  return RECOVERY_STAGES.find((s) => s.stage === last.stage)?.monitoringS ?? null;
+}
+
+/** The poll interval the watcher gives an agent now: tighter while contained or recovering. */
 export function monitoringIntervalMs(deps: OpsDeps, agentId: string, defaultMs: number): number {
   const incident =
     deps.store.findActiveIncident(agentId) ??
     deps.store.listIncidents({ agent_id: agentId, limit: 1, offset: 0 })[0];
   if (!incident) return defaultMs;
   const stages = deps.store.listRecoveryStages(incident.id);
-  const last = stages[stages.length - 1];
-  if (!last) return incident.status === 'resolved' ? defaultMs : 30_000;
-  const spec = RECOVERY_STAGES.find((s) => s.stage === last.stage);
-  const first = stages.find((s) => s.stage === 1);
-  if (last.stage === 3 && first && deps.clock.now() - first.at >= STANDARD_MONITORING_AFTER_MS)
-    return Math.max(defaultMs, STANDARD_MONITORING_S * 1000);
-  return Math.min(defaultMs, (spec?.monitoringS ?? 30) * 1000);
+  // Contained, not yet recovering: watch closely (it should be quiet; a new anomaly means the cause is live).
+  if (stages.length === 0) return incident.status === 'resolved' ? defaultMs : Math.min(defaultMs, 30_000);
+  const s = recoveryMonitoringS(stages, deps.clock.now());
+  return s === null ? defaultMs : Math.min(defaultMs, s * 1000);
 }

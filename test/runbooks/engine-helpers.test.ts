@@ -44,3 +44,17 @@ describe('KeyedMutex', () => {
     expect(m.isHeld('a')).toBe(false);
   });
 });
+
+describe('recovery monitoring schedule', () => {
+  it('30 s at 50 %, 60 s at 75 % and 100 %, standard after 48 h', async () => {
+    const { recoveryMonitoringS } = await import('../../src/runbooks/recover.js');
+    const H = 3_600_000;
+    const s1 = [{ stage: 1, at: 0 }];
+    const s3 = [...s1, { stage: 2, at: 6 * H }, { stage: 3, at: 24 * H }];
+    expect(recoveryMonitoringS([], 0)).toBeNull();
+    expect(recoveryMonitoringS(s1, H)).toBe(30);
+    expect(recoveryMonitoringS(s1.concat({ stage: 2, at: 6 * H }), 7 * H)).toBe(60);
+    expect(recoveryMonitoringS(s3, 30 * H)).toBe(60);
+    expect(recoveryMonitoringS(s3, 48 * H)).toBeNull();
+  });
+});
