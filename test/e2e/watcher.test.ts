@@ -4,7 +4,10 @@
  * alert match. Plus a quiet fleet over a simulated day, webhook signatures, and dry runs.
  */
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { GreenHelixClient } from '../../src/greenhelix/index.js';
 import { startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
 import { type Fixture, startFixture } from '../helpers/fixture.js';
 
@@ -197,5 +200,73 @@ describe('run_runbook dry run', () => {
     expect(gatewayCalls.length).toBeGreaterThan(0);
     expect(gatewayCalls.filter((x) => x.method !== 'GET')).toEqual([]);
     expect(f.sandbox.groundTruth(agent).frozen).toBe(false);
+  });
+});
+
+describe('event bus and alert sinks', () => {
+  it('an event naming an agent makes it due at once, and the cursor moves past it', async () => {
+    f = await startFixture({ agents: 4, config: (c) => ({ ...c, watch: { intervalMs: 3_600_000 } }) });
+    watcher = await startWatcher(f.ops, { schedule: false });
+    await watcher.tick();
+    const quiet = await watcher.tick();
+    expect(quiet.polled).toEqual([]);
+    const agent = f.sandbox.fleet[2]!;
+    const reporter = new GreenHelixClient({ baseUrl: f.sandbox.url, apiKey: f.sandbox.keys.agents[agent]! });
+    await reporter.publishEvent({
+      event_type: 'agent.error_spike',
+      source: agent,
+      payload: { agent_id: agent },
+    });
+    const woke = await watcher.tick();
+    expect(woke.polled).toEqual([agent]);
+    expect(woke.events_read).toBe(1);
+    expect((await watcher.tick()).polled).toEqual([]);
+    await reporter.close();
+  });
+
+  it('pages go to an outbound PagerDuty Events v2 webhook with the incident id', async () => {
+    const received: Record<string, unknown>[] = [];
+    const sink = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        received.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(202).end();
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/v2/enqueue`;
+    f = await startFixture({
+      agents: 4,
+      config: (c) => ({
+        ...c,
+        watch: { alertWebhookUrl: url, alertFormat: 'pagerduty', pagerdutyRoutingKey: 'rk-test' },
+      }),
+    });
+    watcher = await startWatcher(f.ops, { schedule: false });
+    await watcher.tick({ all: true });
+    const agent = f.sandbox.fleet[1]!;
+    f.sandbox.startScenario('runaway_spending', agent, {});
+    await f.sandbox.advance(30_000);
+    await watcher.tick();
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(received).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ routing_key: 'rk-test', event_action: 'trigger', dedup_key: incident.id }),
+      ]),
+    );
+    const event = received.find((r) => r.dedup_key === incident.id) as {
+      payload: { severity: string; custom_details: { actions: string[] } };
+    };
+    expect(event.payload.severity).toBe('critical');
+    expect(event.payload.custom_details.actions).toContain('freeze_wallet');
+    expect(
+      f.ops.store
+        .listAlerts({ agent_id: agent })
+        .some((a) => a.incident_id === incident.id && a.sinks.includes('pagerduty')),
+    ).toBe(true);
+    sink.close();
   });
 });
