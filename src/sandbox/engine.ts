@@ -31,6 +31,8 @@ export interface Caller {
 export interface DispatchContext {
   via: 'rest' | 'batch' | 'internal';
   requestId: string;
+  /** Batch checks the rate limit once, on its first call; every call is still recorded. */
+  skipRateCheck?: boolean | undefined;
   idempotencyKey?: string | undefined;
   rotateConfirmation?: string | undefined;
 }
@@ -208,7 +210,7 @@ export class Engine {
         `${tool} requires tier ${spec.tier}; key tier is ${caller.tier}`,
       );
     }
-    if (ctx.via !== 'internal' || !caller.admin) this.rateLimit(caller, headers, rest);
+    if (ctx.via !== 'internal' || !caller.admin) this.rateLimit(caller, headers, rest, !ctx.skipRateCheck);
     const fee = tool === 'create_escrow' ? escrowFee(params.amount) : 0;
     const wallet = this.world.wallets.get(caller.agentId);
     if (rest && !caller.admin && fee > 0) {
@@ -235,13 +237,13 @@ export class Engine {
     return { status: spec.successStatus, body: body.result, headers };
   }
 
-  private rateLimit(caller: Caller, headers: Record<string, string>, rest: boolean): void {
+  private rateLimit(caller: Caller, headers: Record<string, string>, rest: boolean, check: boolean): void {
     const now = this.world.clock.now();
     const list = this.world.calls.get(caller.agentId) ?? [];
     while (list.length && list[0]! <= now - HOUR) list.shift();
     list.push(now);
     this.world.calls.set(caller.agentId, list);
-    if (caller.admin) return;
+    if (caller.admin || !check) return;
     const lim = LIMITS[caller.tier];
     let lastMinute = 0;
     for (let i = list.length - 1; i >= 0 && list[i]! > now - 60_000; i--) lastMinute++;
@@ -253,6 +255,18 @@ export class Engine {
       headers['x-ratelimit-limit'] = String(lim.hour);
       headers['x-ratelimit-remaining'] = String(Math.max(0, lim.hour - list.length));
       headers['x-ratelimit-reset'] = String(Math.ceil((HOUR - (now % HOUR)) / 1000));
+    }
+  }
+
+  /** Throws the authenticated 429 if the caller is over its limit now, without recording a call. */
+  checkRate(caller: Caller): void {
+    if (caller.admin) return;
+    const now = this.world.clock.now();
+    const list = (this.world.calls.get(caller.agentId) ?? []).filter((t) => t > now - HOUR);
+    const lim = LIMITS[caller.tier];
+    const lastMinute = list.filter((t) => t > now - 60_000).length;
+    if (list.length + 1 >= lim.hour && lastMinute + 1 >= Math.floor(lim.hour / 60) + lim.burst) {
+      throw new GatewayError(429, 'rate_limit_exceeded', 'Rate limit exceeded; back off');
     }
   }
 

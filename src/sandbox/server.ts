@@ -325,6 +325,8 @@ function runBatch(engine: Engine, caller: Caller, body: unknown, requestId: stri
   if (!Array.isArray(calls))
     throw new GatewayError(422, 'validation_error', 'body.calls: Field required (a list of {tool, params})');
   if (calls.length > 10) throw new GatewayError(400, 'batch_too_large', 'At most 10 calls per batch');
+  // The rate limit is checked once per batch (a 429 for the whole batch); each call is still recorded.
+  engine.checkRate(caller);
   return calls.map((c, i) => {
     const call = c as { tool?: unknown; params?: unknown };
     const tool = String(call.tool ?? '');
@@ -336,6 +338,7 @@ function runBatch(engine: Engine, caller: Caller, body: unknown, requestId: stri
       const r = engine.dispatch(caller, tool as ToolName, params, {
         via: 'batch',
         requestId: `${requestId}:${i}`,
+        skipRateCheck: true,
       });
       return { success: true, result: r.body };
     } catch (e) {

@@ -298,3 +298,41 @@ describe('webhooks', () => {
     await sb.close();
   });
 });
+
+describe('rate limits', () => {
+  it('soft hourly limit with a burst allowance; headers on success; no Retry-After on 429; a batch is checked once', async () => {
+    sb = await startSandbox({ agents: 1, seed: 1, timeScale: 0, autoStartTraffic: false });
+    const reg = await fetch(`${sb.url}/_sandbox/register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sb.controlToken}` },
+      body: JSON.stringify({ agent_id: 'free-1' }),
+    });
+    const { api_key } = (await reg.json()) as { api_key: string };
+    const call = () =>
+      fetch(`${sb.url}/v1/billing/wallets/free-1/balance`, {
+        headers: { authorization: `Bearer ${api_key}` },
+      });
+    const first = await call();
+    expect(first.headers.get('x-ratelimit-limit')).toBe('100');
+    expect(first.headers.get('x-ratelimit-remaining')).toBe('99');
+    expect(Number(first.headers.get('x-ratelimit-reset'))).toBeGreaterThan(0);
+    const statuses: number[] = [];
+    for (let i = 0; i < 120; i++) statuses.push((await call()).status);
+    // Free tier: 100/h, and past that only while the last minute stays under 100//60 + 10 = 11 calls.
+    expect(statuses.indexOf(429)).toBe(98);
+    const limited = await call();
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBeNull();
+    expect(limited.headers.get('x-ratelimit-remaining')).toBeNull();
+    const batch = await fetch(`${sb.url}/v1/batch`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${api_key}` },
+      body: JSON.stringify({ calls: [{ tool: 'get_balance', params: { agent_id: 'free-1' } }] }),
+    });
+    expect(batch.status).toBe(429);
+    // An hour later the window has moved on.
+    await sb.advance(3_600_000);
+    expect((await call()).status).toBe(200);
+    await sb.close();
+  });
+});
