@@ -149,6 +149,8 @@ const FIELDS: Partial<Record<ToolName, Record<string, FieldType>>> = {
   get_balance: { currency: 'string' },
 };
 
+type ToolOutcome = { result: unknown; charged?: boolean };
+
 export interface EngineOptions {
   allowLoopbackWebhooks: boolean;
   deliverBusEvents: boolean;
@@ -290,15 +292,25 @@ export class Engine {
 
   // The tools
 
-  private run(
-    caller: Caller,
+  private run(caller: Caller, tool: ToolName, p: Record<string, unknown>, ctx: DispatchContext): ToolOutcome {
+    const out =
+      this.billingTool(caller, tool, p, ctx) ??
+      this.paymentsTool(caller, tool, p, ctx) ??
+      this.infraTool(caller, tool, p, ctx) ??
+      this.identityTool(caller, tool, p, ctx);
+    if (!out) throw new GatewayError(501, 'not_implemented', `${tool} is not implemented by the sandbox`);
+    return out;
+  }
+
+  /** Wallets, budgets, freezes, usage. */
+  private billingTool(
+    _caller: Caller,
     tool: ToolName,
     p: Record<string, unknown>,
     ctx: DispatchContext,
-  ): { result: unknown; charged?: boolean } {
+  ): ToolOutcome | undefined {
     const w = this.world;
     const now = w.clock.now();
-    const asAdmin = caller.admin && ctx.via !== 'batch';
     switch (tool) {
       case 'get_balance': {
         const wallet = this.wallet(String(p.agent_id));
@@ -401,6 +413,21 @@ export class Engine {
         if (wallet) wallet.frozen = tool === 'freeze_wallet';
         return { result: { agent_id: p.agent_id, frozen: tool === 'freeze_wallet' } };
       }
+    }
+    return undefined;
+  }
+
+  /** Escrows, intents, payment history. */
+  private paymentsTool(
+    caller: Caller,
+    tool: ToolName,
+    p: Record<string, unknown>,
+    ctx: DispatchContext,
+  ): ToolOutcome | undefined {
+    const w = this.world;
+    const now = w.clock.now();
+    const asAdmin = caller.admin && ctx.via !== 'batch';
+    switch (tool) {
       case 'create_escrow':
         return this.createEscrow(caller, p, ctx);
       case 'get_escrow':
@@ -474,6 +501,20 @@ export class Engine {
           },
         };
       }
+    }
+    return undefined;
+  }
+
+  /** Event bus, webhooks, API keys. */
+  private infraTool(
+    caller: Caller,
+    tool: ToolName,
+    p: Record<string, unknown>,
+    ctx: DispatchContext,
+  ): ToolOutcome | undefined {
+    const w = this.world;
+    const now = w.clock.now();
+    switch (tool) {
       case 'publish_event': {
         const ev = w.publish(String(p.event_type), String(p.source), p.payload ?? {});
         if (this.options.deliverBusEvents) this.deliverToWebhooks(ev);
@@ -571,6 +612,20 @@ export class Engine {
       }
       case 'get_global_audit_log':
         return { result: { entries: [] } };
+    }
+    return undefined;
+  }
+
+  /** Identity, claims, metrics, trust, marketplace, disputes. */
+  private identityTool(
+    caller: Caller,
+    tool: ToolName,
+    p: Record<string, unknown>,
+    _ctx: DispatchContext,
+  ): ToolOutcome | undefined {
+    const w = this.world;
+    const now = w.clock.now();
+    switch (tool) {
       case 'register_agent':
         return this.registerAgent(p);
       case 'verify_agent': {
@@ -740,7 +795,7 @@ export class Engine {
         };
       }
     }
-    throw new GatewayError(501, 'not_implemented', `${tool} is not implemented by the sandbox`);
+    return undefined;
   }
 
   private wallet(agentId: string) {
