@@ -4,7 +4,7 @@
  * and the scenario agents all call it, so a scenario agent obeys freezes, caps and balances exactly as
  * an HTTP caller does.
  */
-import { createHmac, createPublicKey, randomBytes, randomUUID, verify } from 'node:crypto';
+import { createHmac, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { ROUTES, type RouteSpec, requiredScope, type ToolName } from '../greenhelix/routes.js';
 import { decimalString, type EscrowRec, type KeyRec, pyJson, sha3, type Tier, type World } from './world.js';
 
@@ -1264,8 +1264,4 @@ function coerce(k: string, v: unknown, t: FieldType, fromQuery: boolean): unknow
       toCents(v);
       return v;
   }
-}
-
-export function newRequestId(): string {
-  return randomUUID();
 }

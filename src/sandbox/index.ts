@@ -3,7 +3,7 @@
  * quirks, a seeded demo fleet sharing a wallet, scenario agents, fault injection, and ground truth the
  * real API cannot give (whether a wallet is frozen).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SandboxClock } from './clock.js';
 import { type Caller, Engine, GatewayError } from './engine.js';
@@ -369,8 +369,4 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
 function numOr(v: unknown, d: number): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : d;
-}
-
-export function requestId(): string {
-  return randomUUID();
 }

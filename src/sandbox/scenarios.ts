@@ -273,7 +273,7 @@ const PROGRAMS: Record<ScenarioName, Program> = {
 
   identity_compromise(host, info) {
     const a = info.agent_id;
-    host.scheduler.at(host.world.clock.now() + 5_000, info.id, (now) => {
+    host.scheduler.at(host.world.clock.now() + 5_000, info.id, () => {
       // Whoever holds the agent's API key can swap its registered public key.
       const stolen = Buffer.from(Array.from({ length: 32 }, () => Math.floor(host.random() * 256))).toString(
         'hex',
@@ -287,7 +287,6 @@ const PROGRAMS: Record<ScenarioName, Program> = {
         money(info.params.amount, 9_000),
         String(info.params.payee ?? 'merchant-unknown'),
       );
-      void now;
     });
   },
 
@@ -313,7 +312,7 @@ const PROGRAMS: Record<ScenarioName, Program> = {
     host.scheduler.at(t0 + 5 * MIN, info.id, tick);
   },
 
-  cascade_failure(host, info, runner) {
+  cascade_failure(host, info) {
     const root = info.agent_id;
     loop(
       host,
@@ -337,6 +336,5 @@ const PROGRAMS: Record<ScenarioName, Program> = {
       if (!started) host.scheduler.at(now + 30_000, info.id, watch);
     };
     host.scheduler.at(host.world.clock.now() + 30_000, info.id, watch);
-    void runner;
   },
 };
