@@ -260,6 +260,21 @@ export class Engine {
     }
   }
 
+  /** GET /v1/billing/keys: the caller's own keys. */
+  ownKeys(caller: Caller): { keys: unknown[] } {
+    const rows = [...this.world.keys.values()].filter((k) => k.agentId === caller.agentId);
+    return {
+      keys: rows.map((k) => ({
+        key_hash_prefix: k.prefix,
+        agent_id: k.agentId,
+        tier: k.tier,
+        scopes: k.scopes,
+        created_at: k.createdAt / 1000,
+        revoked: k.revokedAt !== null,
+      })),
+    };
+  }
+
   /** Throws the authenticated 429 if the caller is over its limit now, without recording a call. */
   checkRate(caller: Caller): void {
     if (caller.admin) return;

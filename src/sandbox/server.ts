@@ -246,11 +246,20 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
       json(res, 200, { results }, {});
       return done(200);
     }
+    // Non-admins list their own keys here (the /v1/infra/keys route is admin-only).
+    if (method === 'GET' && path === '/v1/billing/keys') {
+      const caller = o.engine.authenticate(key, 'rest');
+      entry.caller = caller.agentId;
+      json(res, 200, serializeRest(o.engine.ownKeys(caller)), {});
+      return done(200);
+    }
     const match = matchRoute(method, path);
     if (!match) throw new GatewayError(404, 'http_error', `No route ${method} ${path}`);
     entry.tool = match.tool;
     const caller = o.engine.authenticate(key, 'rest');
     entry.caller = caller.agentId;
+    if (o.now() - caller.key.createdAt > 90 * 86_400_000)
+      res.setHeader('x-key-age-warning', 'API key is older than 90 days; rotate it');
     const body = method === 'GET' || method === 'DELETE' ? undefined : await readBody(req);
     if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
       throw new GatewayError(422, 'validation_error', 'body: Input should be a valid dictionary');

@@ -333,6 +333,13 @@ describe('rate limits', () => {
     // An hour later the window has moved on.
     await sb.advance(3_600_000);
     expect((await call()).status).toBe(200);
+    const own = await fetch(`${sb.url}/v1/billing/keys`, { headers: { authorization: `Bearer ${api_key}` } });
+    expect(((await own.json()) as { keys: { agent_id: string }[] }).keys).toEqual([
+      expect.objectContaining({ agent_id: 'free-1' }),
+    ]);
+    // Keys older than 90 days carry a warning header.
+    await sb.advance(91 * 86_400_000);
+    expect((await call()).headers.get('x-key-age-warning')).toMatch(/90 days/);
     await sb.close();
   });
 });
