@@ -105,4 +105,25 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX alerts_at ON alerts (at);
   `,
+  // 2: containment rounds. An agent re-contained while recovering starts recovery over at stage 1, so
+  // stages are kept per round (the primary key gains the round; SQLite needs a table rebuild for that).
+  `
+  ALTER TABLE incidents ADD COLUMN containment_round INTEGER NOT NULL DEFAULT 1;
+  CREATE TABLE recovery_stages_v2 (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    round INTEGER NOT NULL DEFAULT 1,
+    stage INTEGER NOT NULL,
+    percent INTEGER NOT NULL,
+    daily_cap INTEGER NOT NULL,
+    monthly_cap INTEGER NOT NULL,
+    gates TEXT,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, agent_id, round, stage)
+  );
+  INSERT INTO recovery_stages_v2 (incident_id, agent_id, round, stage, percent, daily_cap, monthly_cap, gates, at)
+    SELECT incident_id, agent_id, 1, stage, percent, daily_cap, monthly_cap, gates, at FROM recovery_stages;
+  DROP TABLE recovery_stages;
+  ALTER TABLE recovery_stages_v2 RENAME TO recovery_stages;
+  `,
 ];

@@ -62,6 +62,8 @@ export interface Incident {
   amount_unlocked_cents: number | null;
   widened_to: string | null;
   root_cause_agent: string | null;
+  /** 1, then 2 after a re-containment during recovery, and so on. */
+  containment_round: number;
 }
 
 export interface NewIncident {
@@ -112,6 +114,7 @@ export interface PreIncidentState {
 export interface RecoveryStage {
   incident_id: string;
   agent_id: string;
+  round: number;
   stage: number;
   percent: number;
   daily_cap: number;
@@ -520,6 +523,7 @@ export class IncidentStore {
 
   // Recovery
 
+  /** Records a stage in the incident's current containment round (write-once per round and stage). */
   recordRecoveryStage(
     incidentId: string,
     agentId: string,
@@ -527,17 +531,39 @@ export class IncidentStore {
   ): void {
     this.db
       .prepare(
-        'INSERT INTO recovery_stages (incident_id, agent_id, stage, percent, daily_cap, monthly_cap, gates, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, agent_id, stage) DO NOTHING',
+        `INSERT INTO recovery_stages (incident_id, agent_id, round, stage, percent, daily_cap, monthly_cap, gates, at)
+         SELECT ?, ?, containment_round, ?, ?, ?, ?, ?, ? FROM incidents WHERE id = ?
+         ON CONFLICT (incident_id, agent_id, round, stage) DO NOTHING`,
       )
-      .run(incidentId, agentId, s.stage, s.percent, s.daily_cap, s.monthly_cap, json(s.gates), s.at);
+      .run(
+        incidentId,
+        agentId,
+        s.stage,
+        s.percent,
+        s.daily_cap,
+        s.monthly_cap,
+        json(s.gates),
+        s.at,
+        incidentId,
+      );
   }
 
-  listRecoveryStages(incidentId: string): RecoveryStage[] {
-    return (
-      this.db
-        .prepare('SELECT * FROM recovery_stages WHERE incident_id = ? ORDER BY stage')
-        .all(incidentId) as Row[]
-    ).map((r) => ({ ...(r as unknown as RecoveryStage), gates: parse(r.gates) }));
+  /** Stages of the current containment round (or of every round with `allRounds`). */
+  listRecoveryStages(incidentId: string, opts: { allRounds?: boolean } = {}): RecoveryStage[] {
+    const sql = opts.allRounds
+      ? 'SELECT * FROM recovery_stages WHERE incident_id = ? ORDER BY round, stage'
+      : 'SELECT r.* FROM recovery_stages r JOIN incidents i ON i.id = r.incident_id WHERE r.incident_id = ? AND r.round = i.containment_round ORDER BY r.stage';
+    return (this.db.prepare(sql).all(incidentId) as Row[]).map((r) => ({
+      ...(r as unknown as RecoveryStage),
+      gates: parse(r.gates),
+    }));
+  }
+
+  /** Starts a new containment round: the agent is contained again while it was recovering. */
+  startContainmentRound(incidentId: string): void {
+    this.db
+      .prepare('UPDATE incidents SET containment_round = containment_round + 1 WHERE id = ?')
+      .run(incidentId);
   }
 
   recordGate(

@@ -88,8 +88,11 @@ interface HeldEscrow {
 
 const mutex = new KeyedMutex();
 
-/** Statuses in which the agent is already contained or being contained by a live caller. */
-const CONTAINED = new Set(['contained', 'containment_partial', 'recovering']);
+/**
+ * Statuses in which the agent is already contained. A `recovering` agent is not: containing it again
+ * (the cause came back) re-freezes it under the same incident, and recovery starts over at stage 1.
+ */
+const CONTAINED = new Set(['contained', 'containment_partial']);
 
 export async function containAgent(
   deps: OpsDeps,
@@ -190,6 +193,8 @@ export async function runContainment(
   const agentId = req.agent_id;
   const startedAt = clock.now();
   const detectedAt = incident.detected_at ?? startedAt;
+  // The cause came back while recovering: a new round, and recovery will start over at stage 1.
+  if (incident.status === 'recovering') store.startContainmentRound(incident.id);
   if (incident.status !== 'containing') {
     store.transition(incident.id, 'containing', { containment_started_at: startedAt });
   }

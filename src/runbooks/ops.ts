@@ -237,7 +237,10 @@ export function createOps(o: CreateOpsOptions): Ops {
         pre_incident: i.agent_ids
           .map((a) => store.getPreIncidentState(id, a))
           .filter(Boolean) as unknown as Record<string, unknown>[],
-        recovery_stages: store.listRecoveryStages(id) as unknown as Record<string, unknown>[],
+        recovery_stages: store.listRecoveryStages(id, { allRounds: true }) as unknown as Record<
+          string,
+          unknown
+        >[],
         gates: store.listGates(id) as unknown as Record<string, unknown>[],
         has_postmortem: Boolean(store.getPostmortem(id)),
       };

@@ -84,7 +84,7 @@ export async function runPostmortem(
   const report = buildPostmortem({
     incident: store.getIncident(incidentId) ?? incident,
     actions: store.listActions(incidentId),
-    stages: store.listRecoveryStages(incidentId),
+    stages: store.listRecoveryStages(incidentId, { allRounds: true }),
     gates: store.listGates(incidentId),
     audit: {
       identity: identity ? sanitizeGatewayData(identity) : null,

@@ -29,6 +29,11 @@ export const RECOVERY_STAGES = [
 export const STANDARD_MONITORING_AFTER_MS = 48 * HOUR;
 export const STANDARD_MONITORING_S = 300;
 
+/** Recovery stages of the current containment round: a re-containment starts recovery over. */
+function stagesSinceContainment(deps: OpsDeps, incident: Incident) {
+  return deps.store.listRecoveryStages(incident.id);
+}
+
 const RECOVERABLE = new Set(['contained', 'containment_partial', 'recovering']);
 
 export interface RecoverRequest {
@@ -88,7 +93,7 @@ export async function recoverAgent(
       incident.status === 'containment_failed' ? 'Contain the agent first (contain_agent).' : undefined,
     );
   }
-  const stages = store.listRecoveryStages(incident.id);
+  const stages = stagesSinceContainment(deps, incident);
   const current = stages.reduce((n, s) => Math.max(n, s.stage), 0);
   const target = req.stage ?? current + 1;
   const spec = RECOVERY_STAGES.find((s) => s.stage === target);
@@ -398,7 +403,7 @@ async function describeStage(
   applied: boolean,
   dryRun: boolean,
 ): Promise<RecoverResult> {
-  const stages = deps.store.listRecoveryStages(incident.id);
+  const stages = stagesSinceContainment(deps, incident);
   const last = stages.find((s) => s.stage === stage);
   const first = stages.find((s) => s.stage === 1);
   const next = RECOVERY_STAGES.find((s) => s.stage === stage + 1);
@@ -448,7 +453,7 @@ export function monitoringIntervalMs(deps: OpsDeps, agentId: string, defaultMs: 
     deps.store.findActiveIncident(agentId) ??
     deps.store.listIncidents({ agent_id: agentId, limit: 1, offset: 0 })[0];
   if (!incident) return defaultMs;
-  const stages = deps.store.listRecoveryStages(incident.id);
+  const stages = stagesSinceContainment(deps, incident);
   // Contained, not yet recovering: watch closely (it should be quiet; a new anomaly means the cause is live).
   if (stages.length === 0) return incident.status === 'resolved' ? defaultMs : Math.min(defaultMs, 30_000);
   const s = recoveryMonitoringS(stages, deps.clock.now());

@@ -149,7 +149,11 @@ export async function startWatcher(
       return;
     }
     const active = store.findActiveIncident(anomaly.agent_id);
-    if (active && !(runbook !== 'service_degradation' && active.kind === 'service_degradation')) {
+    // An agent in recovery whose cause came back is contained again; so is a degradation turning into a loss.
+    const escalates =
+      active?.status === 'recovering' ||
+      (active?.kind === 'service_degradation' && runbook !== 'service_degradation');
+    if (active && !escalates) {
       out.actions.push({ ...record, incident_id: active.id, status: `already_handled:${active.status}` });
       return;
     }

@@ -270,3 +270,28 @@ describe('event bus and alert sinks', () => {
     sink.close();
   });
 });
+
+describe('recurrence during recovery', () => {
+  it('an agent whose loop comes back while recovering is contained again, and recovery starts over at stage 1', async () => {
+    const { f, w } = await setup(4);
+    const agent = f.sandbox.fleet[1]!;
+    const first = f.sandbox.startScenario('runaway_spending', agent, {});
+    await watchFor(f, w, 5, () => f.sandbox.groundTruth(agent).frozen);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    f.sandbox.stopScenario(first);
+    const stage1 = await f.ops.recover({ incident_id: incident.id, root_cause_fixed: true, dry_run: false });
+    expect(stage1.applied).toBe(true);
+    expect(f.sandbox.groundTruth(agent).frozen).toBe(false);
+
+    // The fix did not hold: the loop is back.
+    f.sandbox.startScenario('runaway_spending', agent, {});
+    await watchFor(f, w, 5, () => f.sandbox.groundTruth(agent).frozen);
+    expect(f.sandbox.groundTruth(agent)).toMatchObject({ frozen: true, daily_cap: 0, held_escrows: 0 });
+    const again = f.ops.store.getIncident(incident.id)!;
+    expect(again).toMatchObject({ status: 'contained', containment_round: 2 });
+    expect(f.ops.store.listRecoveryStages(incident.id)).toEqual([]);
+    expect(f.ops.store.listRecoveryStages(incident.id, { allRounds: true })).toHaveLength(1);
+    const restart = await f.ops.recover({ incident_id: incident.id, root_cause_fixed: true, dry_run: true });
+    expect(restart.stage).toBe(1);
+  });
+});

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   buildPostmortem,
@@ -9,6 +10,7 @@ import {
   openStore,
   renderPostmortemMarkdown,
 } from '../../src/incidents/index.js';
+import { MIGRATIONS } from '../../src/incidents/migrations.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -31,13 +33,40 @@ describe('incident store', () => {
   it('migrates from empty, reopens idempotently, keeps everything across connections', () => {
     const dir = tmp();
     const a = openStore({ dataDir: dir, clock: clock() });
-    expect(a.schemaVersion()).toBe(1);
+    expect(a.schemaVersion()).toBe(MIGRATIONS.length);
     const { incident } = a.claimContainment('agent-1', init('agent-1'));
     a.close();
     const b = openStore({ dataDir: dir, clock: clock() });
-    expect(b.schemaVersion()).toBe(1);
+    expect(b.schemaVersion()).toBe(MIGRATIONS.length);
     expect(b.getIncident(incident.id)?.primary_agent_id).toBe('agent-1');
     b.close();
+  });
+
+  it('upgrades a version-1 file in place, keeping its recovery stages (as round 1)', () => {
+    const dir = tmp();
+    const old = new Database(join(dir, 'incidents.sqlite'));
+    old.exec(MIGRATIONS[0]!);
+    old.pragma('user_version = 1');
+    old
+      .prepare(
+        "INSERT INTO incidents (id, kind, status, primary_agent_id, agent_ids, reason, created_at) VALUES ('inc_old1', 'containment', 'recovering', 'a', '[\"a\"]', 'r', 1)",
+      )
+      .run();
+    old
+      .prepare(
+        "INSERT INTO recovery_stages (incident_id, agent_id, stage, percent, daily_cap, monthly_cap, gates, at) VALUES ('inc_old1', 'a', 1, 50, 500, 15000, '[]', 2)",
+      )
+      .run();
+    old.close();
+    const s = openStore({ dataDir: dir, clock: clock() });
+    expect(s.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(s.getIncident('inc_old1')?.containment_round).toBe(1);
+    expect(s.listRecoveryStages('inc_old1')).toEqual([
+      expect.objectContaining({ round: 1, stage: 1, daily_cap: 500 }),
+    ]);
+    s.startContainmentRound('inc_old1');
+    expect(s.listRecoveryStages('inc_old1')).toEqual([]);
+    s.close();
   });
 
   it('claimContainment yields one incident per agent, across two connections to the same file', () => {
