@@ -100,10 +100,14 @@ export async function startHttpServer(opts: {
             sessions.set(id, { transport, close });
           },
         });
-        transport.onclose = () => {
-          if (transport.sessionId) sessions.delete(transport.sessionId);
-        };
         await mcp.connect(transport);
+        // After connect (which installs the server's own handler): forget the session and stop sending it alerts.
+        const onclose = transport.onclose;
+        transport.onclose = () => {
+          onclose?.();
+          if (transport.sessionId) sessions.delete(transport.sessionId);
+          void close().catch(() => undefined);
+        };
         return void (await transport.handleRequest(req, res, body));
       }
       if (!existing) return reject(res, 400, 'Unknown or missing mcp-session-id');

@@ -48,10 +48,18 @@ export function createServer({ ops, logger }: CreateServerOptions): {
   for (const tool of selectTools(ops)) registerTool(server, tool, ops, logger);
   registerResources(server, ops);
   registerPrompts(server);
-  ops.attachNotifier?.((level, data) =>
-    server.sendLoggingMessage({ level, logger: SERVER_NAME, data }).catch(() => undefined),
-  );
-  return { server, close: () => server.close() };
+  // Alerts reach this client as logging notifications until it goes away (HTTP sessions come and go).
+  const detach = ops.attachNotifier((level, data) => {
+    if (server.isConnected())
+      void server.sendLoggingMessage({ level, logger: SERVER_NAME, data }).catch(() => undefined);
+  });
+  return {
+    server,
+    close: async () => {
+      detach();
+      await server.close();
+    },
+  };
 }
 
 function registerTool(server: McpServer, tool: ToolDefinition, ops: Ops, logger: Logger): void {

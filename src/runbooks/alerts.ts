@@ -40,8 +40,12 @@ export class AlertSink {
     private readonly deps: { config: Config; store: IncidentStore; logger: Logger; clock: Clock },
   ) {}
 
-  attach(notifier: Notifier): void {
+  /** Adds a sink for MCP logging notifications; returns the function that removes it. */
+  attach(notifier: Notifier): () => void {
     this.notifiers.push(notifier);
+    return () => {
+      this.notifiers = this.notifiers.filter((n) => n !== notifier);
+    };
   }
 
   /** Records and fans out an alert; resolves when every sink has been tried. */

@@ -94,7 +94,8 @@ export interface Ops {
     ready: boolean;
     items: { item: string; passed: boolean; detail: string; fix: string | null }[];
   }>;
-  attachNotifier(fn: Notifier): void;
+  /** Sends alerts to an MCP client as logging notifications; returns the detach function. */
+  attachNotifier(fn: Notifier): () => void;
   /** Finishes containments a crashed process left in `containing` (the wallet may be unfrozen mid-window). */
   resumeInterrupted(): Promise<ContainResult[]>;
 }

@@ -3,7 +3,7 @@
  * confirmed by a person through elicitation (and refused when they decline), readiness, resources,
  * prompts, and exploitation with the payee frozen through contain_agent.
  */
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Fixture, startFixture } from '../helpers/fixture.js';
 
@@ -157,5 +157,27 @@ describe('readiness, resources, prompts, exploitation', () => {
     const held = await f.ops.deps.monitor.listAllEscrows({ agent_id: agent, status: 'held' });
     expect(held.filter((e) => e.payer === agent).map((e) => e.payee)).toEqual(Array(5).fill('vendor-01'));
     expect(f.sandbox.groundTruth('merchant-shady').frozen).toBe(true);
+  });
+});
+
+describe('alerts reach connected clients', () => {
+  it('a runbook page arrives as an MCP logging notification carrying the incident id', async () => {
+    f = await startFixture({ agents: 3 });
+    const logs: { level: string; data: unknown }[] = [];
+    f.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      logs.push({ level: n.params.level, data: n.params.data });
+    });
+    const agent = f.sandbox.fleet[0]!;
+    f.sandbox.startScenario('runaway_spending', agent, {});
+    await f.sandbox.advance(30_000);
+    const r = await f.call('run_runbook', { runbook: 'runaway_spending', agent_ids: [agent] });
+    const incidentId = r.structuredContent.incident_id as string;
+    for (let i = 0; i < 50 && logs.length === 0; i++) await new Promise((res) => setTimeout(res, 10));
+    expect(logs).toEqual([
+      expect.objectContaining({
+        level: 'critical',
+        data: expect.objectContaining({ agent_id: agent, incident_id: incidentId, priority: 'P0' }),
+      }),
+    ]);
   });
 });
