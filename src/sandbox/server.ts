@@ -237,6 +237,12 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
       return done(r.status);
     }
     const key = bearer(req);
+    if (method === 'GET' && path === '/v1/events/stream') {
+      const caller = o.engine.authenticate(key, 'batch');
+      entry.caller = caller.agentId;
+      streamEvents(o, req, res, url.searchParams);
+      return done(200);
+    }
     if (method === 'POST' && path === '/v1/batch') {
       const body = (await readBody(req)) as { calls?: unknown } | undefined;
       const caller = o.engine.authenticate(key, 'batch');
@@ -356,4 +362,47 @@ function runBatch(engine: Engine, caller: Caller, body: unknown, requestId: stri
       return { success: false, error: { code: err.code, message: err.detail } };
     }
   });
+}
+
+/**
+ * GET /v1/events/stream (SSE): `id:`/`data:` lines for bus events after `since_id` (or Last-Event-ID),
+ * filtered by `event_type` and by `agent_id` (which matches `source`), a heartbeat every 5 s, a poll of
+ * the bus every 1 s, closed after an hour, as the gateway does.
+ */
+function streamEvents(
+  o: SandboxHttpOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  q: URLSearchParams,
+): void {
+  const lastEventId = Number(req.headers['last-event-id'] ?? Number.NaN);
+  let cursor = Number.isFinite(lastEventId) ? lastEventId : Number(q.get('since_id') ?? 0) || 0;
+  const type = q.get('event_type');
+  const source = q.get('agent_id');
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  res.flushHeaders();
+  const flush = () => {
+    for (const e of o.engine.world.events) {
+      if (e.id <= cursor) continue;
+      cursor = e.id;
+      if ((type && e.event_type !== type) || (source && e.source !== source)) continue;
+      res.write(`id: ${e.id}\ndata: ${JSON.stringify(e)}\n\n`);
+    }
+  };
+  flush();
+  const poll = setInterval(flush, 1_000);
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), 5_000);
+  const stop = () => {
+    clearInterval(poll);
+    clearInterval(heartbeat);
+    clearTimeout(hour);
+    if (!res.writableEnded) res.end();
+  };
+  const hour = setTimeout(stop, 3_600_000);
+  hour.unref();
+  req.on('close', stop);
 }

@@ -343,3 +343,41 @@ describe('rate limits', () => {
     await sb.close();
   });
 });
+
+describe('event stream (SSE)', () => {
+  it('streams bus events after since_id, filtered by source, and resumes from Last-Event-ID', async () => {
+    sb = await startSandbox({ agents: 2, seed: 1, timeScale: 0, autoStartTraffic: false });
+    const a = sb.fleet[0]!;
+    const b = sb.fleet[1]!;
+    const publisher = new GreenHelixClient({ baseUrl: sb.url, apiKey: sb.keys.monitor });
+    await publisher.publishEvent({ event_type: 'before', source: a, payload: {} });
+    const ctl = new AbortController();
+    const res = await fetch(`${sb.url}/v1/events/stream?since_id=1&agent_id=${a}`, {
+      headers: { authorization: `Bearer ${sb.keys.monitor}` },
+      signal: ctl.signal,
+    });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    await publisher.publishEvent({ event_type: 'other', source: b, payload: {} });
+    await publisher.publishEvent({ event_type: 'mine', source: a, payload: { n: 1 } });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('"mine"')) text += new TextDecoder().decode((await reader.read()).value);
+    ctl.abort();
+    expect(text).toMatch(/^id: 3\ndata: \{.*"event_type":"mine".*\}\n\n/);
+    expect(text).not.toContain('"other"');
+    expect(text).not.toContain('"before"');
+    const resumed = new AbortController();
+    const again = await fetch(`${sb.url}/v1/events/stream`, {
+      headers: { authorization: `Bearer ${sb.keys.monitor}`, 'last-event-id': '2' },
+      signal: resumed.signal,
+    });
+    const r2 = again.body!.getReader();
+    let t2 = '';
+    while (!t2.includes('"mine"')) t2 += new TextDecoder().decode((await r2.read()).value);
+    resumed.abort();
+    expect(t2.startsWith('id: 3\n')).toBe(true);
+    expect((await fetch(`${sb.url}/v1/events/stream`)).status).toBe(401);
+    await publisher.close();
+    await sb.close();
+  });
+});
