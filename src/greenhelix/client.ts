@@ -1,362 +1,473 @@
 /**
  * The GreenHelix client: one instance per credential, so the caller always chooses which key acts.
  *
- * - undici Pool per origin with keep-alive (or an injected Dispatcher);
- * - status and content type checked before parsing: an HTML 502 is an error, not a crash;
- * - RFC 9457 problem details → GreenHelixError;
- * - retries only where safe (ROUTES[tool].retry): reads and idempotent transitions always, keyed creates
- *   only with an Idempotency-Key, never the rest; exponential backoff with full jitter, Retry-After
- *   honoured (the authenticated 429 sends none), all inside the caller's deadline and AbortSignal;
- * - bounded concurrency (FIFO), a fresh X-Request-ID per attempt: the gateway de-duplicates usage rows on
- *   `{X-Request-ID}:{tool}`, so reusing an id would hide fees from the budget check.
+ * Each call: params checked against the tool's input schema (unknown fields refused by name) → the
+ * REST request built from ROUTES (path params in the path, query in the query string, the rest as a
+ * JSON body; GET and DELETE never carry one) → sent through a bounded FIFO queue and an undici Pool →
+ * status and content type checked before parsing → the body validated with zod, money as integer cents.
+ * `/v1/execute` is never called: the gateway answers it with 410 (CONTRACT §1).
+ *
+ * Retry safety (ROUTES[tool].retry): reads and idempotent transitions are retried; keyed creates
+ * (create_escrow, release_escrow) only when an Idempotency-Key makes a replay return the first result;
+ * everything else (publish_event, register_webhook, refund_intent…) never, because a second attempt
+ * after an unseen success would act twice. Only network errors, 429 and 5xx are retried, with
+ * exponential full-jitter backoff, Retry-After honoured, never past the deadline.
+ *
+ * X-Request-ID: the gateway de-duplicates usage rows on `{X-Request-ID}:{tool}` when there is no
+ * Idempotency-Key (CONTRACT §5). Each attempt of an unkeyed call is a separate request that may be
+ * metered, so each gets a fresh id: reusing one would fold a retry's fee into the first attempt's row
+ * and hide it from the budget check. A keyed call is de-duplicated on its key instead, so its attempts
+ * share one id, which lets its log lines be followed across retries.
  */
 import { randomUUID } from 'node:crypto';
 import { type Dispatcher, Pool } from 'undici';
-import type { z } from 'zod';
-import { codeFromProblemType, GreenHelixError } from './errors.js';
+import { GreenHelixError } from './errors.js';
+import { type ToolParams, validateParams } from './inputs.js';
 import { keyHashPrefix } from './key-hash.js';
-import { buildPath, ROUTES, type RouteSpec, type ToolName } from './routes.js';
-import * as S from './schemas.js';
+import { ConcurrencyLimiter } from './limiter.js';
+import { header, interpret } from './response.js';
+import { type BackoffPolicy, retryAllowed, stopError, withRetries } from './retry.js';
+import { buildPath, type HttpMethod, ROUTES, type RouteSpec, type ToolName } from './routes.js';
+import { type BatchResult, BatchSchema, type Escrow, TOOL_OUTPUTS, type ToolResult } from './schemas.js';
 
 export interface CallOptions {
+  /** Cancels the call, including time queued and backoff sleeps; the call rejects with code `aborted`. */
   signal?: AbortSignal | undefined;
-  /** Absolute deadline, ms since epoch. */
+  /** Absolute deadline, epoch ms, for the whole call including retries. */
   deadline?: number | undefined;
-  /** Relative deadline; ignored when `deadline` is given. */
+  /** Relative deadline; ignored when `deadline` is given. Defaults to the client's timeoutMs. */
   timeoutMs?: number | undefined;
+  /**
+   * Sent as the Idempotency-Key header (create_escrow, release_escrow, cancel_escrow). Makes keyed
+   * calls retryable. Keys are global on the gateway, not per agent: make them unique.
+   */
   idempotencyKey?: string | undefined;
 }
 
+/** The part of a pino logger the client uses. */
+export interface GreenHelixLogger {
+  debug(obj: object, msg?: string): void;
+}
+
 export interface ClientOptions {
+  /** Gateway origin, optionally with a path prefix: `https://api.greenhelix.net`. */
   baseUrl: string;
+  /** The one credential this client acts with. Never logged; see keyHashPrefix. */
   apiKey: string;
-  dispatcher?: Dispatcher;
-  concurrency?: number;
-  maxRetries?: number;
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-  timeoutMs?: number;
-  logger?: { debug: (obj: object, msg?: string) => void } | undefined;
-  random?: () => number;
+  /** Replaces the owned Pool (tests, proxies, interceptors). An injected dispatcher is not closed by close(). */
+  dispatcher?: Dispatcher | undefined;
+  /** Requests in flight at once, and the Pool's connections. Default 64. */
+  concurrency?: number | undefined;
+  /** Retries after the first attempt, for calls where retrying is safe. Default 3. */
+  maxRetries?: number | undefined;
+  /** First backoff window. Default 100 ms. */
+  baseDelayMs?: number | undefined;
+  /** Largest backoff window. Default 2 000 ms. */
+  maxDelayMs?: number | undefined;
+  /** Default deadline per call. Default 10 000 ms. */
+  timeoutMs?: number | undefined;
+  logger?: GreenHelixLogger | undefined;
+  /** Jitter source in [0, 1). Default Math.random. */
+  random?: (() => number) | undefined;
 }
 
-type Params = Record<string, unknown>;
+/** One call inside a batch: a tool and its flat params, as the catalog names them. */
+export type BatchCall = { [T in ToolName]: { tool: T; params: ToolParams<T> } }[ToolName];
 
-/** FIFO semaphore; a waiter that is aborted or runs out of time leaves the queue. */
-class Semaphore {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-
-  async acquire(signal: AbortSignal): Promise<() => void> {
-    if (this.active < this.limit) {
-      this.active++;
-      return () => this.release();
-    }
-    await new Promise<void>((resolve, reject) => {
-      const go = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        const i = this.queue.indexOf(go);
-        if (i >= 0) this.queue.splice(i, 1);
-        reject(signal.reason);
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.queue.push(go);
-    });
-    this.active++;
-    return () => this.release();
-  }
-
-  private release(): void {
-    this.active--;
-    this.queue.shift()?.();
-  }
+interface BuiltRequest {
+  tool: string;
+  method: HttpMethod;
+  path: string;
+  body: string | undefined;
+  idempotencyKey: string | undefined;
+  headers?: Record<string, string>;
 }
+
+interface Attempt {
+  signal: AbortSignal | undefined;
+  deadline: number;
+  requestId: string;
+  attempt: number;
+}
+
+const BATCH_MAX = 10;
+const DEADLINE = Symbol('deadline');
+const ABORTED = Symbol('aborted');
+/** Tools whose engine honours Idempotency-Key (CONTRACT §5); elsewhere a key would only mislead. */
+const KEY_HONOURED = new Set<string>(['create_escrow', 'release_escrow', 'cancel_escrow']);
 
 export class GreenHelixClient {
   readonly baseUrl: URL;
-  /** SHA3-256 prefix of this client's key, as the gateway lists it; the key itself is never exposed. */
+  /** First 8 hex characters of SHA3-256(apiKey), as the gateway lists keys: compare keys without holding them. */
   readonly keyHashPrefix: string;
-  private readonly apiKey: string;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
-  private readonly sem: Semaphore;
-  private readonly opts: Required<
-    Pick<ClientOptions, 'maxRetries' | 'baseDelayMs' | 'maxDelayMs' | 'timeoutMs' | 'random'>
-  >;
-  private readonly logger: ClientOptions['logger'];
+  /** Requests in flight at once. */
+  readonly concurrency: number;
+  readonly #apiKey: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #limiter: ConcurrencyLimiter;
+  readonly #policy: BackoffPolicy;
+  readonly #timeoutMs: number;
+  readonly #logger: GreenHelixLogger | undefined;
+  #closed = false;
 
   constructor(o: ClientOptions) {
-    if (!o.apiKey) throw new TypeError('GreenHelixClient needs an apiKey (one client per credential)');
-    this.baseUrl = new URL(o.baseUrl);
-    this.apiKey = o.apiKey;
-    this.keyHashPrefix = keyHashPrefix(o.apiKey);
-    const concurrency = o.concurrency ?? 64;
-    this.dispatcher =
-      o.dispatcher ??
-      new Pool(this.baseUrl.origin, { connections: concurrency, keepAliveTimeout: 30_000, pipelining: 1 });
-    this.ownsDispatcher = !o.dispatcher;
-    this.sem = new Semaphore(concurrency);
-    this.opts = {
-      maxRetries: o.maxRetries ?? 3,
-      baseDelayMs: o.baseDelayMs ?? 100,
-      maxDelayMs: o.maxDelayMs ?? 2_000,
-      timeoutMs: o.timeoutMs ?? 10_000,
+    this.baseUrl = checkBaseUrl(o.baseUrl);
+    this.#apiKey = checkApiKey(o.apiKey);
+    this.keyHashPrefix = keyHashPrefix(this.#apiKey);
+    this.concurrency = checkInt('concurrency', o.concurrency ?? 64, 1, 4096);
+    this.#policy = {
+      maxRetries: checkInt('maxRetries', o.maxRetries ?? 3, 0, 20),
+      baseDelayMs: checkInt('baseDelayMs', o.baseDelayMs ?? 100, 0, 60_000),
+      maxDelayMs: checkInt('maxDelayMs', o.maxDelayMs ?? 2_000, 0, 600_000),
       random: o.random ?? Math.random,
     };
-    this.logger = o.logger;
+    this.#timeoutMs = checkInt('timeoutMs', o.timeoutMs ?? 10_000, 1, 3_600_000);
+    this.#logger = o.logger;
+    this.#limiter = new ConcurrencyLimiter(this.concurrency);
+    this.#ownsDispatcher = !o.dispatcher;
+    this.#dispatcher =
+      o.dispatcher ?? new Pool(this.baseUrl.origin, { connections: this.concurrency, pipelining: 1 });
   }
 
+  /** Closes the owned Pool (an injected dispatcher is left to its owner). Later calls fail with `client_closed`. */
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
-  /** Calls one tool through its REST route; the result is the bare JSON object the gateway returned. */
-  async call(tool: ToolName, params: Params = {}, opts: CallOptions = {}): Promise<unknown> {
-    const spec: RouteSpec = ROUTES[tool];
-    checkParams(spec, params);
-    const deadline = opts.deadline ?? Date.now() + (opts.timeoutMs ?? this.opts.timeoutMs);
-    const mayRetry =
-      spec.retry === 'read' ||
-      spec.retry === 'idempotent' ||
-      (spec.retry === 'keyed' && Boolean(opts.idempotencyKey));
-    let attempt = 0;
-    let ambiguous = false;
-    for (;;) {
-      try {
-        return await this.attempt(spec, params, opts, deadline);
-      } catch (e) {
-        const err =
-          e instanceof GreenHelixError
-            ? e
-            : new GreenHelixError({ status: 0, code: 'network_error', detail: String(e), tool, cause: e });
-        // A cancel whose earlier attempt may have landed: invalid_state now means "already refunded"
-        // if the escrow says so. Report what the gateway holds, not the retry's 409.
-        if (tool === 'cancel_escrow' && ambiguous && err.code === 'invalid_state') {
-          const escrow = await this.getEscrow(
-            { escrow_id: String(params.escrow_id) },
-            { ...opts, deadline },
-          ).catch(() => undefined);
-          if (escrow?.status === 'refunded')
-            return { id: escrow.id, status: 'refunded', amount: escrow.amount, recovered_after_retry: true };
-        }
-        if (!err.retryable || !mayRetry || attempt >= this.opts.maxRetries || opts.signal?.aborted) throw err;
-        ambiguous ||= err.status === 0 || err.status >= 500;
-        const backoff =
-          this.opts.random() * Math.min(this.opts.maxDelayMs, this.opts.baseDelayMs * 2 ** attempt);
-        const wait = Math.max(backoff, (err.retryAfterSeconds ?? 0) * 1000);
-        if (Date.now() + wait >= deadline) throw err;
-        await sleep(wait, opts.signal);
-        attempt++;
-      }
-    }
+  /** Never print the key, even by accident (`console.log(client)`, JSON logs of a context object). */
+  toJSON(): object {
+    return { baseUrl: this.baseUrl.href, keyHashPrefix: this.keyHashPrefix };
   }
 
-  private async attempt(
-    spec: RouteSpec,
-    params: Params,
-    opts: CallOptions,
-    deadline: number,
-  ): Promise<unknown> {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0)
-      throw new GreenHelixError({
-        status: 0,
-        code: 'deadline_exceeded',
-        detail: 'deadline passed before the call',
-        tool: spec.tool,
-        retryable: false,
-      });
-    const timer = AbortSignal.timeout(remaining);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timer]) : timer;
-    let release: () => void;
+  /**
+   * Calls one tool through its REST route. Params are validated before sending (a GreenHelixError with
+   * code `invalid_request` names the field); the result is validated and money is in integer cents.
+   * Rejects with GreenHelixError only.
+   */
+  async call<T extends ToolName>(
+    tool: T,
+    params: ToolParams<T>,
+    opts: CallOptions = {},
+  ): Promise<ToolResult<T>> {
+    const spec = routeOf(tool);
+    const input = validated(tool, params);
+    const idempotencyKey = keyFor(tool, input, opts);
+    const request = buildRequest(spec, input, idempotencyKey);
+    const deadline = this.#deadline(tool, opts);
+    // A keyed call's attempts share one id (de-dup is on the key); unkeyed attempts each get their own.
+    const sharedId = idempotencyKey ? randomUUID() : undefined;
+    let unseenOutcome = false;
     try {
-      release = await this.sem.acquire(signal);
-    } catch {
-      throw this.abortError(spec, opts, timer);
-    }
-    const requestId = randomUUID();
-    const started = Date.now();
-    try {
-      const { path, body } = buildRequest(spec, params);
-      const headers: Record<string, string> = {
-        authorization: `Bearer ${this.apiKey}`,
-        accept: 'application/json',
-        'x-request-id': requestId,
-        'user-agent': 'agent-incident-mcp',
-      };
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
-      if (spec.tool === 'rotate_key') headers['x-rotate-confirmation'] = 'confirm';
-      const res = await this.dispatcher.request({
-        origin: this.baseUrl.origin,
-        path: `${this.baseUrl.pathname.replace(/\/$/, '')}${path}`,
-        method: spec.method,
-        headers,
-        body,
-        signal,
-        headersTimeout: Math.max(1, deadline - Date.now()),
-        bodyTimeout: Math.max(1, deadline - Date.now()),
-      });
-      const text = await res.body.text();
-      this.logger?.debug(
-        { tool: spec.tool, status: res.statusCode, ms: Date.now() - started, request_id: requestId },
-        'greenhelix call',
+      const { body, requestId } = await withRetries(
+        async (attempt) => {
+          try {
+            return await this.#exchange(request, {
+              signal: opts.signal,
+              deadline,
+              requestId: sharedId ?? randomUUID(),
+              attempt,
+            });
+          } catch (e) {
+            if (outcomeUnseen(e as GreenHelixError)) unseenOutcome = true;
+            throw e;
+          }
+        },
+        this.#policy,
+        {
+          allowed: retryAllowed(spec.retry, Boolean(idempotencyKey)),
+          deadline,
+          signal: opts.signal,
+          abortError: () => stopError('aborted', tool),
+          onRetry: (err, n, delayMs) =>
+            this.#logger?.debug(
+              { tool, attempt: n, code: err.code, status: err.status, delay_ms: delayMs },
+              'greenhelix retry',
+            ),
+        },
       );
-      return parseResponse(spec, res.statusCode, res.headers, text, requestId);
+      return parseOutput(tool, body, requestId);
     } catch (e) {
-      if (e instanceof GreenHelixError) throw e;
-      if (signal.aborted) throw this.abortError(spec, opts, timer);
-      throw new GreenHelixError({
-        status: 0,
-        code: 'network_error',
-        detail: (e as Error).message,
-        tool: spec.tool,
-        requestId,
-        cause: e,
-      });
-    } finally {
-      release();
+      const err = e as GreenHelixError;
+      if (tool === 'cancel_escrow' && unseenOutcome && err.code === 'invalid_state')
+        return (await this.#confirmRefunded(String(input.escrow_id), err, opts, deadline)) as ToolResult<T>;
+      throw err;
     }
   }
 
-  private abortError(spec: RouteSpec, opts: CallOptions, timer: AbortSignal): GreenHelixError {
-    if (opts.signal?.aborted || !timer.aborted)
-      return new GreenHelixError({
-        status: 0,
-        code: 'aborted',
-        detail: 'the caller cancelled the call',
-        tool: spec.tool,
-        retryable: false,
-      });
-    return new GreenHelixError({
-      status: 0,
-      code: 'deadline_exceeded',
-      detail: 'no answer within the deadline',
-      tool: spec.tool,
-      retryable: false,
-    });
-  }
-
-  private async typed<T extends z.ZodType>(
-    schema: T,
-    tool: ToolName,
-    params: Params,
-    opts?: CallOptions,
-  ): Promise<z.infer<T>> {
-    const raw = await this.call(tool, params, opts);
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new GreenHelixError({
-        status: 200,
-        code: 'invalid_response',
-        detail: `${tool}: ${issue?.path.join('.') || '(body)'}: ${issue?.message}`,
-        tool,
-        retryable: false,
-      });
-    }
-    return parsed.data;
-  }
-
-  /** POST /v1/batch, chunked to the gateway's 10 calls. Batch skips scopes and budget caps, and admin promotion. */
-  async batch(calls: { tool: string; params: Params }[], opts: CallOptions = {}): Promise<S.BatchResult[]> {
-    const out: S.BatchResult[] = [];
-    for (let i = 0; i < calls.length; i += 10) {
-      const raw = await this.callRaw('POST', '/v1/batch', { calls: calls.slice(i, i + 10) }, opts);
-      const parsed = S.BatchSchema.safeParse(raw);
-      if (!parsed.success)
-        throw new GreenHelixError({
-          status: 200,
-          code: 'invalid_response',
-          detail: `batch: ${parsed.error.issues[0]?.message}`,
-          tool: 'batch',
-          retryable: false,
-        });
-      out.push(...parsed.data.results);
+  /**
+   * POST /v1/batch, chunked to the gateway's 10 calls per request and sent chunk after chunk (the
+   * gateway runs calls in order). Resolves with exactly one result per call, in order; a chunk whose
+   * request failed gives each of its calls `{success:false, error}` with the transport code, and an
+   * abort or deadline marks the unsent rest. Rejects only for invalid calls, before anything is sent.
+   *
+   * Batch differs from REST (CONTRACT §1): no admin promotion (admin-only tools are refused here, as
+   * they would always fail), no scope or budget-cap check, raw results (numbers, unix floats), one
+   * rate-limit check per request. A chunk is retried only if every call in it is a read or a keyed
+   * create with its idempotency_key: an idempotent transition replayed inside a batch reports a per-call
+   * 409 that cannot be told apart from a real conflict.
+   */
+  async batch(calls: readonly BatchCall[], opts: CallOptions = {}): Promise<BatchResult[]> {
+    const checked = calls.map((c, i) => checkBatchCall(c, i));
+    const deadline = this.#deadline('batch', opts);
+    const out: BatchResult[] = [];
+    for (let i = 0; i < checked.length; i += BATCH_MAX) {
+      const chunk = checked.slice(i, i + BATCH_MAX);
+      const stopped = out.find(
+        (r) => !r.success && (r.error.code === 'aborted' || r.error.code === 'deadline_exceeded'),
+      );
+      if (stopped && !stopped.success) {
+        out.push(
+          ...chunk.map(() => failure(stopped.error.code, 'not sent: the batch stopped before this chunk')),
+        );
+        continue;
+      }
+      out.push(...(await this.#batchChunk(chunk, opts, deadline)));
     }
     return out;
   }
 
-  private async callRaw(method: 'POST', path: string, body: unknown, opts: CallOptions): Promise<unknown> {
-    const spec: RouteSpec = {
+  async #batchChunk(
+    chunk: { tool: ToolName; params: Record<string, unknown> }[],
+    opts: CallOptions,
+    deadline: number,
+  ): Promise<BatchResult[]> {
+    const request: BuiltRequest = {
       tool: 'batch',
-      method,
-      path,
-      pathParams: [],
-      query: [],
-      body: ['calls'],
-      successStatus: 200,
-      adminOnly: false,
-      tier: 'free',
-      ownership: 'none',
-      retry: 'unsafe',
+      method: 'POST',
+      path: '/v1/batch',
+      body: JSON.stringify({ calls: chunk }),
+      idempotencyKey: undefined,
     };
-    return this.attempt(
-      spec,
-      body as Params,
-      opts,
-      opts.deadline ?? Date.now() + (opts.timeoutMs ?? this.opts.timeoutMs),
+    const safe = chunk.every(
+      (c) =>
+        ROUTES[c.tool].retry === 'read' ||
+        (ROUTES[c.tool].retry === 'keyed' && typeof c.params.idempotency_key === 'string'),
+    );
+    try {
+      const { body, requestId } = await withRetries(
+        (attempt) =>
+          this.#exchange(request, { signal: opts.signal, deadline, requestId: randomUUID(), attempt }),
+        this.#policy,
+        { allowed: safe, deadline, signal: opts.signal, abortError: () => stopError('aborted', 'batch') },
+      );
+      const parsed = BatchSchema.safeParse(body);
+      if (!parsed.success || parsed.data.results.length !== chunk.length)
+        throw new GreenHelixError({
+          status: 200,
+          code: 'invalid_response',
+          detail: parsed.success
+            ? `batch: ${parsed.data.results.length} results for ${chunk.length} calls`
+            : `batch: ${issueText(parsed.error.issues[0])}`,
+          tool: 'batch',
+          requestId,
+          retryable: false,
+        });
+      return parsed.data.results as BatchResult[];
+    } catch (e) {
+      const err = e as GreenHelixError;
+      const note = outcomeUnseen(err)
+        ? 'the batch request failed; these calls may or may not have run'
+        : 'the batch request failed; these calls did not run';
+      return chunk.map(() => failure(err.code, `${note}: ${err.message}`));
+    }
+  }
+
+  /**
+   * The cancel_escrow special case. cancel_escrow is retried without a key, so when an attempt's
+   * outcome was never seen (connection lost, 5xx after the gateway may have acted), the retry can find
+   * the escrow already refunded by that very attempt and get 409 invalid_state. Passing the 409 on would
+   * tell containment the cancel failed while the money is back with the payer; claiming success blindly
+   * would hide a payee's release. So the gateway is asked: only an escrow that now reads `refunded` is
+   * reported as cancelled, marked `confirmed_by_read: true`. A refund by someone else in between (the
+   * payer, another admin) cannot be told apart, but it has the same effect the caller asked for.
+   * Anything else (settled, expired, the read failing) rethrows the 409.
+   */
+  async #confirmRefunded(
+    escrowId: string,
+    conflict: GreenHelixError,
+    opts: CallOptions,
+    deadline: number,
+  ): Promise<ToolResult<'cancel_escrow'>> {
+    const escrow = await this.getEscrow({ escrow_id: escrowId }, { signal: opts.signal, deadline }).catch(
+      () => undefined,
+    );
+    if (escrow?.status !== 'refunded') throw conflict;
+    this.#logger?.debug(
+      { tool: 'cancel_escrow', escrow_id: escrowId, request_id: conflict.requestId },
+      'greenhelix cancel confirmed by read after an unseen attempt',
+    );
+    return { id: escrow.id, status: 'refunded', amount: escrow.amount, confirmed_by_read: true };
+  }
+
+  async #exchange(req: BuiltRequest, a: Attempt): Promise<{ body: unknown; requestId: string }> {
+    if (this.#closed)
+      throw new GreenHelixError({
+        status: 0,
+        code: 'client_closed',
+        detail: 'the client was closed',
+        tool: req.tool,
+        retryable: false,
+      });
+    if (a.signal?.aborted) throw stopError('aborted', req.tool);
+    const remaining = a.deadline - Date.now();
+    if (remaining <= 0)
+      throw stopError('deadline_exceeded', req.tool, 'the deadline passed before the request was sent');
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(DEADLINE), remaining);
+    const onAbort = () => ctl.abort(ABORTED);
+    a.signal?.addEventListener('abort', onAbort, { once: true });
+    const queuedAt = Date.now();
+    let release: (() => void) | undefined;
+    let status = 0;
+    let text: string | undefined;
+    try {
+      release = await this.#limiter.acquire(ctl.signal);
+      const sentAt = Date.now();
+      try {
+        const res = await this.#dispatcher.request({
+          origin: this.baseUrl.origin,
+          path: `${this.baseUrl.pathname.replace(/\/$/, '')}${req.path}`,
+          method: req.method,
+          headers: this.#headers(req, a.requestId),
+          body: req.body,
+          signal: ctl.signal,
+          // Backstops only: the deadline timer above aborts first and names the error.
+          headersTimeout: remaining + 1_000,
+          bodyTimeout: remaining + 1_000,
+        });
+        status = res.statusCode;
+        text = await res.body.text();
+        const body = interpret(
+          { status, headers: res.headers, text },
+          { tool: req.tool, requestId: a.requestId, now: Date.now() },
+        );
+        this.#log(req, a, status, sentAt, queuedAt, header(res.headers, 'x-request-id'));
+        return { body, requestId: header(res.headers, 'x-request-id') ?? a.requestId };
+      } catch (e) {
+        const err = this.#toError(e, req.tool, a.requestId, ctl.signal);
+        // Raw upstream bodies go to the log only, never into the error the caller may show.
+        const excerpt = text && err.status !== 0 ? text.slice(0, 200) : undefined;
+        this.#log(req, a, err.status || status, sentAt, queuedAt, err.requestId, err.code, excerpt);
+        throw err;
+      }
+    } catch (e) {
+      throw this.#toError(e, req.tool, a.requestId, ctl.signal);
+    } finally {
+      release?.();
+      clearTimeout(timer);
+      a.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #headers(req: BuiltRequest, requestId: string): Record<string, string> {
+    const h: Record<string, string> = {
+      authorization: `Bearer ${this.#apiKey}`,
+      accept: 'application/json, application/problem+json',
+      'x-request-id': requestId,
+      'user-agent': 'agent-incident-mcp',
+    };
+    if (req.body !== undefined) h['content-type'] = 'application/json';
+    if (req.idempotencyKey) h['idempotency-key'] = req.idempotencyKey;
+    return { ...h, ...req.headers };
+  }
+
+  #toError(e: unknown, tool: string, requestId: string, signal: AbortSignal): GreenHelixError {
+    if (e instanceof GreenHelixError) return e;
+    if (signal.aborted)
+      return signal.reason === ABORTED
+        ? stopError('aborted', tool, undefined, requestId)
+        : stopError('deadline_exceeded', tool, undefined, requestId);
+    const code = (e as { code?: unknown }).code;
+    return new GreenHelixError({
+      status: 0,
+      code: 'network_error',
+      detail: `${typeof code === 'string' ? `${code}: ` : ''}${(e as Error).message ?? String(e)}`,
+      tool,
+      requestId,
+      cause: e,
+    });
+  }
+
+  #log(
+    req: BuiltRequest,
+    a: Attempt,
+    status: number,
+    sentAt: number,
+    queuedAt: number,
+    echoedId: string | undefined,
+    code?: string,
+    bodyExcerpt?: string,
+  ): void {
+    this.#logger?.debug(
+      {
+        tool: req.tool,
+        method: req.method,
+        status,
+        ms: Date.now() - sentAt,
+        queued_ms: sentAt - queuedAt,
+        attempt: a.attempt,
+        request_id: echoedId ?? a.requestId,
+        ...(code ? { code } : {}),
+        ...(bodyExcerpt ? { body_excerpt: bodyExcerpt } : {}),
+      },
+      'greenhelix call',
     );
   }
 
+  #deadline(tool: string, opts: CallOptions): number {
+    if (opts.deadline !== undefined) {
+      if (!Number.isFinite(opts.deadline))
+        throw invalid(tool, 'options.deadline: expected epoch milliseconds');
+      return opts.deadline;
+    }
+    const timeout = opts.timeoutMs ?? this.#timeoutMs;
+    if (!Number.isFinite(timeout) || timeout <= 0)
+      throw invalid(tool, 'options.timeoutMs: expected a positive number of milliseconds');
+    return Date.now() + timeout;
+  }
+
   // Billing
-  getBalance = (p: { agent_id: string; currency?: string }, o?: CallOptions) =>
-    this.typed(S.BalanceSchema, 'get_balance', p, o);
-  getBudgetStatus = (p: { agent_id: string }, o?: CallOptions) =>
-    this.typed(S.BudgetStatusSchema, 'get_budget_status', p, o);
-  /** PUT replaces both caps: omitting one clears it. Amounts as decimal strings or numbers (CREDITS). */
-  setBudgetCap = (
-    p: {
-      agent_id: string;
-      daily_cap: string | number | null;
-      monthly_cap: string | number | null;
-      alert_threshold?: number;
-    },
-    o?: CallOptions,
-  ) => this.typed(S.BudgetCapSchema, 'set_budget_cap', p, o);
-  freezeWallet = (p: { agent_id: string }, o?: CallOptions) =>
-    this.typed(S.FreezeSchema, 'freeze_wallet', p, o);
-  unfreezeWallet = (p: { agent_id: string }, o?: CallOptions) =>
-    this.typed(S.FreezeSchema, 'unfreeze_wallet', p, o);
-  getUsageSummary = (p: { agent_id: string; since?: number }, o?: CallOptions) =>
-    this.typed(S.UsageSchema, 'get_usage_summary', p, o);
-  getTransactions = (p: { agent_id: string; limit?: number; offset?: number }, o?: CallOptions) =>
-    this.typed(S.TransactionsSchema, 'get_transactions', p, o);
+  getBalance = (p: ToolParams<'get_balance'>, o?: CallOptions) => this.call('get_balance', p, o);
+  getUsageSummary = (p: ToolParams<'get_usage_summary'>, o?: CallOptions) =>
+    this.call('get_usage_summary', p, o);
+  getTransactions = (p: ToolParams<'get_transactions'>, o?: CallOptions) =>
+    this.call('get_transactions', p, o);
+  getServiceAnalytics = (p: ToolParams<'get_service_analytics'>, o?: CallOptions) =>
+    this.call('get_service_analytics', p, o);
+  getMetricsTimeseries = (p: ToolParams<'get_metrics_timeseries'>, o?: CallOptions) =>
+    this.call('get_metrics_timeseries', p, o);
+  /** PUT replaces both caps, so both are required: null clears one on purpose. CREDITS, ≤ 2 decimals. */
+  setBudgetCap = (p: ToolParams<'set_budget_cap'>, o?: CallOptions) => this.call('set_budget_cap', p, o);
+  getBudgetStatus = (p: ToolParams<'get_budget_status'>, o?: CallOptions) =>
+    this.call('get_budget_status', p, o);
+  /** Admin only. Blocks money moving into or out of the wallet, including escrow refunds (CONTRACT §8). */
+  freezeWallet = (p: ToolParams<'freeze_wallet'>, o?: CallOptions) => this.call('freeze_wallet', p, o);
+  unfreezeWallet = (p: ToolParams<'unfreeze_wallet'>, o?: CallOptions) => this.call('unfreeze_wallet', p, o);
 
   // Payments
-  createEscrow = (
-    p: {
-      payer: string;
-      payee: string;
-      amount: string | number;
-      description?: string;
-      timeout_hours?: number;
-    },
-    o?: CallOptions,
-  ) => this.typed(S.EscrowCreatedSchema, 'create_escrow', p, o);
-  getEscrow = (p: { escrow_id: string }, o?: CallOptions) => this.typed(S.EscrowSchema, 'get_escrow', p, o);
-  listEscrows = (
-    p: { agent_id: string; status?: string; limit?: number; offset?: number },
-    o?: CallOptions,
-  ) => this.typed(S.EscrowListSchema, 'list_escrows', p, o);
-  cancelEscrow = (p: { escrow_id: string }, o?: CallOptions) =>
-    this.typed(S.EscrowTransitionSchema, 'cancel_escrow', p, o);
-  releaseEscrow = (p: { escrow_id: string }, o?: CallOptions) =>
-    this.typed(S.EscrowTransitionSchema, 'release_escrow', p, o);
+  /** Pro tier; payer = caller. `idempotency_key` (param) or `idempotencyKey` (option) travels as the header. */
+  createEscrow = (p: ToolParams<'create_escrow'>, o?: CallOptions) => this.call('create_escrow', p, o);
+  getEscrow = (p: ToolParams<'get_escrow'>, o?: CallOptions) => this.call('get_escrow', p, o);
+  listEscrows = (p: ToolParams<'list_escrows'>, o?: CallOptions) => this.call('list_escrows', p, o);
+  releaseEscrow = (p: ToolParams<'release_escrow'>, o?: CallOptions) => this.call('release_escrow', p, o);
+  /** Payer or admin; 409 unless held. See the cancel special case on `call`. */
+  cancelEscrow = (p: ToolParams<'cancel_escrow'>, o?: CallOptions) => this.call('cancel_escrow', p, o);
+  listIntents = (p: ToolParams<'list_intents'>, o?: CallOptions) => this.call('list_intents', p, o);
+  refundIntent = (p: ToolParams<'refund_intent'>, o?: CallOptions) => this.call('refund_intent', p, o);
+  getPaymentHistory = (p: ToolParams<'get_payment_history'>, o?: CallOptions) =>
+    this.call('get_payment_history', p, o);
 
   /** Every escrow matching the filter, page by page (the gateway sends no total: stop on a short page). */
   async listAllEscrows(
-    p: { agent_id: string; status?: string },
+    p: { agent_id: string; status?: ToolParams<'list_escrows'>['status'] },
     o?: CallOptions,
     pageSize = 500,
     maxPages = 40,
-  ): Promise<S.Escrow[]> {
-    const out: S.Escrow[] = [];
+  ): Promise<Escrow[]> {
+    const out: Escrow[] = [];
     for (let page = 0; page < maxPages; page++) {
       const r = await this.listEscrows({ ...p, limit: pageSize, offset: page * pageSize }, o);
       out.push(...r.escrows);
@@ -365,168 +476,174 @@ export class GreenHelixClient {
     return out;
   }
 
-  // Identity, trust, disputes
-  getAgentIdentity = (p: { agent_id: string }, o?: CallOptions) =>
-    this.typed(S.IdentitySchema, 'get_agent_identity', p, o);
-  getAgentReputation = (p: { agent_id: string }, o?: CallOptions) =>
-    this.typed(S.ReputationSchema, 'get_agent_reputation', p, o);
-  getVerifiedClaims = (p: { agent_id: string }, o?: CallOptions) =>
-    this.typed(S.ClaimsSchema, 'get_verified_claims', p, o);
-  getClaimChains = (p: { agent_id: string; limit?: number }, o?: CallOptions) =>
-    this.typed(S.ClaimChainsSchema, 'get_claim_chains', p, o);
-  openDispute = (p: { escrow_id: string; opener: string; reason?: string }, o?: CallOptions) =>
-    this.typed(S.DisputeSchema, 'open_dispute', p, o);
+  // Infra: events, webhooks, keys
+  /** `source` is required; put the agent in the payload or use it as the source (CONTRACT §11). */
+  publishEvent = (p: ToolParams<'publish_event'>, o?: CallOptions) => this.call('publish_event', p, o);
+  getEvents = (p: ToolParams<'get_events'>, o?: CallOptions) => this.call('get_events', p, o);
+  /** Pro tier; https to a public host; the owner is the caller. Never fires except test pings (CONTRACT §9). */
+  registerWebhook = (p: ToolParams<'register_webhook'>, o?: CallOptions) =>
+    this.call('register_webhook', p, o);
+  listWebhooks = (o?: CallOptions) => this.call('list_webhooks', {}, o);
+  deleteWebhook = (p: ToolParams<'delete_webhook'>, o?: CallOptions) => this.call('delete_webhook', p, o);
+  getWebhookDeliveries = (p: ToolParams<'get_webhook_deliveries'>, o?: CallOptions) =>
+    this.call('get_webhook_deliveries', p, o);
+  testWebhook = (p: ToolParams<'test_webhook'>, o?: CallOptions) => this.call('test_webhook', p, o);
+  /** Admin only; without agent_id it lists the whole fleet's keys. */
+  listApiKeys = (p: ToolParams<'list_api_keys'>, o?: CallOptions) => this.call('list_api_keys', p, o);
+  /** Admin only, and it searches only the caller's own keys (CONTRACT §7). */
+  revokeApiKey = (p: ToolParams<'revoke_api_key'>, o?: CallOptions) => this.call('revoke_api_key', p, o);
+  /** Admin only; sends X-Rotate-Confirmation. The new key has no admin scope. */
+  rotateKey = (p: ToolParams<'rotate_key'>, o?: CallOptions) => this.call('rotate_key', p, o);
+  getGlobalAuditLog = (p: ToolParams<'get_global_audit_log'>, o?: CallOptions) =>
+    this.call('get_global_audit_log', p, o);
 
-  // Infra
-  publishEvent = (
-    p: { event_type: string; source: string; payload?: Record<string, unknown> },
-    o?: CallOptions,
-  ) => this.typed(S.PublishedSchema, 'publish_event', p, o);
-  getEvents = (p: { since_id?: number; event_type?: string; limit?: number }, o?: CallOptions) =>
-    this.typed(S.EventsSchema, 'get_events', p, o);
-  listApiKeys = (p: { agent_id?: string }, o?: CallOptions) =>
-    this.typed(S.KeysSchema, 'list_api_keys', p, o);
+  // Identity, trust, marketplace, disputes
+  registerAgent = (p: ToolParams<'register_agent'>, o?: CallOptions) => this.call('register_agent', p, o);
+  /** Checks an Ed25519 signature over `message` against the registered key; not a health check. */
+  verifyAgent = (p: ToolParams<'verify_agent'>, o?: CallOptions) => this.call('verify_agent', p, o);
+  submitMetrics = (p: ToolParams<'submit_metrics'>, o?: CallOptions) => this.call('submit_metrics', p, o);
+  getAgentIdentity = (p: ToolParams<'get_agent_identity'>, o?: CallOptions) =>
+    this.call('get_agent_identity', p, o);
+  getVerifiedClaims = (p: ToolParams<'get_verified_claims'>, o?: CallOptions) =>
+    this.call('get_verified_claims', p, o);
+  getAgentReputation = (p: ToolParams<'get_agent_reputation'>, o?: CallOptions) =>
+    this.call('get_agent_reputation', p, o);
+  buildClaimChain = (p: ToolParams<'build_claim_chain'>, o?: CallOptions) =>
+    this.call('build_claim_chain', p, o);
+  getClaimChains = (p: ToolParams<'get_claim_chains'>, o?: CallOptions) =>
+    this.call('get_claim_chains', p, o);
+  queryMetrics = (p: ToolParams<'query_metrics'>, o?: CallOptions) => this.call('query_metrics', p, o);
+  getMetricDeltas = (p: ToolParams<'get_metric_deltas'>, o?: CallOptions) =>
+    this.call('get_metric_deltas', p, o);
+  ingestMetrics = (p: ToolParams<'ingest_metrics'>, o?: CallOptions) => this.call('ingest_metrics', p, o);
+  getTrustScore = (p: ToolParams<'get_trust_score'>, o?: CallOptions) => this.call('get_trust_score', p, o);
+  /** The rater is the caller (from the key). */
+  rateService = (p: ToolParams<'rate_service'>, o?: CallOptions) => this.call('rate_service', p, o);
+  openDispute = (p: ToolParams<'open_dispute'>, o?: CallOptions) => this.call('open_dispute', p, o);
 }
 
-function checkParams(spec: RouteSpec, params: Params): void {
-  const known = new Set([
-    ...spec.pathParams,
-    ...spec.query,
-    ...spec.body,
-    ...Object.keys(spec.bodyAliases ?? {}),
-  ]);
-  for (const k of Object.keys(params)) {
-    if (!known.has(k)) {
-      throw new GreenHelixError({
-        status: 0,
-        code: 'invalid_request',
-        detail: `${spec.tool}: unknown parameter "${k}"; accepted: ${[...known].join(', ') || 'none'}`,
-        tool: spec.tool,
-        retryable: false,
-      });
-    }
-  }
-  for (const r of spec.requiredBody ?? []) {
-    if (params[r] === undefined)
-      throw new GreenHelixError({
-        status: 0,
-        code: 'invalid_request',
-        detail: `${spec.tool}: parameter "${r}" is required`,
-        tool: spec.tool,
-        retryable: false,
-      });
-  }
+function invalid(tool: string, detail: string): GreenHelixError {
+  return new GreenHelixError({ status: 0, code: 'invalid_request', detail, tool, retryable: false });
 }
 
-function buildRequest(spec: RouteSpec, params: Params): { path: string; body: string | undefined } {
-  let path: string;
-  try {
-    path = buildPath(spec, params);
-  } catch (e) {
-    throw new GreenHelixError({
-      status: 0,
-      code: 'invalid_request',
-      detail: (e as Error).message,
-      tool: spec.tool,
-      retryable: false,
-    });
-  }
-  const qs = new URLSearchParams();
-  for (const q of spec.query) {
-    const v = params[q];
-    if (v !== undefined && v !== null) qs.set(q, String(v));
-  }
-  if (qs.size) path += `?${qs}`;
-  if (spec.method === 'GET' || spec.method === 'DELETE') return { path, body: undefined };
-  const body: Params = {};
-  for (const k of [...spec.body, ...Object.keys(spec.bodyAliases ?? {})])
-    if (params[k] !== undefined) body[k] = params[k];
-  return { path, body: spec.body.length || Object.keys(body).length ? JSON.stringify(body) : undefined };
+function failure(code: string, message: string): BatchResult {
+  return { success: false, error: { code, message } };
 }
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
+/** Whether the gateway may have acted although we never saw its answer. */
+function outcomeUnseen(err: GreenHelixError): boolean {
+  return (err.status === 0 && err.code === 'network_error') || err.status >= 500;
 }
 
-function parseResponse(
+function routeOf(tool: string): RouteSpec {
+  if (!Object.hasOwn(ROUTES, tool))
+    throw invalid(String(tool), `unknown tool "${String(tool)}"; known: ${Object.keys(ROUTES).join(', ')}`);
+  return ROUTES[tool as ToolName];
+}
+
+function validated(tool: ToolName, params: unknown): Record<string, unknown> {
+  const r = validateParams(tool, params);
+  if (!r.ok) throw invalid(tool, r.message);
+  return r.value;
+}
+
+function checkBatchCall(c: BatchCall, i: number): { tool: ToolName; params: Record<string, unknown> } {
+  const where = `calls[${i}]`;
+  const tool = (c as { tool?: unknown } | undefined)?.tool;
+  if (typeof tool !== 'string' || !Object.hasOwn(ROUTES, tool))
+    throw invalid('batch', `${where}: unknown tool ${JSON.stringify(tool)}`);
+  if (ROUTES[tool as ToolName].adminOnly)
+    throw invalid(
+      'batch',
+      `${where}: ${tool} is admin-only and batch never acts as admin; call it over REST`,
+    );
+  const r = validateParams(tool as ToolName, c.params);
+  if (!r.ok) throw invalid('batch', `${where} (${tool}): ${r.message}`);
+  return { tool: tool as ToolName, params: r.value };
+}
+
+/**
+ * The Idempotency-Key for a call: the option or create_escrow's `idempotency_key` param, which the
+ * REST body refuses (422, CONTRACT §5) and so always travels as the header.
+ */
+function keyFor(tool: ToolName, input: Record<string, unknown>, opts: CallOptions): string | undefined {
+  const fromParams = typeof input.idempotency_key === 'string' ? input.idempotency_key : undefined;
+  if (fromParams && opts.idempotencyKey && fromParams !== opts.idempotencyKey)
+    throw invalid(tool, 'idempotency_key and options.idempotencyKey differ; pass one');
+  const key = opts.idempotencyKey ?? fromParams;
+  if (key !== undefined && !KEY_HONOURED.has(tool))
+    throw invalid(
+      tool,
+      `the gateway ignores Idempotency-Key for ${tool}; only ${[...KEY_HONOURED].join(', ')} honour it`,
+    );
+  if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key))
+    throw invalid(tool, 'options.idempotencyKey: expected 1–255 visible ASCII characters');
+  return key;
+}
+
+function buildRequest(
   spec: RouteSpec,
-  status: number,
-  headers: Record<string, string | string[] | undefined>,
-  text: string,
-  sentId: string,
-): unknown {
-  const requestId = header(headers, 'x-request-id') ?? sentId;
-  const type = header(headers, 'content-type') ?? '';
-  const retryAfter = Number(header(headers, 'retry-after'));
-  const retryAfterSeconds = Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined;
-  if (status >= 200 && status < 300) {
-    if (!/json/i.test(type))
-      throw new GreenHelixError({
-        status,
-        code: 'invalid_response',
-        detail: `expected JSON, got ${type || 'no content type'}`,
-        tool: spec.tool,
-        requestId,
-        retryable: false,
-      });
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new GreenHelixError({
-        status,
-        code: 'invalid_response',
-        detail: 'success body is not valid JSON',
-        tool: spec.tool,
-        requestId,
-        retryable: false,
-      });
-    }
-  }
-  if (/problem\+json|json/i.test(type)) {
-    try {
-      const p = JSON.parse(text) as { type?: unknown; detail?: unknown; title?: unknown };
-      const code = typeof p.type === 'string' ? codeFromProblemType(p.type) : `http_${status}`;
-      throw new GreenHelixError({
-        status,
-        code,
-        detail: String(p.detail ?? p.title ?? ''),
-        tool: spec.tool,
-        requestId,
-        retryAfterSeconds,
-      });
-    } catch (e) {
-      if (e instanceof GreenHelixError) throw e;
-    }
-  }
-  // Not a problem document (an HTML page from a proxy, an empty body): an error, with a short excerpt.
+  input: Record<string, unknown>,
+  idempotencyKey: string | undefined,
+): BuiltRequest {
+  let path = buildPath(spec, input);
+  const qs = new URLSearchParams();
+  for (const q of spec.query) if (input[q] !== undefined && input[q] !== null) qs.set(q, String(input[q]));
+  if (qs.size) path += `?${qs}`;
+  const req: BuiltRequest = { tool: spec.tool, method: spec.method, path, body: undefined, idempotencyKey };
+  if (spec.tool === 'rotate_key') req.headers = { 'x-rotate-confirmation': 'confirm' };
+  if (spec.method === 'GET' || spec.method === 'DELETE' || spec.body.length === 0) return req;
+  const body: Record<string, unknown> = {};
+  for (const k of spec.body) if (input[k] !== undefined) body[k] = input[k];
+  req.body = JSON.stringify(body);
+  return req;
+}
+
+function parseOutput<T extends ToolName>(tool: T, body: unknown, requestId: string): ToolResult<T> {
+  const parsed = TOOL_OUTPUTS[tool].safeParse(body);
+  if (parsed.success) return parsed.data as ToolResult<T>;
   throw new GreenHelixError({
-    status,
-    code: status === 502 ? 'bad_gateway' : `http_${status}`,
-    detail: `non-JSON ${status} response: ${text.slice(0, 120).replace(/\s+/g, ' ')}`,
-    tool: spec.tool,
+    status: 200,
+    code: 'invalid_response',
+    detail: `the response does not match ${tool}'s schema: ${issueText(parsed.error.issues[0])}`,
+    tool,
     requestId,
-    retryAfterSeconds,
+    retryable: false,
   });
 }
 
-async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(
-        new GreenHelixError({
-          status: 0,
-          code: 'aborted',
-          detail: 'the caller cancelled the call',
-          retryable: false,
-        }),
-      );
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+function issueText(issue: { path: PropertyKey[]; message: string } | undefined): string {
+  if (!issue) return 'unknown mismatch';
+  return `${issue.path.map(String).join('.') || '(body)'}: ${issue.message}`;
+}
+
+function checkBaseUrl(value: unknown): URL {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash)
+    throw new TypeError(
+      `GreenHelixClient: baseUrl must be an http(s) URL without query, got ${JSON.stringify(value)}`,
+    );
+  return url;
+}
+
+function checkApiKey(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new TypeError(
+      'GreenHelixClient needs exactly one apiKey, a non-empty string (one client per credential)',
+    );
+  // Never echo the value: it is a secret.
+  if (!/^[\x21-\x7e]+$/.test(value))
+    throw new TypeError('GreenHelixClient: apiKey contains whitespace or non-ASCII characters');
+  return value;
+}
+
+function checkInt(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+    throw new TypeError(`GreenHelixClient: ${name} must be an integer ${min}–${max}, got ${String(value)}`);
+  return value;
 }

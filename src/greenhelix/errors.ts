@@ -15,8 +15,13 @@ export interface ProblemDetails {
 
 export const PROBLEM_TYPE_BASE = 'https://api.greenhelix.net/errors/';
 
-/** Codes worth retrying: transient server trouble and rate limiting. */
-const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+/**
+ * Statuses worth retrying: rate limiting and transient server trouble. Every 5xx but 501
+ * (not_implemented, which will not change) — a proxy in front of the gateway may answer 520–599.
+ */
+function retryableStatus(status: number): boolean {
+  return status === 429 || (status >= 500 && status <= 599 && status !== 501);
+}
 
 export class GreenHelixError extends Error {
   override readonly name = 'GreenHelixError';
@@ -52,7 +57,7 @@ export class GreenHelixError extends Error {
     this.code = init.code;
     this.detail = init.detail;
     this.requestId = init.requestId;
-    this.retryable = init.retryable ?? (init.status === 0 || RETRYABLE_STATUS.has(init.status));
+    this.retryable = init.retryable ?? (init.status === 0 || retryableStatus(init.status));
     this.tool = init.tool;
     this.retryAfterSeconds = init.retryAfterSeconds;
   }

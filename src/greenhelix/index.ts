@@ -1,7 +1,13 @@
 /**
  * The GreenHelix gateway client and the facts both sides share (routes, errors, money).
  */
-export { type CallOptions, type ClientOptions, GreenHelixClient } from './client.js';
+export {
+  type BatchCall,
+  type CallOptions,
+  type ClientOptions,
+  GreenHelixClient,
+  type GreenHelixLogger,
+} from './client.js';
 export {
   codeFromProblemType,
   GreenHelixError,
@@ -9,7 +15,40 @@ export {
   type ProblemDetails,
   problemTypeFor,
 } from './errors.js';
+export {
+  acceptedFields,
+  CURRENCIES,
+  METRIC_NAMES,
+  TOOL_INPUTS,
+  type ToolInput,
+  type ToolParams,
+  validateParams,
+} from './inputs.js';
 export { keyHashPrefix } from './key-hash.js';
+export { ConcurrencyLimiter } from './limiter.js';
 export { type Cents, centsToNumber, formatCents, parseCents, sumCents } from './money.js';
-export { buildPath, ROUTES, type RouteSpec, requiredScope, type ToolName } from './routes.js';
-export type { BatchResult, Escrow } from './schemas.js';
+export {
+  type BackoffPolicy,
+  backoffMs,
+  parseRetryAfter,
+  retryAllowed,
+  retryDelayMs,
+  withRetries,
+} from './retry.js';
+export {
+  buildPath,
+  type HttpMethod,
+  OWNERSHIP_FIELDS,
+  type RetryClass,
+  ROUTES,
+  type RouteSpec,
+  requiredScope,
+  type ToolName,
+} from './routes.js';
+export {
+  type BatchResult,
+  type Escrow,
+  type EscrowTransition,
+  TOOL_OUTPUTS,
+  type ToolResult,
+} from './schemas.js';

@@ -96,7 +96,7 @@ describe('error families against the sandbox', () => {
     const conflict = await failure(admin.cancelEscrow({ escrow_id: e1.id }));
     expect([conflict.status, conflict.code]).toEqual([409, 'invalid_state']);
     // The client refuses unknown params itself; the gateway's own 422 is checked with a raw request.
-    expect((await failure(admin.call('get_balance', { agent_id: agent, bogus: 1 }))).code).toBe(
+    expect((await failure(admin.call('get_balance', { agent_id: agent, bogus: 1 } as never))).code).toBe(
       'invalid_request',
     );
     const raw = await fetch(`${sb.url}/v1/billing/wallets/${agent}/budget`, {
