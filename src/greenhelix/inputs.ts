@@ -286,7 +286,7 @@ export function validateParams(
   const schema: z.ZodType = TOOL_INPUTS[tool];
   const r = schema.safeParse(params ?? {});
   if (r.success) return { ok: true, value: r.data as Record<string, unknown> };
-  return { ok: false, message: describeIssues(r.error.issues, acceptedFields(tool)) };
+  return { ok: false, message: describeIssues(r.error.issues, acceptedFields(tool), params) };
 }
 
 /** The params a tool accepts, by name. */
@@ -295,16 +295,27 @@ export function acceptedFields(tool: ToolName): string[] {
   return Object.keys(schema.shape ?? {});
 }
 
-/** Zod issues as one line: `parameter "amount": expected …; unknown parameter "x" (accepted: …)`. */
-export function describeIssues(issues: readonly z.core.$ZodIssue[], accepted: string[]): string {
-  return issues
+/**
+ * Zod issues as one line, unknown fields first: `unknown parameter "x" (accepted: …); parameter
+ * "amount": expected …`. A field absent from `input` is reported as required, whatever zod says.
+ */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  accepted: string[],
+  input?: unknown,
+): string {
+  const given = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
+  const unknownFirst = [...issues].sort(
+    (a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'),
+  );
+  return unknownFirst
     .slice(0, 6)
     .map((i) => {
       if (i.code === 'unrecognized_keys')
         return `unknown parameter${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} (accepted: ${accepted.join(', ') || 'none'})`;
       const field = i.path.map(String).join('.');
       if (!field) return i.message;
-      const missing = i.code === 'invalid_type' && i.message.includes('received undefined');
+      const missing = i.path.length === 1 && given[String(i.path[0])] === undefined;
       return `parameter "${field}": ${missing ? 'is required' : i.message}`;
     })
     .join('; ');
