@@ -210,6 +210,7 @@ export class GreenHelixClient {
    * 409 that cannot be told apart from a real conflict.
    */
   async batch(calls: readonly BatchCall[], opts: CallOptions = {}): Promise<BatchResult[]> {
+    if (!Array.isArray(calls)) throw invalid('batch', 'calls: expected an array of {tool, params}');
     const checked = calls.map((c, i) => checkBatchCall(c, i));
     const deadline = this.#deadline('batch', opts);
     const out: BatchResult[] = [];

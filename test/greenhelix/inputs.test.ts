@@ -141,6 +141,8 @@ describe('the client refuses bad input before sending', () => {
     expect(await refused(client.batch([{ tool: 'freeze_wallet', params: { agent_id: 'a' } }]))).toMatch(
       /admin-only and batch never acts as admin/,
     );
+    expect(await refused(client.batch({} as never))).toMatch(/expected an array/);
+    expect(await client.batch([])).toEqual([]);
     await client.close();
   });
 
