@@ -1,19 +1,52 @@
 /**
- * Guards: the checks every MCP tool passes through (the seam is in server.ts). Plain functions with
- * injected dependencies; no MCP or HTTP of their own.
+ * Guards: the checks every MCP tool passes through. Plain functions and classes with injected
+ * dependencies (clock, key list, delivery channel); no MCP SDK and no HTTP of their own.
+ *
+ * How the seam in `server.ts` uses them:
+ * - at registration, {@link filterTools} (read-only beats everything, an exclusion beats an inclusion);
+ * - before a state-changing tool runs, {@link checkContainmentKey} (the acting key is separate from the
+ *   monitor key and from every agent's key) and {@link checkBlastRadius} (fleet agents only, capped);
+ * - wherever a gateway client is picked for a call, {@link assertActingKey} (the monitor key never acts);
+ * - for fleet_shutdown, {@link buildElicitation} / {@link checkElicitationResponse} when the host can ask
+ *   the person, otherwise {@link FleetShutdownConfirmation} with a code delivered out of band;
+ * - on the way out, {@link untrustedText} / {@link sanitizeGatewayData} for gateway text, and
+ *   {@link redactKey} / {@link REDACT_PATHS} so keys never reach a message or a log line.
+ *
+ * Every refusal is a {@link GuardRefusal}: `{ ok: false, code, message, fix, retryable: false }`.
  */
 
-export { checkBlastRadius } from './blast-radius.js';
-export { buildElicitation, checkElicitationResponse, FleetShutdownConfirmation } from './confirmation.js';
-export { checkContainmentKey, type KeyCheck, type KeyVerdict, keyHashPrefix } from './keys.js';
-export { filterTools } from './readonly.js';
-export { redactKey, sanitizeGatewayData, untrustedText } from './redact.js';
-
-/** A refusal the model can act on: what is wrong and exactly what to fix. */
-export interface GuardRefusal {
-  ok: false;
-  code: string;
-  message: string;
-  fix: string;
-  retryable: false;
-}
+export { AGENT_ID_PATTERN, checkBlastRadius } from './blast-radius.js';
+export {
+  buildElicitation,
+  type ConfirmationMessage,
+  type ConfirmationRefusalCode,
+  type ConfirmationRequest,
+  checkElicitationResponse,
+  type ElicitationAnswer,
+  type ElicitationContent,
+  FleetShutdownConfirmation,
+  type FleetShutdownConfirmationOptions,
+} from './confirmation.js';
+export {
+  assertActingKey,
+  checkContainmentKey,
+  checkKeyRole,
+  clearKeyVerdictCache,
+  type GatewayKeyRow,
+  type KeyCheck,
+  type KeyCheckMethod,
+  type KeyRole,
+  type KeyVerdict,
+  KeyVerdictCache,
+  keyHashPrefix,
+  sameSecret,
+} from './keys.js';
+export { type FilterableTool, filterTools, type ToolFilter } from './readonly.js';
+export {
+  REDACT_PATHS,
+  redactKey,
+  type SanitizeLimits,
+  sanitizeGatewayData,
+  untrustedText,
+} from './redact.js';
+export { type GuardRefusal, refusal, refusalError } from './refusal.js';

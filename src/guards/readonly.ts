@@ -1,25 +1,31 @@
 /**
- * Which tools a configuration exposes: read-only mode beats everything (only tools that change nothing),
- * then an exclusion beats an inclusion.
+ * Which tools a configuration exposes. Read-only mode beats everything: only tools that declare
+ * `readOnlyHint: true` (detection, incident and post-mortem reads) survive it, whatever the toolsets
+ * say. Then an exclusion beats an inclusion, so excluding `contain` cannot be undone by including it.
  */
+
+/** The part of a tool definition the filter reads. */
 export interface FilterableTool {
   readonly name: string;
   readonly toolset: string;
   readonly annotations: { readonly readOnlyHint: boolean };
 }
 
-export function filterTools<T extends FilterableTool>(
-  tools: readonly T[],
-  opts: {
-    readOnly: boolean;
-    include?: readonly string[] | undefined;
-    exclude?: readonly string[] | undefined;
-  },
-): T[] {
+/** Toolset selection; an empty or absent `include` means every toolset. */
+export interface ToolFilter {
+  readOnly: boolean;
+  include?: readonly string[] | undefined;
+  exclude?: readonly string[] | undefined;
+}
+
+/** The tools to register, in their original order. */
+export function filterTools<T extends FilterableTool>(tools: readonly T[], filter: ToolFilter): T[] {
+  const include = filter.include && filter.include.length > 0 ? new Set(filter.include) : undefined;
+  const exclude = new Set(filter.exclude ?? []);
   return tools.filter((t) => {
-    if (opts.readOnly && !t.annotations.readOnlyHint) return false;
-    if (opts.exclude?.includes(t.toolset)) return false;
-    if (opts.include && opts.include.length > 0 && !opts.include.includes(t.toolset)) return false;
-    return true;
+    // Strictly true: a missing or malformed hint counts as "changes state".
+    if (filter.readOnly && t.annotations?.readOnlyHint !== true) return false;
+    if (exclude.has(t.toolset)) return false;
+    return include === undefined || include.has(t.toolset);
   });
 }
