@@ -245,7 +245,7 @@ function missingKey(): GuardRefusal {
 function notSeparate(key: string): GuardRefusal {
   return refusal(
     'containment_key_not_separate',
-    `The containment key (${redactKey(key)}) is the monitor key: the key that reads must never be the key that acts.`,
+    `The containment key (${redactKey(key)}) is the same as the monitor key: the key that reads must never be the key that acts.`,
     'Provision a separate admin-scoped key and set it as GREENHELIX_CONTAINMENT_KEY; keep GREENHELIX_MONITOR_KEY for reads only.',
   );
 }
