@@ -1,12 +1,17 @@
 /**
- * The seed guide's naive rule, kept for the benchmark: mean + 2σ of balance deltas over 30 s polls,
- * judging only after 5 balance samples and 3 spending intervals.
+ * The seed guide's naive rule, kept only as the benchmark's yardstick: poll the balance every 30 s and
+ * alert when the latest drop exceeds mean + k·σ of the earlier drops (k = 2), judging only once it has
+ * 5 balance samples and 3 spending intervals. It sees neither escrows nor rates, so a loop locks money
+ * for minutes before it can fire; detectAgent exists to do better.
  */
 export interface NaiveState {
   last: number | null;
+  /** Balance drops (cents) between consecutive samples, oldest first, at most `MAX_DELTAS`. */
   deltas: number[];
   samples: number;
 }
+
+const MAX_DELTAS = 120;
 
 export function naiveStep(
   prior: NaiveState | undefined,
@@ -16,6 +21,8 @@ export function naiveStep(
   const s: NaiveState = prior
     ? { last: prior.last, deltas: [...prior.deltas], samples: prior.samples }
     : { last: null, deltas: [], samples: 0 };
+  // A sample it cannot read is skipped, as a poll that failed would be.
+  if (!Number.isFinite(sample.balance)) return { alert: false, state: s };
   s.samples++;
   if (s.last === null) {
     s.last = sample.balance;
@@ -32,6 +39,6 @@ export function naiveStep(
     alert = spend > 0 && spend > mean + k * sd;
   }
   history.push(spend);
-  if (history.length > 120) history.shift();
+  if (history.length > MAX_DELTAS) history.shift();
   return { alert, state: s };
 }

@@ -1,287 +1,196 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AgentDetectionState,
   type AgentObservation,
-  CircuitBreaker,
-  DEFAULT_THRESHOLDS,
+  type Anomaly,
   detectAgent,
-  detectFleet,
-  type EscrowObservation,
-  escalate,
-  naiveStep,
-  tightenThresholds,
 } from '../../src/detection/index.js';
+import { HOUR, observation, retryLoop, T0, view } from './fixtures.js';
 
-const T0 = Date.UTC(2026, 10, 24, 2, 47);
-const MIN = 60_000;
-let n = 0;
-const escrow = (over: Partial<EscrowObservation>): EscrowObservation => ({
-  id: `e${n++}`,
-  payer: 'a1',
-  payee: 'v1',
-  amount: 15_000,
-  status: 'held',
-  created_at: T0,
-  ...over,
+const DAY = 24 * HOUR;
+const budget = (spend: number, cap: number | null, pct = 0): AgentObservation['budget'] => ({
+  daily_spend: spend,
+  daily_cap: cap,
+  daily_pct: pct,
+  monthly_spend: spend,
+  monthly_cap: null,
 });
-const obs = (over: Partial<AgentObservation> = {}): AgentObservation => ({
-  agent_id: 'a1',
-  at: T0,
-  failures: [],
-  ...over,
-});
+const only = (obs: Partial<AgentObservation>, state?: AgentDetectionState, pinned: string | null = null) =>
+  detectAgent(observation(obs), state, undefined, pinned);
 
-describe('escrow_burst', () => {
-  it('sees a 30/min loop of $150 escrows on the first observation, with no history', () => {
-    const loop = Array.from({ length: 10 }, (_, i) => escrow({ created_at: T0 - i * 2_000 }));
-    const r = detectAgent(obs({ escrows: loop }), undefined);
-    const burst = r.anomalies.find((a) => a.signal === 'escrow_burst');
-    expect(burst).toMatchObject({ severity: 'critical', priority: 'P0' });
-    expect(burst?.details).toMatchObject({ count: 10, amount_locked_cents: 150_000, top_payee: 'v1' });
-    // The same loop is not also called exploitation of its payee.
-    expect(r.anomalies.some((a) => a.signal === 'escrow_exploitation')).toBe(false);
-  });
-
-  it('does not fire on a few escrows an hour, nor on released or cancelled ones', () => {
-    const normal = [
-      escrow({ created_at: T0 - 10 * MIN }),
-      escrow({ created_at: T0 - 40 * MIN, payee: 'v2' }),
-    ];
-    expect(detectAgent(obs({ escrows: normal }), undefined).anomalies).toEqual([]);
-    const settled = Array.from({ length: 12 }, (_, i) =>
-      escrow({ created_at: T0 - i * 5_000, status: 'settled', payee: `v${i}` }),
-    );
-    expect(
-      detectAgent(obs({ escrows: settled }), undefined).anomalies.filter((a) => a.signal === 'escrow_burst'),
-    ).toEqual([]);
-  });
-
-  it('sees a loop late, after a blind spell, through the long window', () => {
-    const old = Array.from({ length: 40 }, (_, i) => escrow({ created_at: T0 - 10 * MIN - i * 20_000 }));
-    expect(detectAgent(obs({ escrows: old }), undefined).anomalies.map((a) => a.signal)).toContain(
-      'escrow_burst',
-    );
-  });
-});
-
-describe('escrow_exploitation', () => {
-  it('more than 10 escrows to one payee within 5 minutes names the payee', () => {
-    const farmed = Array.from({ length: 11 }, (_, i) =>
-      escrow({
-        payee: 'merchant-shady',
-        status: i % 2 ? 'settled' : 'refunded',
-        amount: 3_000 + i,
-        created_at: T0 - i * 20_000,
-      }),
-    );
-    const a = detectAgent(obs({ escrows: farmed }), undefined).anomalies.find(
-      (x) => x.signal === 'escrow_exploitation',
-    );
-    expect(a).toMatchObject({
-      priority: 'P1',
-      details: { suspect_payee: 'merchant-shady', rule: 'same_payee', count: 11 },
+describe('budget', () => {
+  it('warning at 80 % (P2), exhaustion at 95 % (critical, P1), nothing below', () => {
+    expect(only({ budget: budget(7_990, 10_000) }).anomalies).toEqual([]);
+    expect(only({ budget: budget(8_000, 10_000) }).anomalies[0]).toMatchObject({
+      signal: 'budget_warning',
+      severity: 'warning',
+      priority: 'P2',
+      details: { daily_pct: 80, daily_cap_cents: 10_000 },
     });
-  });
-
-  it('a cancellation rate above 50 % within an hour (with a minimum count)', () => {
-    const cancels = Array.from({ length: 8 }, (_, i) =>
-      escrow({ payee: `m${i % 3}`, status: i < 5 ? 'refunded' : 'settled', created_at: T0 - i * 6 * MIN }),
-    );
-    expect(
-      detectAgent(obs({ escrows: cancels }), undefined).anomalies.find(
-        (x) => x.signal === 'escrow_exploitation',
-      )?.details.rule,
-    ).toBe('cancel_rate');
-    expect(detectAgent(obs({ escrows: cancels.slice(0, 2) }), undefined).anomalies).toEqual([]);
-  });
-});
-
-describe('cost_anomaly', () => {
-  it('judges only with a baseline, against a robust spread; critical above twice the threshold', () => {
-    let state: ReturnType<typeof detectAgent>['state'] | undefined;
-    for (let i = 0; i < 6; i++)
-      state = detectAgent(
-        obs({
-          at: T0 + i * 30_000,
-          escrows: [escrow({ amount: 2_000, created_at: T0 + i * 30_000 - 60_000, status: 'settled' })],
-        }),
-        state,
-      ).state;
-    const spike = Array.from({ length: 4 }, (_, i) =>
-      escrow({ amount: 20_000, status: 'settled', payee: `p${i}`, created_at: T0 + 200_000 - i * 1_000 }),
-    );
-    const r = detectAgent(obs({ at: T0 + 210_000, escrows: spike }), state);
-    expect(r.anomalies.find((a) => a.signal === 'cost_anomaly')).toMatchObject({
-      severity: 'critical',
-      priority: 'P0',
-    });
-    expect(
-      detectAgent(obs({ escrows: spike }), undefined).anomalies.some((a) => a.signal === 'cost_anomaly'),
-    ).toBe(false);
-  });
-});
-
-describe('budget, reputation, identity, blindness', () => {
-  it('budget warning at 80 %, exhaustion at 95 %; a cap of 0 (containment) never counts', () => {
-    const b = (spend: number, cap: number | null) => ({
-      daily_spend: spend,
-      daily_cap: cap,
-      daily_pct: 0,
-      monthly_spend: spend,
-      monthly_cap: null,
-    });
-    expect(detectAgent(obs({ budget: b(8_000, 10_000) }), undefined).anomalies[0]?.signal).toBe(
-      'budget_warning',
-    );
-    expect(detectAgent(obs({ budget: b(9_600, 10_000) }), undefined).anomalies[0]).toMatchObject({
+    expect(only({ budget: budget(9_500, 10_000) }).anomalies[0]).toMatchObject({
       signal: 'budget_exhaustion',
       severity: 'critical',
+      priority: 'P1',
     });
-    expect(detectAgent(obs({ budget: b(9_600, 0) }), undefined).anomalies).toEqual([]);
   });
 
-  it('reputation drift from a baseline; all-zero (uncomputed) reputation never alarms', () => {
-    const rep = (s: number) => ({ composite_score: s, found: true });
-    let st = detectAgent(obs({ reputation: rep(0.9) }), undefined).state;
-    const warn = detectAgent(obs({ at: T0 + 3_600_000, reputation: rep(0.75) }), st);
+  it('computes utilisation itself: the gateway zeroes daily_pct whenever it sees no cap', () => {
+    expect(only({ budget: budget(9_600, 10_000, 0) }).anomalies[0]?.signal).toBe('budget_exhaustion');
+  });
+
+  it('a cap of 0 (containment\'s freeze, or "no cap"), a negative cap or none never counts', () => {
+    for (const cap of [0, -100, null]) expect(only({ budget: budget(9_600, cap) }).anomalies).toEqual([]);
+  });
+});
+
+describe('reputation_drift', () => {
+  const rep = (composite_score: number, found = true) => ({ composite_score, payment_reliability: 0, found });
+  const step = (state: AgentDetectionState | undefined, at: number, o: Partial<AgentObservation>) =>
+    only({ at, ...o }, state);
+
+  it('warns at a 15 % fall from baseline (P2), is critical at 30 % (P1)', () => {
+    const base = step(undefined, T0, { reputation: rep(0.9) }).state;
+    expect(step(base, T0 + HOUR, { reputation: rep(0.78) }).anomalies).toEqual([]);
+    const warn = step(base, T0 + HOUR, { reputation: rep(0.76) });
     expect(warn.anomalies[0]).toMatchObject({
       signal: 'reputation_drift',
       severity: 'warning',
       priority: 'P2',
+      details: { source: 'composite_score', baseline: 0.9, current: 0.76 },
     });
-    const crit = detectAgent(obs({ at: T0 + 7_200_000, reputation: rep(0.6) }), warn.state);
-    expect(crit.anomalies[0]).toMatchObject({ severity: 'critical' });
-    st = detectAgent(obs({ reputation: rep(0) }), undefined).state;
-    expect(detectAgent(obs({ reputation: rep(0) }), st).anomalies).toEqual([]);
-    expect(
-      detectAgent(obs({ reputation: { composite_score: 0.5, found: false } }), undefined).anomalies,
-    ).toEqual([]);
+    const crit = step(warn.state, T0 + 2 * HOUR, { reputation: rep(0.62) });
+    expect(crit.anomalies[0]).toMatchObject({ severity: 'critical', priority: 'P1' });
+    // Drifting does not drag the baseline down with it.
+    expect(crit.state.reputation?.baseline).toBe(0.9);
   });
 
-  it('pins a key on first sight and flags a change or a missing identity as P0', () => {
-    expect(
-      detectAgent(obs({ identity: { public_key: 'aa' } }), undefined, DEFAULT_THRESHOLDS, null).pinKey,
-    ).toBe('aa');
-    expect(
-      detectAgent(obs({ identity: { public_key: 'bb' } }), undefined, DEFAULT_THRESHOLDS, 'aa').anomalies[0],
-    ).toMatchObject({ signal: 'identity_compromise', priority: 'P0' });
-    expect(
-      detectAgent(obs({ identity: { public_key: null } }), undefined, DEFAULT_THRESHOLDS, 'aa').anomalies[0]
-        ?.signal,
-    ).toBe('identity_compromise');
+  it("the real gateway's all-zero scores and found: false never alarm nor form a baseline", () => {
+    let s: AgentDetectionState | undefined;
+    for (let i = 0; i < 50; i++) {
+      const r = step(s, T0 + i * HOUR, { reputation: rep(0) });
+      expect(r.anomalies).toEqual([]);
+      s = r.state;
+    }
+    expect(s?.reputation).toBeNull();
+    expect(step(s, T0, { reputation: rep(0.5, false) }).state.reputation).toBeNull();
+    // A zero after a real baseline is "not computed", not a 100 % fall.
+    const base = step(undefined, T0, { reputation: rep(0.9) }).state;
+    expect(step(base, T0 + HOUR, { reputation: rep(0) }).anomalies).toEqual([]);
   });
 
-  it('a failed check is a detection_failure naming what it cannot see, never an all clear', () => {
-    const r = detectAgent(
-      obs({ failures: [{ check: 'escrows', code: 'network_error', message: 'ECONNREFUSED' }] }),
-      undefined,
+  it('follows a healthy agent moving < 5 % a day, so slow wander never adds up to an alarm', () => {
+    let s: AgentDetectionState | undefined;
+    let score = 0.9;
+    for (let h = 0; h <= 10 * 24; h++) {
+      const r = step(s, T0 + h * HOUR, { reputation: rep(score) });
+      expect(r.anomalies).toEqual([]);
+      s = r.state;
+      score *= 1 - 0.04 / 24;
+    }
+    expect(score).toBeLessThan(0.9 * 0.7);
+  });
+
+  it('a quality metric where higher is better drifts like reputation; others are ignored', () => {
+    const base = step(undefined, T0, { metrics: { success_rate: 0.97, latency_ms: 120 } }).state;
+    const r = step(base, T0 + HOUR, { metrics: { success_rate: 0.6, latency_ms: 900 } });
+    expect(r.anomalies).toHaveLength(1);
+    expect(r.anomalies[0]).toMatchObject({
+      signal: 'reputation_drift',
+      severity: 'critical',
+      details: { source: 'metric:success_rate' },
+    });
+    expect(Object.keys(r.state.metrics)).toEqual(['success_rate']);
+  });
+});
+
+describe('identity_compromise', () => {
+  const key = 'AB'.repeat(32);
+
+  it('pins the key on first sight (as lower-case hex) and stays quiet while it matches', () => {
+    const first = only({ identity: { public_key: key } });
+    expect(first).toMatchObject({ anomalies: [], pinKey: key.toLowerCase() });
+    expect(only({ identity: { public_key: key } }, undefined, key.toLowerCase())).toEqual({
+      anomalies: [],
+      state: expect.anything(),
+    });
+  });
+
+  it('a changed key, a missing record or a failed verification is P0, with the evidence', () => {
+    const changed = only({ identity: { public_key: 'cd'.repeat(32) } }, undefined, key);
+    expect(changed.anomalies[0]).toMatchObject({
+      signal: 'identity_compromise',
+      severity: 'critical',
+      priority: 'P0',
+      details: { reason: 'key_changed', pinned_key: key.toLowerCase(), registered_key: 'cd'.repeat(32) },
+    });
+    expect(changed.pinKey).toBeUndefined();
+    expect(only({ identity: { public_key: null } }, undefined, key).anomalies[0]?.details.reason).toBe(
+      'identity_missing',
     );
+    const unverified = only({ identity: { public_key: key, verified: false } });
+    expect(unverified.anomalies[0]?.details.reason).toBe('verification_failed');
+    expect(unverified.pinKey).toBeUndefined();
+  });
+});
+
+describe('blind checks', () => {
+  it('a failed check is a detection_failure naming what it cannot judge, never an all clear', () => {
+    const r = only({
+      escrows: view(retryLoop('a1', T0, 30), 'a1', T0),
+      failures: [{ check: 'escrows', code: 'network_error', message: 'ECONNREFUSED 127.0.0.1' }],
+    });
     expect(r.anomalies).toEqual([
       expect.objectContaining({
         signal: 'detection_failure',
+        severity: 'warning',
         details: expect.objectContaining({
+          check: 'escrows',
+          code: 'network_error',
           blind_to: ['escrow_burst', 'escrow_exploitation', 'cost_anomaly'],
         }),
       }),
     ]);
   });
-});
 
-describe('cascade', () => {
-  const burst = (agent: string, cents: number) => ({
-    agent_id: agent,
-    anomalies: [
-      {
-        agent_id: agent,
-        signal: 'escrow_burst' as const,
-        severity: 'critical' as const,
-        priority: 'P0' as const,
-        at: T0,
-        summary: '',
-        details: { amount_locked_cents: cents },
-      },
-    ],
-  });
-  it('two agents with P0/P1 anomalies within the window; the largest is the root-cause candidate', () => {
-    const c = detectFleet([burst('a1', 100), burst('a2', 5_000)], {
-      at: T0,
-      sharedWallets: [],
-      recentAlerts: [],
+  it('each failure is reported; the checks that worked are still judged', () => {
+    const r = only({
+      budget: budget(9_900, 10_000),
+      failures: [
+        { check: 'reputation', code: 'timeout', message: '' },
+        { check: 'identity', code: 'service_error', message: '' },
+      ],
     });
-    expect(c[0]).toMatchObject({
-      signal: 'cascade',
-      priority: 'P0',
-      details: { rule: 'correlated_alerts', affected_agents: ['a1', 'a2'], root_cause_candidate: 'a2' },
+    const signals = r.anomalies.map((a: Anomaly) => `${a.signal}:${a.details.check ?? ''}`);
+    expect(signals.sort()).toEqual([
+      'budget_exhaustion:',
+      'detection_failure:identity',
+      'detection_failure:reputation',
+    ]);
+  });
+
+  it('malformed data names the field: bad escrow entries are skipped, a bad budget blinds its check', () => {
+    const loop = view(retryLoop('a1', T0, 6), 'a1', T0);
+    const r = only({
+      escrows: [...loop, { ...loop[0]!, id: 'x', amount: Number.NaN }],
+      budget: { ...budget(1, 10)!, daily_spend: Number.NaN },
     });
-  });
-  it('a shared wallet exhausted with any agent alerting; P2 warnings alone are not a cascade', () => {
-    expect(
-      detectFleet([burst('a1', 1)], {
-        at: T0,
-        sharedWallets: [{ agent_id: 'treasury', balance: 100 }],
-        recentAlerts: [],
-      })[0]?.details.rule,
-    ).toBe('shared_wallet_exhausted');
-    expect(
-      detectFleet([], {
-        at: T0,
-        sharedWallets: [],
-        recentAlerts: [
-          { agent_id: 'a1', at: T0, signal: 'cost_anomaly', priority: 'P2' },
-          { agent_id: 'a2', at: T0, signal: 'budget_warning', priority: 'P2' },
-        ],
-      }),
-    ).toEqual([]);
-  });
-});
-
-describe('escalation, breaker, naive rule, feedback', () => {
-  it('SPEC defaults, overrides per pair, unknown pairs alert a person', () => {
-    expect(escalate({ signal: 'cost_anomaly', severity: 'critical' })).toBe('auto_contain');
-    expect(escalate({ signal: 'cost_anomaly', severity: 'warning' })).toBe('alert_human');
-    expect(escalate({ signal: 'cascade', severity: 'critical' })).toBe('fleet_shutdown');
-    expect(
-      escalate(
-        { signal: 'reputation_drift', severity: 'critical' },
-        { 'reputation_drift:critical': 'alert_human' },
-      ),
-    ).toBe('alert_human');
-    expect(
-      escalate({ signal: 'budget_warning', severity: 'warning' }, { 'budget_warning:warning': 'nonsense' }),
-    ).toBe('alert_human');
+    const failures = r.anomalies.filter((a) => a.signal === 'detection_failure');
+    expect(failures.map((a) => [a.details.check, a.details.code])).toEqual([
+      ['escrows', 'invalid_entries'],
+      ['budget', 'invalid_observation'],
+    ]);
+    expect(String(failures[0]?.details.message)).toContain('escrows[6].amount');
+    expect(r.anomalies.map((a) => a.signal)).toContain('escrow_burst');
   });
 
-  it('circuit breaker: open after 5 failures, half-open after 300 s, closed by a success', () => {
-    const b = new CircuitBreaker();
-    for (let i = 0; i < 4; i++) b.recordFailure(T0);
-    expect(b.state(T0)).toBe('closed');
-    b.recordFailure(T0);
-    expect(b.state(T0 + 299_000)).toBe('open');
-    expect(b.canAttempt(T0 + 299_000)).toBe(false);
-    expect(b.state(T0 + 300_000)).toBe('half_open');
-    b.recordFailure(T0 + 300_000);
-    expect(b.state(T0 + 300_001)).toBe('open');
-    b.recordSuccess(T0 + 600_000);
-    expect(b.state(T0 + 600_000)).toBe('closed');
+  it('refuses an observation without a usable agent id or time, naming the field', () => {
+    expect(() => only({ at: Number.NaN })).toThrow(/obs\.at/);
+    expect(() => only({ agent_id: '' })).toThrow(/obs\.agent_id/);
   });
 
-  it('the naive rule needs 5 samples and 3 spending intervals before it can judge', () => {
-    let s: ReturnType<typeof naiveStep>['state'] | undefined;
-    const fires: boolean[] = [];
-    for (const [i, bal] of [100_000, 99_000, 98_500, 97_000, 96_800, 50_000].entries()) {
-      const r = naiveStep(s, { at: T0 + i * 30_000, balance: bal });
-      s = r.state;
-      fires.push(r.alert);
-    }
-    expect(fires).toEqual([false, false, false, false, false, true]);
-    expect(naiveStep(undefined, { at: T0, balance: 0 }).alert).toBe(false);
-  });
-
-  it('post-mortem feedback lowers k from 2.0 to 1.5 and keeps a floor', () => {
-    const once = tightenThresholds(DEFAULT_THRESHOLDS, 'missed SLA');
-    expect(once.k_sigma).toBe(1.5);
-    let t = once;
-    for (let i = 0; i < 5; i++) t = tightenThresholds(t, 'again');
-    expect(t.k_sigma).toBe(1.0);
-    expect(t.burst_min_count).toBe(5);
+  it('uses the injected time, not the wall clock', () => {
+    const later = T0 + 400 * DAY;
+    const r = only({ at: later, escrows: view(retryLoop('a1', later, 5), 'a1', later) });
+    expect(r.anomalies[0]).toMatchObject({ signal: 'escrow_burst', at: later });
   });
 });

@@ -1,0 +1,163 @@
+/**
+ * The detection vocabulary: what one poll observes about an agent, what the detectors report, and the
+ * per-agent state they carry between polls. Money is integer cents throughout; times are epoch ms.
+ */
+
+export type Signal =
+  | 'cost_anomaly'
+  | 'budget_warning'
+  | 'budget_exhaustion'
+  | 'reputation_drift'
+  | 'escrow_burst'
+  | 'escrow_exploitation'
+  | 'identity_compromise'
+  | 'cascade'
+  | 'detection_failure';
+export type Severity = 'info' | 'warning' | 'critical';
+export type Priority = 'P0' | 'P1' | 'P2' | 'P3';
+
+export const SIGNALS: readonly Signal[] = [
+  'cost_anomaly',
+  'budget_warning',
+  'budget_exhaustion',
+  'reputation_drift',
+  'escrow_burst',
+  'escrow_exploitation',
+  'identity_compromise',
+  'cascade',
+  'detection_failure',
+];
+export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
+
+/** One finding. `details` is the evidence: the numbers, ids, windows and thresholds that produced it. */
+export interface Anomaly {
+  agent_id: string;
+  signal: Signal;
+  severity: Severity;
+  priority: Priority;
+  /** When it was observed (the observation's `at`), epoch ms. */
+  at: number;
+  summary: string;
+  details: Record<string, unknown>;
+}
+
+/** Escrow states on the real gateway (CONTRACT §8): `released` is never set, a cancel is `refunded`. */
+export type EscrowStatus = 'held' | 'settled' | 'refunded' | 'expired';
+
+export interface EscrowObservation {
+  id: string;
+  payer: string;
+  payee: string;
+  /** Principal in cents. */
+  amount: number;
+  /** An unknown status is kept but counts as neither held nor decided. */
+  status: EscrowStatus | (string & {});
+  /** Epoch ms. */
+  created_at: number;
+  updated_at?: number | undefined;
+}
+
+/**
+ * What one poll tells about one agent. A field is absent when it was not read; a read that failed is
+ * listed in `failures` (the check name: `balance`, `budget`, `escrows`, `usage`, `reputation`,
+ * `identity`), which makes the signals depending on it unevaluated rather than clear.
+ */
+export interface AgentObservation {
+  agent_id: string;
+  /** When the poll was made, epoch ms (the injected clock, never the detector's own). */
+  at: number;
+  /** Wallet balance in cents. */
+  balance?: number | undefined;
+  /** get_budget_status in cents; a cap of null or ≤ 0 means "no cap" (see budget.ts). */
+  budget?:
+    | {
+        daily_spend: number;
+        daily_cap: number | null;
+        daily_pct: number;
+        monthly_spend: number;
+        monthly_cap: number | null;
+      }
+    | undefined;
+  /**
+   * The agent's most recent escrows as payer or payee, newest first as list_escrows returns them. The
+   * page must be complete from its oldest entry to `at`: the detectors treat the time it spans as seen.
+   */
+  escrows?: EscrowObservation[] | undefined;
+  /**
+   * get_usage_summary over the agent's whole history: gateway fees. `total_cost` is CREDITS as the
+   * gateway reports it (a float), cumulative, so its deltas are exact fee spend.
+   */
+  usage?: { total_calls: number; total_cost: number } | undefined;
+  /** get_agent_reputation. On the real gateway the scores are usually all 0 ("never computed"). */
+  reputation?:
+    | {
+        composite_score: number;
+        payment_reliability?: number | undefined;
+        found?: boolean | undefined;
+        [k: string]: unknown;
+      }
+    | undefined;
+  /**
+   * Latest values of quality metrics where higher is better (success_rate, accuracy, uptime…), e.g.
+   * the `current` of get_metric_deltas. They drift like reputation does; other names are ignored.
+   */
+  metrics?: Record<string, number> | undefined;
+  /**
+   * The registered identity: `public_key: null` when the record is missing; `verified: false` when a
+   * challenge (verify_agent) failed for the registered key.
+   */
+  identity?: { public_key: string | null; verified?: boolean | undefined } | undefined;
+  /**
+   * When our containment last cancelled this agent's escrows (epoch ms). Refunds at or after it are
+   * ours, not the agent's, and do not count toward its cancellation rate.
+   */
+  contained_at?: number | null | undefined;
+  failures: { check: string; code: string; message: string }[];
+}
+
+/** A fee delta measured between two polls, spread evenly over (from, to]. */
+export interface FeeSample {
+  from: number;
+  to: number;
+  cents: number;
+}
+
+/** A drifting score's baseline (reputation or a quality metric). */
+export interface ScoreBaseline {
+  baseline: number;
+  /** When the baseline last moved, epoch ms. */
+  at: number;
+  n: number;
+}
+
+/**
+ * Per-agent detector state, JSON-serializable and bounded: two series of at most `baseline_intervals`
+ * numbers, at most `MAX_FEE_SAMPLES` fee samples and one baseline per known quality metric.
+ */
+export interface AgentDetectionState {
+  v: 2;
+  /** The last observation's time. */
+  last_at: number | null;
+  /**
+   * The last `baseline_intervals` closed, non-overlapping intervals of `spend_window_ms`, oldest first,
+   * learned from the escrow list (so the first poll can seed them from history): spend in cents and
+   * escrows created as payer. Judged by median and MAD (baseline.ts).
+   */
+  intervals: {
+    spend: number[];
+    count: number[];
+    /** End of the last interval learned; null before the first observation. */
+    learned_until: number | null;
+  };
+  /** EWMA of escrow amounts as payer in intervals the baseline called normal: the typical escrow. */
+  escrow_amount: { n: number; mean: number };
+  fees: {
+    /** The last cumulative fee reading and where it came from. */
+    ref: { at: number; total_cents: number; source: 'usage' | 'budget' } | null;
+    samples: FeeSample[];
+  };
+  reputation: ScoreBaseline | null;
+  metrics: Record<string, ScoreBaseline>;
+}
+
+export const MAX_FEE_SAMPLES = 64;

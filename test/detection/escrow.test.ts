@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type AgentDetectionState,
+  type Anomaly,
+  DEFAULT_THRESHOLDS,
+  detectAgent,
+  type Signal,
+} from '../../src/detection/index.js';
+import {
+  escrow,
+  HOUR,
+  MIN,
+  normalTraffic,
+  observation,
+  retryLoop,
+  SEC,
+  type SimEscrow,
+  T0,
+  view,
+} from './fixtures.js';
+
+const signals = (as: Anomaly[]) => as.map((a) => a.signal);
+const find = (as: Anomaly[], s: Signal) => as.find((a) => a.signal === s);
+const firstLook = (world: SimEscrow[], at = T0) =>
+  detectAgent(observation({ at, escrows: view(world, 'a1', at) }), undefined).anomalies;
+
+/** Polls every 30 s over [from, to), carrying state like the caller does (through JSON). */
+function watch(world: SimEscrow[], from: number, to: number, start?: AgentDetectionState) {
+  let state = start;
+  const seen: Anomaly[] = [];
+  for (let at = from; at < to; at += 30 * SEC) {
+    const r = detectAgent(observation({ at, escrows: view(world, 'a1', at) }), state);
+    seen.push(...r.anomalies);
+    state = JSON.parse(JSON.stringify(r.state)) as AgentDetectionState;
+  }
+  return { seen, state: state! };
+}
+
+describe('escrow_burst on the first observation, with no history', () => {
+  it('sees a 30/min loop of $150 escrows at its 5th escrow (8 s in), not at its 4th', () => {
+    expect(signals(firstLook(retryLoop('a1', T0, 4)))).toEqual([]);
+    const burst = find(firstLook(retryLoop('a1', T0, 5)), 'escrow_burst');
+    expect(burst).toMatchObject({ severity: 'critical', priority: 'P0' });
+    expect(burst?.details).toMatchObject({
+      rule: 'repeat',
+      count: 5,
+      threshold_count: 5,
+      amount_locked_cents: 75_000,
+      repeat_amount_cents: 15_000,
+      top_payee: 'vendor-flaky',
+      rate_per_min: 30,
+      baseline_per_hour: null,
+    });
+    expect(burst?.details.escrow_ids).toHaveLength(5);
+  });
+
+  it('sees 8 held escrows to varied payees and amounts within 2 minutes, not 7', () => {
+    const varied = (n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        escrow({ payee: `p${i}`, amount: 1_000 + i * 700, created_at: T0 - i * 10 * SEC }),
+      );
+    expect(signals(firstLook(varied(7)))).toEqual([]);
+    expect(find(firstLook(varied(8)), 'escrow_burst')?.details).toMatchObject({ rule: 'rate', count: 8 });
+  });
+
+  it('counts only held escrows: released or cancelled ones are not a lock-up', () => {
+    const done = retryLoop('a1', T0, 12).map((e, i) => ({
+      ...e,
+      fate: { status: i % 2 ? ('settled' as const) : ('refunded' as const), at: e.created_at + SEC },
+    }));
+    expect(signals(firstLook(done))).not.toContain('escrow_burst');
+  });
+
+  it('sees a loop first observed late, after a blind spell, through the 30-minute window', () => {
+    const late = retryLoop('a1', T0 - 10 * MIN, 40, { perMin: 3 });
+    expect(find(firstLook(late), 'escrow_burst')?.details).toMatchObject({ rule: 'long_window', count: 40 });
+  });
+
+  it('ignores escrows where the agent is the payee', () => {
+    const incoming = retryLoop('someone-else', T0, 20, { payee: 'a1' });
+    expect(firstLook(incoming)).toEqual([]);
+  });
+});
+
+describe('normal traffic', () => {
+  it('a day of orders at 3 an hour, polled every 30 s, raises nothing', () => {
+    const world = normalTraffic('a1', T0 - 6 * HOUR, T0 + 24 * HOUR, 3, 11);
+    const { seen, state } = watch(world, T0, T0 + 24 * HOUR);
+    expect(seen).toEqual([]);
+    // Not vacuous: the day had traffic and every detector had a formed baseline to judge with.
+    expect(world.filter((e) => e.created_at >= T0).length).toBeGreaterThan(50);
+    expect(state.intervals.spend.length).toBe(288);
+  });
+
+  it('a busy agent is judged against its own rate; the same cluster cold would be a burst', () => {
+    const world = normalTraffic('a1', T0 - 6 * HOUR, T0, 60, 5);
+    const { state } = watch(world, T0 - 30 * MIN, T0);
+    // Nine held orders in 90 s: far above a quiet agent, about 4× this one's own rate.
+    const cluster = Array.from({ length: 9 }, (_, i) =>
+      escrow({ payee: `shop-${i % 6}`, amount: 2_000 + i * 311, created_at: T0 + 10 * SEC + i * 10 * SEC }),
+    );
+    const at = T0 + 100 * SEC;
+    const all = [...world, ...cluster];
+    const warm = detectAgent(observation({ at, escrows: view(all, 'a1', at) }), state);
+    expect(signals(warm.anomalies)).not.toContain('escrow_burst');
+    expect(signals(firstLook(cluster, at))).toContain('escrow_burst');
+    // A real loop still stands out against the busy baseline.
+    const loop = retryLoop('a1', at, 30);
+    const hit = detectAgent(observation({ at, escrows: view([...world, ...loop], 'a1', at) }), state);
+    expect(find(hit.anomalies, 'escrow_burst')?.details).toMatchObject({ rule: 'rate' });
+    expect(find(hit.anomalies, 'escrow_burst')?.details.baseline_per_hour).toBeGreaterThan(30);
+  });
+});
+
+describe('escrow_exploitation', () => {
+  const farm = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      escrow({
+        payee: 'merchant-shady',
+        amount: 2_000 + i * 137,
+        created_at: T0 - i * 20 * SEC,
+        fate: { status: i % 2 ? 'settled' : 'refunded', at: T0 - i * 20 * SEC + 10 * SEC },
+      }),
+    );
+
+  it('more than 10 escrows to one payee within 5 minutes names the payee and the escrows (P1)', () => {
+    expect(signals(firstLook(farm(10)))).not.toContain('escrow_exploitation');
+    const a = find(firstLook(farm(11)), 'escrow_exploitation');
+    expect(a).toMatchObject({
+      priority: 'P1',
+      details: { rule: 'same_payee', suspect_payee: 'merchant-shady' },
+    });
+    expect(a?.details.count).toBe(11);
+    expect(a?.details.escrow_ids).toHaveLength(11);
+  });
+
+  it('a cancellation rate above 50 % of decided escrows within an hour, with a minimum count', () => {
+    const decided = (n: number, cancelled: number) =>
+      Array.from({ length: n }, (_, i) =>
+        escrow({
+          payee: `m${i % 3}`,
+          amount: 3_000,
+          created_at: T0 - (i + 1) * 6 * MIN,
+          fate: { status: i < cancelled ? 'refunded' : 'settled', at: T0 - (i + 1) * 6 * MIN + MIN },
+        }),
+      );
+    const a = find(firstLook(decided(8, 5)), 'escrow_exploitation');
+    expect(a?.details).toMatchObject({ rule: 'cancel_rate', cancelled: 5, decided: 8, suspect_payee: 'm0' });
+    expect(signals(firstLook(decided(8, 4)))).toEqual([]);
+    expect(signals(firstLook(decided(2, 2)))).toEqual([]);
+    // Held escrows have not been decided yet: they do not dilute the rate.
+    const pending = Array.from({ length: 10 }, (_, i) =>
+      escrow({ payee: `q${i}`, created_at: T0 - 50 * MIN + i }),
+    );
+    expect(signals(firstLook([...decided(6, 4), ...pending]))).toContain('escrow_exploitation');
+  });
+
+  it("refunds made by our own containment are not the agent's cancellations", () => {
+    const containedAt = T0 - 2 * MIN;
+    const loop = retryLoop('a1', T0 - 5 * MIN, 15).map((e) => ({
+      ...e,
+      fate: { status: 'refunded' as const, at: containedAt + SEC },
+    }));
+    const obs = observation({ escrows: view(loop, 'a1', T0) });
+    expect(signals(detectAgent(obs, undefined).anomalies)).toContain('escrow_exploitation');
+    expect(detectAgent({ ...obs, contained_at: containedAt }, undefined).anomalies).toEqual([]);
+  });
+
+  it('a retry loop to one payee is a burst, not also exploitation of that payee', () => {
+    const r = firstLook(retryLoop('a1', T0, 30));
+    expect(signals(r)).toContain('escrow_burst');
+    expect(signals(r)).not.toContain('escrow_exploitation');
+  });
+});
+
+describe('thresholds are configurable', () => {
+  it('a stricter repeat count catches the loop one escrow earlier', () => {
+    const t = { ...DEFAULT_THRESHOLDS, escrow_burst_repeat_count: 4 };
+    const obs = observation({ escrows: view(retryLoop('a1', T0, 4), 'a1', T0) });
+    expect(signals(detectAgent(obs, undefined, t).anomalies)).toContain('escrow_burst');
+  });
+});
