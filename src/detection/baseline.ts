@@ -83,13 +83,34 @@ export function spendThreshold(s: AgentDetectionState, t: Thresholds): SpendThre
 }
 
 /**
- * The agent's own escrow creation rate as payer, per ms (median escrows per interval), once the
- * baseline is formed; null before. Counts every status: a busy agent settles quickly, and its own rate
+ * The agent's own escrow creation rate as payer, per ms (median escrows per interval), from the
+ * intervals that end by `before`, once there are enough of them; null before. Counts every status: a busy agent settles quickly, and its own rate
  * is what keeps the burst rules from judging it as if it were quiet.
  */
-export function creationRatePerMs(s: AgentDetectionState, t: Thresholds): number | null {
-  const xs = s.intervals.count;
+export function creationRatePerMs(
+  s: AgentDetectionState,
+  t: Thresholds,
+  before = Number.POSITIVE_INFINITY,
+): number | null {
+  const xs = intervalsEndingBy(s, t, before).count;
   return xs.length < t.min_baseline_samples ? null : median(xs) / t.spend_window_ms;
+}
+
+/**
+ * The learned intervals that end by `before`. A rule judging a window must not learn the agent's "own
+ * rate" from intervals inside that window: after a blind spell the catch-up learns the loop being judged,
+ * and a loop covering half the baseline would raise its own bar (a median over half-loop intervals).
+ */
+export function intervalsEndingBy(
+  s: AgentDetectionState,
+  t: Thresholds,
+  before: number,
+): { spend: number[]; count: number[] } {
+  const iv = s.intervals;
+  if (iv.learned_until === null || iv.learned_until <= before) return { spend: iv.spend, count: iv.count };
+  const drop = Math.ceil((iv.learned_until - before) / t.spend_window_ms);
+  const keep = Math.max(0, iv.count.length - drop);
+  return { spend: iv.spend.slice(0, keep), count: iv.count.slice(0, keep) };
 }
 
 /**

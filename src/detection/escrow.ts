@@ -27,9 +27,12 @@ export function escrowBurst(
   s: AgentDetectionState,
   t: Thresholds,
 ): Anomaly | undefined {
-  const ratePerMs = creationRatePerMs(s, t);
-  const need = (floor: number, windowMs: number) =>
-    Math.max(floor, ratePerMs === null ? 0 : Math.ceil(t.escrow_burst_factor * ratePerMs * windowMs));
+  // Each window is judged against the agent's rate from before that window, never from inside it.
+  const rateBefore = (windowMs: number) => creationRatePerMs(s, t, at - windowMs);
+  const need = (floor: number, windowMs: number) => {
+    const ratePerMs = rateBefore(windowMs);
+    return Math.max(floor, ratePerMs === null ? 0 : Math.ceil(t.escrow_burst_factor * ratePerMs * windowMs));
+  };
   const held = paid.filter((e) => e.status === 'held');
   const short = held.filter((e) => e.created_at > at - t.escrow_burst_window_ms);
   const long = held.filter((e) => e.created_at > at - t.escrow_burst_long_window_ms);
@@ -63,7 +66,7 @@ export function escrowBurst(
       threshold_count: hit.threshold,
       window_ms: windowMs,
       rate_per_min: round2(perMin),
-      baseline_per_hour: ratePerMs === null ? null : round2(ratePerMs * 60 * MIN),
+      baseline_per_hour: baselinePerHour(rateBefore(windowMs)),
       amount_locked_cents: locked,
       top_payee: byPayee[0]?.payee ?? null,
       top_payee_count: byPayee.length,
@@ -155,6 +158,10 @@ function cancellationRate(
 }
 
 /** The members of the largest group (ties: the group whose newest escrow is newest). */
+function baselinePerHour(ratePerMs: number | null): number | null {
+  return ratePerMs === null ? null : round2(ratePerMs * 60 * MIN);
+}
+
 function largestGroup<T extends EscrowObservation>(items: readonly T[], key: (e: T) => string): T[] {
   const groups = new Map<string, T[]>();
   for (const e of items) {

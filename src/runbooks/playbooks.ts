@@ -671,12 +671,13 @@ export async function rootCauseAgent(
   const since = deps.clock.now() - 60 * 60_000;
   const spend = await mapBounded(agentIds, 16, async (agentId) => {
     try {
-      const list = await deps.monitor.listEscrows(
-        { agent_id: agentId, limit: 500 },
+      // Every page of held escrows: a loop that ran long holds more than one page's worth.
+      const held = await deps.monitor.listAllEscrows(
+        { agent_id: agentId, status: 'held' },
         { signal, timeoutMs: deps.config.greenhelix.timeoutMs },
       );
       return sumCents(
-        list.escrows
+        held
           .filter(
             (e) => e.payer === agentId && e.status === 'held' && (toEpochMs(e.created_at) ?? 0) >= since,
           )

@@ -76,6 +76,22 @@ describe('escrow_burst on the first observation, with no history', () => {
     expect(find(firstLook(late), 'escrow_burst')?.details).toMatchObject({ rule: 'long_window', count: 40 });
   });
 
+  it('a loop that filled the blind spell is still a burst: the catch-up never learns the window it judges', () => {
+    // Seen once with nothing held, then not again for 40 min while a 30/min loop ran for its first 12.
+    // The catch-up learns about eight 5-minute intervals, three of them the loop's: wherever T0 falls on the
+    // interval grid, the loop must not become the agent's "own rate" and lift the bar above itself.
+    for (let phase = 0; phase < 5 * MIN; phase += 30 * SEC) {
+      const start = T0 + phase;
+      const seeded = detectAgent(observation({ at: start, escrows: [] }), undefined).state;
+      const loop = retryLoop('a1', start + 12 * MIN, 360);
+      const at = start + 40 * MIN;
+      const r = detectAgent(observation({ at, escrows: view(loop, 'a1', at, 500) }), seeded);
+      expect(find(r.anomalies, 'escrow_burst')?.details, `phase ${phase / SEC} s`).toMatchObject({
+        rule: 'long_window',
+      });
+    }
+  });
+
   it('ignores escrows where the agent is the payee', () => {
     const incoming = retryLoop('someone-else', T0, 20, { payee: 'a1' });
     expect(firstLook(incoming)).toEqual([]);

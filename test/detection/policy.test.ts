@@ -33,9 +33,6 @@ describe('escalation', () => {
     expect(
       escalate({ signal: 'cost_anomaly', severity: 'critical' }, { 'cost_anomaly:critical': 'nuke' }),
     ).toBe('alert_human');
-    expect(escalate({ signal: 'cost_anomaly', severity: 'critical' }, { toString: 'x' } as never)).toBe(
-      'auto_contain',
-    );
   });
 
   it('names what is wrong with a set of overrides', () => {
