@@ -24,6 +24,8 @@ export interface SandboxOptions {
   errorRate?: number;
   /** Sandbox seconds per real second; 0 = time moves only by advance(). */
   timeScale?: number;
+  /** Sandbox time at start (epoch ms); default now. A fixed start makes a seeded run repeat exactly. */
+  startAt?: number;
   /** Fleet agents run normal_traffic from the start. */
   autoStartTraffic?: boolean;
   allowLoopbackWebhooks?: boolean;
@@ -75,7 +77,7 @@ const SPECIAL_PAYEES = ['vendor-flaky', 'merchant-shady', 'merchant-unknown'];
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const seed = opts.seed ?? 1;
   const random = prng(seed);
-  const clock = new SandboxClock(opts.timeScale ?? 1);
+  const clock = new SandboxClock(opts.timeScale ?? 1, opts.startAt ?? Date.now());
   const world = new World(clock);
   const engine = new Engine(world);
   engine.options.allowLoopbackWebhooks = opts.allowLoopbackWebhooks ?? false;

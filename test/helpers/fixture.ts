@@ -15,6 +15,9 @@ import type { Ops } from '../../src/runbooks/ops.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { createServer } from '../../src/server.js';
 
+/** 02:47 UTC, the night of the incident this product exists for. */
+export const FIXTURE_START = Date.UTC(2026, 10, 24, 2, 47, 13);
+
 export interface Fixture {
   sandbox: Sandbox;
   ops: Ops;
@@ -45,6 +48,8 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
       agents: opts.agents ?? 8,
       seed: 7,
       timeScale: 0,
+      // A fixed origin: with the seed, every run sees the same times on the detectors' 5-minute grid.
+      startAt: FIXTURE_START,
       latencyMs: opts.latencyMs ?? 0,
       autoStartTraffic: opts.autoStartTraffic ?? false,
     }));
