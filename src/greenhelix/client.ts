@@ -20,6 +20,7 @@
  * share one id, which lets its log lines be followed across retries.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { type Dispatcher, Pool } from 'undici';
 import { GreenHelixError } from './errors.js';
 import { type ToolParams, validateParams } from './inputs.js';
@@ -91,6 +92,17 @@ interface Attempt {
 }
 
 const BATCH_MAX = 10;
+/**
+ * A containment shares one caller signal across hundreds of concurrent requests, each adding one abort
+ * listener that it removes when it ends. Node would warn of a leak past 10; this fan-out is by design.
+ */
+const fannedOut = new WeakSet<AbortSignal>();
+function allowFanOut(signal: AbortSignal): void {
+  if (fannedOut.has(signal)) return;
+  setMaxListeners(0, signal);
+  fannedOut.add(signal);
+}
+
 const DEADLINE = Symbol('deadline');
 const ABORTED = Symbol('aborted');
 /** Tools whose engine honours Idempotency-Key (CONTRACT §5); elsewhere a key would only mislead. */
@@ -319,6 +331,7 @@ export class GreenHelixClient {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(DEADLINE), remaining);
     const onAbort = () => ctl.abort(ABORTED);
+    if (a.signal) allowFanOut(a.signal);
     a.signal?.addEventListener('abort', onAbort, { once: true });
     const queuedAt = Date.now();
     let release: (() => void) | undefined;

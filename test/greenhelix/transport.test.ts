@@ -259,6 +259,38 @@ describe('deadlines, aborts and the concurrency bound', () => {
     expect((await failure(p)).code).toBe('aborted');
   });
 
+  it('one caller signal shared by a fan-out of 40 calls raises no listener-leak warning, and leaves no listener behind', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const ctl = new AbortController();
+      let added = 0;
+      let removed = 0;
+      const add = ctl.signal.addEventListener.bind(ctl.signal);
+      const remove = ctl.signal.removeEventListener.bind(ctl.signal);
+      ctl.signal.addEventListener = ((...a: Parameters<typeof add>) => {
+        added++;
+        add(...a);
+      }) as typeof add;
+      ctl.signal.removeEventListener = ((...a: Parameters<typeof remove>) => {
+        removed++;
+        remove(...a);
+      }) as typeof remove;
+      const c = client({ concurrency: 64 });
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => c.getBalance({ agent_id: `a${i}` }, { signal: ctl.signal })),
+      );
+      expect(results).toHaveLength(40);
+      await new Promise((r) => setImmediate(r));
+      expect(added).toBeGreaterThanOrEqual(40);
+      expect(removed).toBe(added);
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('never more than `concurrency` requests in flight; queued calls leave on abort or deadline without being sent', async () => {
     handler = hold;
     const c = client({ concurrency: 3 });
