@@ -29,7 +29,13 @@ const WARMUP_POLLS = 60;
 const START = Date.UTC(2026, 10, 24, 2, 47, 13);
 
 async function world(agents: number, traffic: boolean) {
-  const sandbox = await startSandbox({ agents, seed: 21, timeScale: 0, startAt: START, autoStartTraffic: traffic });
+  const sandbox = await startSandbox({
+    agents,
+    seed: 21,
+    timeScale: 0,
+    startAt: START,
+    autoStartTraffic: traffic,
+  });
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-detect-'));
   const config = loadConfig({
     env: {},

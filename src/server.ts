@@ -120,23 +120,54 @@ export async function guardedHandler(
         : undefined,
     };
     const result = await tool.handler(ctx, args as never);
+    // What is sent is what is advertised: the SDK client checks structuredContent against the JSON Schema
+    // of `output`, which forbids extra fields, so the result goes out as the schema parses it.
+    const checked = tool.output.safeParse(result.structured);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      log.error({ issues: checked.error.issues.slice(0, 5) }, 'tool result does not match its output schema');
+      return errorResult(
+        new ToolError(
+          'invalid_tool_output',
+          `${tool.name} ran, but its result does not match its output schema (${issue?.path.join('.') || 'result'}: ${issue?.message}). ` +
+            `What it reported: ${result.text}`,
+          false,
+          'Read the durable record with get_incident or list_incidents; it is written before each gateway call.',
+        ),
+      );
+    }
     log.info({ ms: Date.now() - started }, 'tool call done');
     return {
       content: [{ type: 'text', text: result.text }],
-      structuredContent: result.structured as Record<string, unknown>,
+      structuredContent: checked.data as Record<string, unknown>,
     };
   } catch (error) {
     const e = toToolError(error, extra.signal);
     log.warn({ ms: Date.now() - started, code: e.code }, 'tool call failed');
-    const text = `${e.code}: ${e.message}${e.fix ? ` Fix: ${e.fix}` : ''}`;
-    return {
-      isError: true,
-      content: [{ type: 'text', text }],
-      structuredContent: {
-        error: { code: e.code, message: e.message, retryable: e.retryable, ...(e.fix ? { fix: e.fix } : {}) },
-      },
-    };
+    return errorResult(e);
   }
+}
+
+/**
+ * An error result: `isError`, a line for the model (code, message, fix), and the same as JSON
+ * `{error: {code, message, retryable, fix?}}` in a second text block for programs. No structuredContent:
+ * SDK v1 clients validate even an error's structuredContent against the success schema and would throw
+ * away the refusal as a protocol error (-32602) before the caller could read it.
+ */
+export function errorResult(e: ToolError): CallToolResult {
+  const error = {
+    code: e.code,
+    message: e.message,
+    retryable: e.retryable,
+    ...(e.fix ? { fix: e.fix } : {}),
+  };
+  return {
+    isError: true,
+    content: [
+      { type: 'text', text: `${e.code}: ${e.message}${e.fix ? ` Fix: ${e.fix}` : ''}` },
+      { type: 'text', text: JSON.stringify({ error }) },
+    ],
+  };
 }
 
 async function enforceActingGuards(

@@ -8,12 +8,30 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { expect } from 'vitest';
 import { startApp } from '../../src/app.js';
 import { type Config, type ConfigInput, loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Ops } from '../../src/runbooks/ops.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { createServer } from '../../src/server.js';
+
+export interface ToolErrorBody {
+  code: string;
+  message: string;
+  retryable: boolean;
+  fix?: string;
+}
+
+/** The `{error}` JSON an isError result carries in its second text block (see errorResult in src/server.ts). */
+export function errorOf(r: CallToolResult): ToolErrorBody {
+  if (!r.isError)
+    throw new Error(`expected an error result, got: ${JSON.stringify(r.content).slice(0, 300)}`);
+  expect(r.structuredContent).toBeUndefined();
+  const block = r.content[1];
+  if (block?.type !== 'text') throw new Error('an error result has its JSON in a second text block');
+  return (JSON.parse(block.text) as { error: ToolErrorBody }).error;
+}
 
 /** 02:47 UTC, the night of the incident this product exists for. */
 export const FIXTURE_START = Date.UTC(2026, 10, 24, 2, 47, 13);
@@ -75,6 +93,9 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
   const [a, b] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'test', version: '1' }, { capabilities: opts.clientCapabilities ?? {} });
   await Promise.all([server.connect(b), client.connect(a)]);
+  // As a host does: list the tools first, so the SDK client checks every structuredContent against the
+  // output schema the server advertised (it validates only tools it has listed).
+  await client.listTools();
   return {
     sandbox,
     ops: app.ops,

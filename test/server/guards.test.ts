@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { TOOLS } from '../../src/tools/index.js';
-import { startFixture } from '../helpers/fixture.js';
+import { errorOf, startFixture } from '../helpers/fixture.js';
 
 const WRITE_TOOLS = TOOLS.filter((t) => !t.annotations.readOnlyHint).map((t) => t.name);
 
@@ -53,8 +53,7 @@ describe('containment key separation', () => {
         for (const tool of WRITE_TOOLS) {
           const r = await f.call(tool, argsFor(tool, agent));
           expect(r.isError, tool).toBe(true);
-          const err = (r.structuredContent as { error: { code: string; message: string; fix?: string } })
-            .error;
+          const err = errorOf(r);
           expect(`${err.message} ${err.fix}`, tool).toMatch(message);
         }
         expect(sandbox.requestLog(seq).filter((x) => x.method !== 'GET')).toEqual([]);
@@ -77,7 +76,7 @@ describe('containment key separation', () => {
     try {
       const r = await f.call('detect_anomalies', {});
       expect(r.isError).toBe(true);
-      expect(r.structuredContent.error).toMatchObject({
+      expect(errorOf(r)).toMatchObject({
         code: 'fleet_unknown',
         fix: expect.stringContaining('INCIDENT_FLEET'),
       });
@@ -89,18 +88,23 @@ describe('containment key separation', () => {
   it('refuses agents outside the fleet, and more agents than the per-call cap', async () => {
     const f = await startFixture({
       sandbox,
-      config: (c) => ({ ...c, fleet: [sandbox.fleet[0]!], guards: { maxAgentsPerCall: 1 } }),
+      config: (c) => ({
+        ...c,
+        fleet: [sandbox.fleet[0]!, sandbox.fleet[1]!],
+        guards: { maxAgentsPerCall: 1 },
+      }),
     });
     try {
-      const outside = await f.call('contain_agent', { agent_id: sandbox.fleet[1]!, reason: 'not ours' });
-      expect(outside.isError).toBe(true);
-      expect(JSON.stringify(outside.structuredContent)).toContain(sandbox.fleet[1]!);
+      const outside = await f.call('contain_agent', { agent_id: sandbox.fleet[2]!, reason: 'not ours' });
+      expect(errorOf(outside)).toMatchObject({ code: 'agent_not_in_fleet' });
+      expect(errorOf(outside).message).toContain(sandbox.fleet[2]!);
+      expect(sandbox.groundTruth(sandbox.fleet[2]!).frozen).toBe(false);
       const many = await f.call('run_runbook', {
         runbook: 'runaway_spending',
         agent_ids: [sandbox.fleet[0]!, sandbox.fleet[1]!],
         dry_run: true,
       });
-      expect(many.isError).toBe(true);
+      expect(errorOf(many).code).toBe('too_many_agents');
       expect(sandbox.groundTruth(sandbox.fleet[1]!).frozen).toBe(false);
     } finally {
       await f.close();

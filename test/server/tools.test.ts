@@ -3,10 +3,16 @@
  * (snapshotted, so an interface change is a deliberate diff), and the README table generated from them.
  */
 import { readFileSync } from 'node:fs';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { silentLogger } from '../../src/logger.js';
+import type { Ops } from '../../src/runbooks/ops.js';
+import { guardedHandler } from '../../src/server.js';
 import { TOOLS } from '../../src/tools/index.js';
 import { renderReadme } from '../../src/tools/readme.js';
-import { type Fixture, startFixture } from '../helpers/fixture.js';
+import { defineTool } from '../../src/tools/types.js';
+import { errorOf, type Fixture, startFixture } from '../helpers/fixture.js';
 
 const ALL = [
   'detect_anomalies',
@@ -83,6 +89,47 @@ describe('tool list', () => {
     expect(JSON.stringify(r.content)).toMatch(/agent_id/);
     const again = await f.client.callTool({ name: 'list_incidents', arguments: {} });
     expect(again.isError).toBeFalsy();
+  });
+});
+
+describe('the seam sends what the output schema advertises', () => {
+  const probe = (structured: unknown) =>
+    defineTool({
+      name: 'probe_tool',
+      title: 'Probe',
+      toolset: 'detect',
+      description: 'test only',
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      input: z.object({}),
+      output: z.object({ count: z.number().int() }),
+      handler: async () => ({ structured: structured as { count: number }, text: 'counted 3' }),
+    });
+  const run = (structured: unknown) =>
+    guardedHandler(
+      new McpServer({ name: 't', version: '1' }),
+      probe(structured),
+      {} as Ops,
+      silentLogger(),
+      {},
+      {
+        signal: new AbortController().signal,
+        sendNotification: async () => undefined,
+      },
+    );
+
+  it('fields the schema does not name are left out, since clients reject additional properties', async () => {
+    const r = await run({ count: 3, internal: [1, 2, 3] });
+    expect(r.isError).toBeFalsy();
+    expect(r.structuredContent).toEqual({ count: 3 });
+  });
+
+  it('a result that breaks its schema is an error that still says what the tool reported', async () => {
+    const r = await run({ count: 'three' });
+    const err = errorOf(r);
+    expect(err.code).toBe('invalid_tool_output');
+    expect(err.message).toMatch(/count/);
+    expect(err.message).toContain('counted 3');
+    expect(err.fix).toMatch(/get_incident/);
   });
 });
 
