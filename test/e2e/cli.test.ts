@@ -1,5 +1,6 @@
 /**
- * The built CLI as a host runs it: stdio with --sandbox (every stdout line is JSON-RPC), the missing-
+ * The built CLI as a host runs it: stdio with --sandbox (every stdout line is JSON-RPC, and an SDK client that
+ * validates results runs an incident end to end), the missing-
  * credentials exit, the sandbox subcommand's one JSON line, and HTTP mode's token and Origin checks.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -101,6 +103,59 @@ describe('stdio', () => {
     // Logs went to stderr, as JSON lines, with no key in clear.
     expect(stderr).toContain('MCP over stdio');
     expect(stderr).not.toMatch(/a2a_(free|starter|pro|enterprise)_[0-9a-f]{24}/);
+  });
+
+  it('an SDK client (validating every result against the listed output schemas) runs an incident end to end', async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, '--sandbox', '--time-scale', '600', '--scenario', 'runaway_spending:agent-07'],
+      env: cleanEnv({ INCIDENT_DATA_DIR: tempDir() }) as Record<string, string>,
+      stderr: 'ignore',
+    });
+    const client = new Client({ name: 'host', version: '1' });
+    await client.connect(transport);
+    try {
+      await client.listTools();
+      await new Promise((r) => setTimeout(r, 300));
+      const detect = await client.callTool({
+        name: 'detect_anomalies',
+        arguments: { agent_ids: ['agent-07'] },
+      });
+      const anomalies = (detect.structuredContent as { anomalies: { signal: string }[] }).anomalies;
+      expect(anomalies.map((a) => a.signal)).toContain('escrow_burst');
+      const contain = await client.callTool({
+        name: 'contain_agent',
+        arguments: { agent_id: 'agent-07', reason: 'sdk stdio e2e' },
+      });
+      const contained = contain.structuredContent as { incident_id: string; status: string };
+      expect(contained.status).toBe('contained');
+      const pm = await client.callTool({
+        name: 'run_postmortem',
+        arguments: { incident_id: contained.incident_id },
+      });
+      expect(pm.isError).toBeFalsy();
+      const md = await client.readResource({ uri: `incident://${contained.incident_id}/postmortem` });
+      expect(JSON.stringify(md.contents)).toContain(contained.incident_id);
+      const gated = await client.callTool({
+        name: 'recover_agent',
+        arguments: { incident_id: contained.incident_id, root_cause_fixed: false },
+      });
+      expect((gated.structuredContent as { applied: boolean }).applied).toBe(false);
+      // A refusal reaches the caller as an isError result it can read, not as a protocol error.
+      const refused = await client.callTool({
+        name: 'contain_agent',
+        arguments: { agent_id: 'merchant-shady', reason: 'not a fleet agent' },
+      });
+      expect(refused.isError).toBe(true);
+      const blocks = refused.content as { type: string; text: string }[];
+      expect(blocks[0]!.text).toMatch(/^agent_not_in_fleet: /);
+      expect(JSON.parse(blocks[1]!.text).error).toMatchObject({
+        code: 'agent_not_in_fleet',
+        retryable: false,
+      });
+    } finally {
+      await client.close();
+    }
   });
 
   it('exits 2 with one line when there are no credentials and no --sandbox', async () => {
