@@ -84,8 +84,9 @@ export function spendThreshold(s: AgentDetectionState, t: Thresholds): SpendThre
 
 /**
  * The agent's own escrow creation rate as payer, per ms (median escrows per interval), from the
- * intervals that end by `before`, once there are enough of them; null before. Counts every status: a busy agent settles quickly, and its own rate
- * is what keeps the burst rules from judging it as if it were quiet.
+ * intervals that end by `before`, once there are enough of them; null before. Counts every status: a
+ * busy agent settles quickly, and its own rate is what keeps the burst rules from judging it as if it
+ * were quiet.
  */
 export function creationRatePerMs(
   s: AgentDetectionState,

@@ -157,11 +157,11 @@ function cancellationRate(
   );
 }
 
-/** The members of the largest group (ties: the group whose newest escrow is newest). */
 function baselinePerHour(ratePerMs: number | null): number | null {
   return ratePerMs === null ? null : round2(ratePerMs * 60 * MIN);
 }
 
+/** The members of the largest group (ties: the group whose newest escrow is newest). */
 function largestGroup<T extends EscrowObservation>(items: readonly T[], key: (e: T) => string): T[] {
   const groups = new Map<string, T[]>();
   for (const e of items) {
