@@ -143,10 +143,17 @@ async function quietRun() {
   const naive = new Map<string, NaiveState | undefined>();
   let oursAlarms = 0;
   let naiveAlarms = 0;
+  /** What our alarms were, by signal and priority: a P2 budget warning is not a P0 page. */
+  const bySignal: Record<string, number> = {};
   for (let t = 0; t < (QUIET_HOURS * 3_600_000) / POLL; t++) {
     await w.sandbox.advance(POLL);
     const r = await w.watcher.tick({ all: true });
-    oursAlarms += r.anomalies.filter((a) => a.signal !== 'detection_failure' && a.severity !== 'info').length;
+    for (const a of r.anomalies) {
+      if (a.signal === 'detection_failure' || a.severity === 'info') continue;
+      oursAlarms++;
+      const k = `${a.signal}:${a.priority}`;
+      bySignal[k] = (bySignal[k] ?? 0) + 1;
+    }
     for (const a of w.sandbox.fleet) {
       const s = naiveStep(naive.get(a), {
         at: w.sandbox.clock.now(),
@@ -165,6 +172,11 @@ async function quietRun() {
     agent_days: agentDays,
     ours_per_agent_day: +(oursAlarms / agentDays).toFixed(3),
     naive_per_agent_day: +(naiveAlarms / agentDays).toFixed(3),
+    ours_alarms: oursAlarms,
+    ours_by_signal:
+      Object.entries(bySignal)
+        .map(([k, n]) => `${k} ×${n}`)
+        .join(', ') || 'none',
   };
 }
 
