@@ -149,7 +149,7 @@ export class GreenHelixClient {
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
-  /** Never print the key, even by accident (`console.log(client)`, JSON logs of a context object). */
+  /** Never print the key, even by accident (printing the client object, JSON logs of a context object). */
   toJSON(): object {
     return { baseUrl: this.baseUrl.href, keyHashPrefix: this.keyHashPrefix };
   }
