@@ -154,7 +154,7 @@ export async function guardedHandler(
  * SDK v1 clients validate even an error's structuredContent against the success schema and would throw
  * away the refusal as a protocol error (-32602) before the caller could read it.
  */
-export function errorResult(e: ToolError): CallToolResult {
+function errorResult(e: ToolError): CallToolResult {
   const error = {
     code: e.code,
     message: e.message,

@@ -93,25 +93,20 @@ export function creationRatePerMs(
   t: Thresholds,
   before = Number.POSITIVE_INFINITY,
 ): number | null {
-  const xs = intervalsEndingBy(s, t, before).count;
+  const xs = countsEndingBy(s, t, before);
   return xs.length < t.min_baseline_samples ? null : median(xs) / t.spend_window_ms;
 }
 
 /**
- * The learned intervals that end by `before`. A rule judging a window must not learn the agent's "own
- * rate" from intervals inside that window: after a blind spell the catch-up learns the loop being judged,
- * and a loop covering half the baseline would raise its own bar (a median over half-loop intervals).
+ * Escrow counts of the learned intervals that end by `before`. A rule judging a window must not learn
+ * the agent's "own rate" from intervals inside that window: after a blind spell the catch-up learns the
+ * loop being judged, and a loop covering half the baseline would raise its own bar.
  */
-export function intervalsEndingBy(
-  s: AgentDetectionState,
-  t: Thresholds,
-  before: number,
-): { spend: number[]; count: number[] } {
+function countsEndingBy(s: AgentDetectionState, t: Thresholds, before: number): number[] {
   const iv = s.intervals;
-  if (iv.learned_until === null || iv.learned_until <= before) return { spend: iv.spend, count: iv.count };
+  if (iv.learned_until === null || iv.learned_until <= before) return iv.count;
   const drop = Math.ceil((iv.learned_until - before) / t.spend_window_ms);
-  const keep = Math.max(0, iv.count.length - drop);
-  return { spend: iv.spend.slice(0, keep), count: iv.count.slice(0, keep) };
+  return iv.count.slice(0, Math.max(0, iv.count.length - drop));
 }
 
 /**
