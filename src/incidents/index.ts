@@ -3,6 +3,14 @@
  */
 
 export {
+  type EscrowCancelRow,
+  type EscrowCancelState,
+  type EscrowCancelTotals,
+  EscrowLedger,
+  type LeaseRecord,
+  Leases,
+} from './escrow-ledger.js';
+export {
   buildPostmortem,
   buildTimeline,
   mdCell,

@@ -126,4 +126,29 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE recovery_stages;
   ALTER TABLE recovery_stages_v2 RENAME TO recovery_stages;
   `,
+  // 3: money-exact containment. Every escrow our containment touches gets one row (the id is the key, so
+  // no escrow is ever cancelled twice by us, however the gateway's list moves), written before the cancel is
+  // sent; totals are sums over these rows, so every run of a resumed incident counts each refund once.
+  // Leases: one process acts on an agent at a time, across processes sharing the store.
+  `
+  CREATE TABLE escrow_cancels (
+    escrow_id TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    payee TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX escrow_cancels_incident ON escrow_cancels (incident_id, state);
+  CREATE INDEX escrow_cancels_agent ON escrow_cancels (agent_id);
+  CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    acquired_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  `,
 ];

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../util/clock.js';
+import { EscrowLedger, Leases } from './escrow-ledger.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type IncidentStatus =
@@ -201,6 +202,10 @@ function toAction(r: Row): ActionRecord {
 export class IncidentStore {
   readonly db: Database.Database;
   private readonly clock: Clock;
+  /** Every escrow our containment has tried to cancel (see escrow-ledger.ts). */
+  readonly escrows: EscrowLedger;
+  /** Per-agent containment leases shared by every process on this store. */
+  readonly leases: Leases;
 
   constructor(path: string, clock: Clock) {
     this.db = new Database(path);
@@ -212,6 +217,13 @@ export class IncidentStore {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.escrows = new EscrowLedger(this.db, clock);
+    this.leases = new Leases(this.db, clock);
+  }
+
+  /** Escrow ids whose refunds are our containment's doing: detection must never read them as the agent's. */
+  escrowIdsCancelledByUs(agentId: string): Set<string> {
+    return this.escrows.idsCancelledByUs(agentId);
   }
 
   private migrate(): void {
