@@ -74,12 +74,29 @@ export const ConfigSchema = z
     containment: z
       .object({
         concurrency: z.number().int().min(1).max(512).default(64),
-        /** Refund windows before giving up on escrows that keep appearing (each: unfreeze, cancel, refreeze). */
-        maxRefundRounds: z.number().int().min(1).max(10).default(3),
+        /**
+         * Refund windows before giving up on escrows that keep appearing or keep failing (each: unfreeze,
+         * cancel, refreeze, re-read). Rounds after the first wait with backoff, frozen, between windows.
+         */
+        maxRefundRounds: z.number().int().min(1).max(20).default(8),
+        /** Time budget for unlocking escrows, from the start of containment; rounds stop at it. */
+        unlockDeadlineMs: z.number().int().min(1_000).max(600_000).default(30_000),
+        /**
+         * Lease on an agent's containment, shared by every process on the store; renewed every third of it.
+         * A holder that dies without releasing blocks others at most this long (a restart on the same host
+         * takes over at once).
+         */
+        leaseTtlMs: z.number().int().min(1_000).max(600_000).default(15_000),
         slaMs: z.number().int().min(1_000).default(60_000),
       })
       .strict()
-      .default({ concurrency: 64, maxRefundRounds: 3, slaMs: 60_000 }),
+      .default({
+        concurrency: 64,
+        maxRefundRounds: 8,
+        unlockDeadlineMs: 30_000,
+        leaseTtlMs: 15_000,
+        slaMs: 60_000,
+      }),
     /** Overrides of the detection thresholds (names as in DEFAULT_THRESHOLDS). Checked against them at start. */
     thresholds: z.record(z.string(), z.number().finite()).default({}),
     /** Escalation overrides: "signal:severity" → tier. */

@@ -43,6 +43,12 @@ export interface CallOptions {
    * calls retryable. Keys are global on the gateway, not per agent: make them unique.
    */
   idempotencyKey?: string | undefined;
+  /**
+   * false: one attempt only, whatever the route's retry class. For a caller that reconciles an unseen
+   * outcome itself (containment's escrow ledger re-reads the escrow instead of sending a second cancel that
+   * could race the first: the real gateway's refund is not atomic).
+   */
+  retry?: boolean | undefined;
 }
 
 /** The part of a pino logger the client uses. */
@@ -189,7 +195,7 @@ export class GreenHelixClient {
         },
         this.#policy,
         {
-          allowed: retryAllowed(spec.retry, Boolean(idempotencyKey)),
+          allowed: opts.retry !== false && retryAllowed(spec.retry, Boolean(idempotencyKey)),
           deadline,
           signal: opts.signal,
           abortError: () => stopError('aborted', tool),

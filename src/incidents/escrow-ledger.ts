@@ -50,8 +50,8 @@ export class EscrowLedger {
 
   /**
    * Claims escrows for a cancel attempt, in one transaction: new ids and ids whose last attempt is known to
-   * have changed nothing (`retry`) become `sending` and are returned; every other id (in flight, cancelled,
-   * unknown, gone, or claimed by another incident) is left alone. The caller sends a cancel for exactly the
+   * have changed nothing (`retry`, even under an earlier incident of the agent: no refund of it was counted)
+   * become `sending` and are returned; every other id (in flight, cancelled, unknown, gone) is left alone. The caller sends a cancel for exactly the
    * returned ids.
    */
   claim(
@@ -65,8 +65,8 @@ export class EscrowLedger {
        VALUES (?, ?, ?, ?, ?, 'sending', 1, ?) ON CONFLICT (escrow_id) DO NOTHING`,
     );
     const retry = this.db.prepare(
-      `UPDATE escrow_cancels SET state = 'sending', attempts = attempts + 1, updated_at = ?
-       WHERE escrow_id = ? AND incident_id = ? AND state = 'retry'`,
+      `UPDATE escrow_cancels SET state = 'sending', incident_id = ?, attempts = attempts + 1, updated_at = ?
+       WHERE escrow_id = ? AND state = 'retry'`,
     );
     const tx = this.db.transaction(() => {
       const claimed: string[] = [];
@@ -76,7 +76,7 @@ export class EscrowLedger {
         seen.add(e.id);
         if (
           insert.run(e.id, incidentId, agentId, e.payee, e.amount, now).changes === 1 ||
-          retry.run(now, e.id, incidentId).changes === 1
+          retry.run(incidentId, now, e.id).changes === 1
         )
           claimed.push(e.id);
       }

@@ -13,9 +13,10 @@
  *     held escrows to itself. The freeze needs no prior value: freezing loses nothing recovery needs.
  *  2. As soon as the caps are durably recorded as pre-incident state: caps to 0 (blocks fee-bearing REST
  *     calls, including during the refund window below).
- *  3. Refund window, bounded: unfreeze, cancel every held escrow concurrently, refreeze (always, even
- *     if cancels failed), list again; repeat while new held escrows appeared, at most `maxRefundRounds`.
- *     The window's length is measured and reported; caps are already 0 while it is open.
+ *  3. Refund windows, bounded (unlock.ts): unfreeze, cancel every held escrow once through the escrow
+ *     ledger, refreeze (always, retried until it sticks), read back; repeat with backoff while anything is
+ *     held or retryable, up to `maxRefundRounds` and the unlock deadline. The windows are measured and
+ *     reported; caps are already 0 while they are open.
  *  4. Identity check runs beside step 3 (reads only): registered key vs the pinned key, reputation and
  *     claims. A mismatch widens the incident to "compromised" and publishes a security event.
  *  5. Summary event. Event publishing never blocks containment (fire and forget, result recorded).
@@ -23,15 +24,32 @@
  * Batch is not used here: /v1/batch has no admin promotion, so the containment key's cancel of another
  * agent's escrow would fail its ownership check there (CONTRACT.md §1); concurrency does the work instead.
  *
- * Idempotent: a second call for a contained agent returns the existing incident and does nothing.
- * Two callers at once in one process wait on a per-agent mutex; across processes the store's atomic
- * claim yields one incident. A restarted server resumes incidents left in `containing`.
+ * The status is derived from the verified end state, never from the first freeze alone: `contained` only
+ * when the last wallet call was a successful freeze, the caps are 0 and a fresh read shows nothing held;
+ * `containment_partial` when frozen with something still exposed; `containment_failed` when the wallet is
+ * not known to be frozen. Anything but `contained` pages, naming what is still exposed.
+ *
+ * Idempotent: a second call for a contained agent returns the existing incident and does nothing; on a
+ * partial or failed incident it resumes it. In one process callers wait on a per-agent mutex; across
+ * processes a lease in the store lets one act (the other gets the existing incident). A restarted server,
+ * or the watcher of any live process, resumes incidents left in `containing` once their holder is gone,
+ * first reconciling the actions the dead run had begun.
  */
-import { formatCents, sumCents } from '../greenhelix/money.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import type { OpsDeps, StepReport } from './deps.js';
-import { errorInfo, type Recorded, recordAction } from './deps.js';
-import { KeyedMutex, mapBounded } from './limit.js';
+import { errorInfo, inFlightActions, type Recorded, recordAction, trackInFlight } from './deps.js';
+import { takeContainmentLease } from './lease.js';
+import { KeyedMutex } from './limit.js';
+import {
+  type Act,
+  type CallOpts,
+  listHeld,
+  type UnlockOutcome,
+  unlockEscrows,
+  type WalletGate,
+} from './unlock.js';
 
 export interface ContainRequest {
   agent_id: string;
@@ -61,10 +79,19 @@ export interface ContainOptions {
   before?: ((incidentId: string) => Promise<StepReport[]>) | undefined;
 }
 
+/** What is still exposed when containment ends; all false/0 for `contained`. */
+export interface Exposure {
+  wallet_frozen: boolean;
+  caps_zero: boolean;
+  /** Held escrows as payer still read (or not confirmed either way) at the end; null when unreadable. */
+  held_escrows: number | null;
+  held_amount: string | null;
+}
+
 export interface ContainResult {
   incident_id: string;
   agent_id: string;
-  /** True when the agent was already contained and nothing was done. */
+  /** True when nothing was done now: already contained, or another process is containing it. */
   existing: boolean;
   status: string;
   steps: StepReport[];
@@ -78,21 +105,10 @@ export interface ContainResult {
   elapsed_ms: number;
   met_sla: boolean;
   identity_compromised: boolean;
-}
-
-interface HeldEscrow {
-  id: string;
-  payee: string;
-  amount: number;
+  exposure: Exposure;
 }
 
 const mutex = new KeyedMutex();
-
-/**
- * Statuses in which the agent is already contained. A `recovering` agent is not: containing it again
- * (the cause came back) re-freezes it under the same incident, and recovery starts over at stage 1.
- */
-const CONTAINED = new Set(['contained', 'containment_partial']);
 
 export async function containAgent(
   deps: OpsDeps,
@@ -104,8 +120,8 @@ export async function containAgent(
 
 /**
  * Finishes a containment a crashed process left in `containing` (its refund window may be open). Runs
- * under the same per-agent lock as `containAgent`, so a caller arriving meanwhile waits and then sees
- * the finished incident instead of running a second containment beside it.
+ * under the same per-agent lock and lease as `containAgent`, so a caller arriving meanwhile waits (or,
+ * in another process, gets the existing incident) instead of running a second containment beside it.
  */
 export async function resumeContainment(
   deps: OpsDeps,
@@ -117,11 +133,17 @@ export async function resumeContainment(
     const incident = deps.store.getIncident(incidentId);
     if (!incident) return undefined;
     if (incident.status !== 'containing') return existingResult(deps, incident);
-    return runContainment(deps, incident, {
-      agent_id: incident.primary_agent_id,
-      reason: incident.reason,
-      suspect_payee: incident.suspect_payee ?? undefined,
-    });
+    const lease = takeContainmentLease(deps, incident.primary_agent_id);
+    if (!lease) return existingResult(deps, incident);
+    try {
+      return await runContainment(deps, incident, {
+        agent_id: incident.primary_agent_id,
+        reason: incident.reason,
+        suspect_payee: incident.suspect_payee ?? undefined,
+      });
+    } finally {
+      lease.release();
+    }
   });
 }
 
@@ -144,43 +166,70 @@ async function containLocked(
     detected_at: detectedAt,
     parent_incident_id: req.parent_incident_id,
   });
-  if (!created && CONTAINED.has(incident.status)) return existingResult(deps, incident);
-  return runContainment(deps, incident, req, opts);
+  if (!created && incident.status === 'contained') return existingResult(deps, incident);
+  const lease = takeContainmentLease(deps, req.agent_id);
+  // Another live process is acting on this agent: its incident is the answer, never a second containment.
+  if (!lease) return existingResult(deps, store.getIncident(incident.id) ?? incident);
+  try {
+    // Re-read under the lease: the holder we waited for may have finished it meanwhile.
+    const current = store.getIncident(incident.id) ?? incident;
+    if (!created && current.status === 'contained') return existingResult(deps, current);
+    return await runContainment(deps, current, req, opts);
+  } finally {
+    lease.release();
+  }
 }
 
 function existingResult(deps: OpsDeps, incident: Incident): ContainResult {
-  const steps = deps.store.listActions(incident.id).map(
-    (a): StepReport => ({
+  const inFlight = inFlightActions();
+  const steps = deps.store.listActions(incident.id).map((a): StepReport => {
+    const pending = a.finished_at === null;
+    return {
       action: a.action,
       target: a.target ?? undefined,
       success: Boolean(a.success),
-      error: a.success
-        ? undefined
-        : { code: a.error_code ?? 'unknown', message: a.error_message ?? '', retryable: false },
+      // Begun and not finished: in flight here (an event publish), or left by a process that stopped.
+      pending: pending || undefined,
+      error:
+        a.success || pending
+          ? undefined
+          : { code: a.error_code ?? 'unknown', message: a.error_message ?? '', retryable: false },
+      detail:
+        pending && !inFlight.has(a.id)
+          ? { note: 'begun by a process that stopped; reconciled on resume' }
+          : undefined,
       started_at: a.started_at,
       duration_ms: a.duration_ms ?? 0,
-    }),
-  );
+    };
+  });
+  const totals = deps.store.escrows.totals(incident.id);
+  const cancelledCents = Math.max(totals.cancelled_cents, incident.amount_unlocked_cents ?? 0);
   return {
     incident_id: incident.id,
     agent_id: incident.primary_agent_id,
     existing: true,
     status: incident.status,
     steps,
-    escrows_cancelled: incident.escrows_cancelled ?? 0,
-    escrows_failed: incident.escrows_failed ?? 0,
-    escrows_skipped: 0,
-    amount_unlocked_cents: incident.amount_unlocked_cents ?? 0,
-    amount_unlocked: formatCents(incident.amount_unlocked_cents ?? 0),
+    escrows_cancelled: Math.max(totals.cancelled, incident.escrows_cancelled ?? 0),
+    escrows_failed: incident.escrows_failed ?? totals.open,
+    escrows_skipped: totals.gone,
+    amount_unlocked_cents: cancelledCents,
+    amount_unlocked: formatCents(cancelledCents),
     time_to_freeze_ms: incident.time_to_freeze_ms ?? null,
     refund_window_ms: null,
     elapsed_ms: incident.containment_elapsed_ms ?? 0,
     met_sla: Boolean(incident.met_sla),
     identity_compromised: incident.widened_to === 'compromised',
+    exposure: {
+      wallet_frozen: deps.store.getFrozenBelief(incident.primary_agent_id) === true,
+      caps_zero: incident.status === 'contained',
+      held_escrows: incident.status === 'contained' ? 0 : (incident.escrows_failed ?? null),
+      held_amount: incident.status === 'contained' ? formatCents(0) : null,
+    },
   };
 }
 
-/** Runs (or resumes) the containment of one incident's primary agent. */
+/** Runs (or resumes) the containment of one incident's primary agent. The caller holds the agent's lease. */
 export async function runContainment(
   deps: OpsDeps,
   incident: Incident,
@@ -193,6 +242,7 @@ export async function runContainment(
   const agentId = req.agent_id;
   const startedAt = clock.now();
   const detectedAt = incident.detected_at ?? startedAt;
+  const deadline = startedAt + config.containment.unlockDeadlineMs;
   // The cause came back while recovering: a new round, and recovery will start over at stage 1.
   if (incident.status === 'recovering') store.startContainmentRound(incident.id);
   if (incident.status !== 'containing') {
@@ -200,15 +250,11 @@ export async function runContainment(
   }
   const log = logger.child({ incident_id: incident.id, agent_id: agentId });
   const steps: StepReport[] = [];
+  const interrupted = reconcileInterrupted(deps, incident.id);
+  if (interrupted) steps.push(interrupted);
 
   /** Runs one gateway action, written ahead to the store and finished with its outcome. */
-  async function act<T>(
-    action: string,
-    target: string | undefined,
-    params: Record<string, unknown> | undefined,
-    fn: () => Promise<T>,
-    summarize?: (value: T) => Record<string, unknown>,
-  ): Promise<Recorded<T>> {
+  const act: Act = async (action, target, params, fn, summarize) => {
     const r = await recordAction(
       deps,
       { incident_id: incident.id, agent_id: agentId, phase: 'contain', action, target, params },
@@ -217,11 +263,10 @@ export async function runContainment(
     );
     if (!r.ok) log.warn({ action, target, code: r.report.error?.code }, 'containment step failed');
     return r;
-  }
+  };
 
-  const callOpts = { signal: opts.signal, timeoutMs: config.greenhelix.timeoutMs };
-  // Freezes are never abandoned: a caller's cancellation must not leave a wallet unfrozen.
-  const freezeOpts = { timeoutMs: config.greenhelix.timeoutMs };
+  const callOpts: CallOpts = { signal: opts.signal, timeoutMs: config.greenhelix.timeoutMs };
+  const wallet = walletGate(deps, incident.id, agentId, act, deadline);
   if (opts.before) steps.push(...(await opts.before(incident.id)));
   publishQuietly(deps, incident.id, 'incident_opened', {
     agent_id: agentId,
@@ -230,12 +275,15 @@ export async function runContainment(
   });
 
   // RTT 1: freeze, read caps, list held escrows, freeze the suspect payee — all at once.
-  const freezeP = act('freeze_wallet', agentId, undefined, () =>
-    actor.freezeWallet({ agent_id: agentId }, freezeOpts),
-  );
+  const freezeP = wallet.freeze('freeze_wallet');
   const payeeFreezeP = req.suspect_payee
-    ? act('freeze_suspect_payee', req.suspect_payee, undefined, () =>
-        actor.freezeWallet({ agent_id: req.suspect_payee as string }, freezeOpts),
+    ? untilDeadline(deadline, () =>
+        act('freeze_suspect_payee', req.suspect_payee, undefined, () =>
+          actor.freezeWallet(
+            { agent_id: req.suspect_payee as string },
+            { timeoutMs: config.greenhelix.timeoutMs },
+          ),
+        ),
       )
     : undefined;
   const capsP = act(
@@ -247,35 +295,38 @@ export async function runContainment(
   );
   const heldP = listHeld(deps, agentId, req.suspect_payee, callOpts);
 
-  const freeze = await freezeP;
+  steps.push(...(await freezeP));
   let frozenAt: number | null = null;
-  if (freeze.ok) {
+  if (wallet.frozen) {
     frozenAt = clock.now();
-    store.setFrozenBelief(agentId, true, incident.id);
     store.transition(incident.id, 'containing', {
       frozen_at: frozenAt,
       time_to_freeze_ms: frozenAt - startedAt,
     });
   }
-  steps.push(freeze.report);
-  opts.onProgress?.(1, 4, freeze.ok ? 'wallet frozen' : 'wallet freeze FAILED');
+  opts.onProgress?.(1, 4, wallet.frozen ? 'wallet frozen' : 'wallet freeze FAILED');
 
-  // Caps to 0, only once the pre-incident caps are on record (write-once: a resumed run keeps the first).
-  if (!freeze.ok && req.stop_if_freeze_fails) {
+  if (!wallet.frozen && req.stop_if_freeze_fails) {
     await Promise.allSettled([capsP, heldP, payeeFreezeP]);
+    const empty: UnlockOutcome = {
+      steps: [],
+      cancelled: 0,
+      cancelledCents: 0,
+      gone: 0,
+      heldLeft: null,
+      heldLeftCents: null,
+      windowMs: null,
+      rounds: 0,
+    };
     return finish(
       deps,
-      incident.id,
-      agentId,
-      startedAt,
-      detectedAt,
-      steps,
-      null,
-      'containment_failed',
-      emptyUnlock(),
+      incident,
+      { startedAt, detectedAt, steps, frozenAt, wallet, capsZero: false },
+      empty,
       false,
     );
   }
+  // Caps to 0, only once the pre-incident caps are on record (write-once: a resumed run keeps the first).
   const caps = await capsP;
   if (caps.ok) {
     const pre = store.recordPreIncidentState(incident.id, agentId, {
@@ -289,33 +340,41 @@ export async function runContainment(
   steps.push(caps.report);
   // Even without the old caps on record, stopping fee-bearing spend matters more; recovery then asks a
   // person for the caps to restore (its third gate fails with that reason).
-  const zero = await act('set_budget_caps_to_zero', agentId, { daily_cap: 0, monthly_cap: 0 }, () =>
-    actor.setBudgetCap({ agent_id: agentId, daily_cap: 0, monthly_cap: 0 }, callOpts),
+  const zero = await untilDeadline(deadline, () =>
+    act('set_budget_caps_to_zero', agentId, { daily_cap: 0, monthly_cap: 0 }, () =>
+      actor.setBudgetCap({ agent_id: agentId, daily_cap: 0, monthly_cap: 0 }, callOpts),
+    ),
   );
-  steps.push(zero.report);
+  steps.push(...zero.reports);
   if (payeeFreezeP) {
     const payeeFreeze = await payeeFreezeP;
-    if (payeeFreeze.ok) store.setFrozenBelief(req.suspect_payee as string, true, incident.id);
-    steps.push(payeeFreeze.report);
+    if (payeeFreeze.last.ok) store.setFrozenBelief(req.suspect_payee as string, true, incident.id);
+    steps.push(...payeeFreeze.reports);
   }
   opts.onProgress?.(2, 4, 'spending stopped; unlocking held escrows');
 
-  // Identity runs beside the refund window: reads only, through the monitor key.
+  // Identity runs beside the refund windows: reads only, through the monitor key.
   const identityP =
     req.check_identity === false ? undefined : checkIdentity(deps, incident.id, agentId, callOpts);
 
   const unlock = await unlockEscrows(
-    deps,
-    incident.id,
-    agentId,
-    req.suspect_payee,
+    {
+      deps,
+      incidentId: incident.id,
+      agentId,
+      onlyPayee: req.suspect_payee,
+      act,
+      wallet,
+      callOpts,
+      deadline,
+      onProgress: opts.onProgress,
+    },
     await heldP,
-    act,
-    callOpts,
-    opts,
   );
   steps.push(...unlock.steps);
-  opts.onProgress?.(3, 4, `escrows: ${unlock.cancelled} cancelled, ${unlock.failed} failed`);
+  // A refund window whose refreeze never stuck: one more try before the verdict.
+  if (!wallet.frozen && frozenAt !== null) steps.push(...(await wallet.freeze('refreeze_wallet')));
+  opts.onProgress?.(3, 4, `escrows: ${unlock.cancelled} cancelled, ${unlock.heldLeft ?? '?'} still held`);
 
   let compromised = false;
   if (identityP) {
@@ -330,275 +389,225 @@ export async function runContainment(
       });
     }
   }
-
-  const status = !freeze.ok
-    ? 'containment_failed'
-    : unlock.failed > 0 || !zero.ok
-      ? 'containment_partial'
-      : 'contained';
-  opts.onProgress?.(4, 4, `containment ${status}`);
   return finish(
     deps,
-    incident.id,
-    agentId,
-    startedAt,
-    detectedAt,
-    steps,
-    frozenAt,
-    status,
+    incident,
+    { startedAt, detectedAt, steps, frozenAt, wallet, capsZero: zero.last.ok },
     unlock,
     compromised,
+    opts,
   );
 }
 
-function emptyUnlock(): UnlockOutcome {
-  return { steps: [], cancelled: 0, failed: 0, skipped: 0, amountCents: 0, windowMs: null };
+/**
+ * Freeze and unfreeze of the agent's wallet, with what we know of its state. A freeze is retried (it is
+ * idempotent) until it sticks or the deadline passes; a refreeze closing a refund window keeps trying at
+ * least 10 s past the deadline, since an open wallet is the worst thing containment can leave behind.
+ * An unfreeze with no answer is taken as done: assume the worst.
+ */
+function walletGate(
+  deps: OpsDeps,
+  incidentId: string,
+  agentId: string,
+  act: Act,
+  deadline: number,
+): WalletGate {
+  const { store, clock, config } = deps;
+  const actor = deps.actor!;
+  const timeoutMs = config.greenhelix.timeoutMs;
+  const gate: WalletGate = {
+    frozen: false,
+    async freeze(action, params) {
+      const until = action === 'freeze_wallet' ? deadline : Math.max(deadline, clock.now() + 10_000);
+      // Freezes are never abandoned on the caller's cancellation: no signal here.
+      const r = await untilDeadline(until, () =>
+        act(action, agentId, params, () => actor.freezeWallet({ agent_id: agentId }, { timeoutMs })),
+      );
+      if (r.last.ok) {
+        gate.frozen = true;
+        store.setFrozenBelief(agentId, true, incidentId);
+      }
+      return r.reports;
+    },
+    async unfreeze(action, params) {
+      const r = await act(action, agentId, params, () =>
+        actor.unfreezeWallet({ agent_id: agentId }, { timeoutMs }),
+      );
+      const definiteRefusal =
+        !r.ok &&
+        (r.error as { status?: number }).status !== undefined &&
+        (r.error as { status: number }).status >= 400 &&
+        (r.error as { status: number }).status < 500;
+      if (!definiteRefusal) {
+        gate.frozen = false;
+        store.setFrozenBelief(agentId, false, incidentId);
+      }
+      return r.report;
+    },
+  };
+  return gate;
+}
+
+/**
+ * Retries a recorded action while its failure is retryable (network, 429, 5xx) and the next backoff ends
+ * before the deadline. Each attempt is its own recorded action.
+ */
+async function untilDeadline<T>(
+  deadline: number,
+  attempt: () => Promise<Recorded<T>>,
+): Promise<{ last: Recorded<T>; reports: StepReport[] }> {
+  const reports: StepReport[] = [];
+  for (let n = 0; ; n++) {
+    const r = await attempt();
+    reports.push(r.report);
+    if (r.ok || !errorInfo(r.error).retryable) return { last: r, reports };
+    const wait = Math.min(2_000, 200 * 2 ** n);
+    if (Date.now() + wait > deadline) return { last: r, reports };
+    await sleep(wait);
+  }
+}
+
+/**
+ * Settles the actions a stopped process had begun and never finished (its crash left them open): their
+ * outcome is unknown, and this run re-establishes the state they were after (freeze, caps 0) or reads it
+ * back (escrow cancels, through the ledger). Each is finished as `interrupted`, so none stays open.
+ */
+function reconcileInterrupted(deps: OpsDeps, incidentId: string): StepReport | undefined {
+  const { store, clock } = deps;
+  const inFlight = inFlightActions();
+  const stale = store.pendingActions(incidentId).filter((a) => !inFlight.has(a.id));
+  if (stale.length === 0) return undefined;
+  const how: Record<string, string> = {
+    freeze_wallet: 're-applied by this run',
+    close_refund_window: 're-applied by this run (freeze)',
+    refreeze_wallet: 're-applied by this run (freeze)',
+    open_refund_window: 'superseded: this run freezes first',
+    set_budget_caps_to_zero: 're-applied by this run',
+    cancel_held_escrows: 'each escrow re-read through the ledger',
+  };
+  for (const a of stale) {
+    store.finishAction(a.id, {
+      success: false,
+      error_code: 'interrupted',
+      error_message: 'the process running this step stopped before its outcome was recorded',
+      result: { reconciled: how[a.action] ?? 'outcome unknown; nothing to redo', at: clock.now() },
+    });
+  }
+  return {
+    action: 'reconcile_interrupted_actions',
+    success: true,
+    detail: { actions: stale.length, which: [...new Set(stale.map((a) => a.action))] },
+    started_at: clock.now(),
+    duration_ms: 0,
+  };
+}
+
+interface Run {
+  startedAt: number;
+  detectedAt: number;
+  steps: StepReport[];
+  frozenAt: number | null;
+  wallet: WalletGate;
+  capsZero: boolean;
 }
 
 function finish(
   deps: OpsDeps,
-  incidentId: string,
-  agentId: string,
-  startedAt: number,
-  detectedAt: number,
-  steps: StepReport[],
-  frozenAt: number | null,
-  status: string,
+  incident: Incident,
+  run: Run,
   unlock: UnlockOutcome,
   compromised: boolean,
+  opts: ContainOptions = {},
 ): ContainResult {
   const { clock, store, config, logger } = deps;
+  const agentId = incident.primary_agent_id;
   const finishedAt = clock.now();
-  const elapsed = finishedAt - startedAt;
-  const metSla = frozenAt !== null && finishedAt - detectedAt <= config.containment.slaMs;
-  store.transition(incidentId, status, {
+  const elapsed = finishedAt - run.startedAt;
+  const exposure: Exposure = {
+    wallet_frozen: run.wallet.frozen,
+    caps_zero: run.capsZero,
+    held_escrows: unlock.heldLeft,
+    held_amount: unlock.heldLeftCents === null ? null : formatCents(unlock.heldLeftCents),
+  };
+  const status = !exposure.wallet_frozen
+    ? 'containment_failed'
+    : exposure.caps_zero && exposure.held_escrows === 0
+      ? 'contained'
+      : 'containment_partial';
+  // The SLA is met by a containment that ends frozen in time, whatever happened to the first freeze.
+  const metSla = status !== 'containment_failed' && finishedAt - run.detectedAt <= config.containment.slaMs;
+  const totals = store.escrows.totals(incident.id);
+  const failed = unlock.heldLeft ?? totals.open;
+  store.transition(incident.id, status, {
     contained_at: finishedAt,
     containment_elapsed_ms: elapsed,
     met_sla: metSla,
-    escrows_cancelled: unlock.cancelled,
-    escrows_failed: unlock.failed,
-    amount_unlocked_cents: unlock.amountCents,
+    escrows_cancelled: totals.cancelled,
+    escrows_failed: failed,
+    amount_unlocked_cents: totals.cancelled_cents,
   });
-  publishQuietly(deps, incidentId, 'incident_contained', {
+  opts.onProgress?.(4, 4, `containment ${status}`);
+  publishQuietly(deps, incident.id, 'incident_contained', {
     agent_id: agentId,
     status,
     elapsed_ms: elapsed,
-    escrows_cancelled: unlock.cancelled,
-    escrows_failed: unlock.failed,
-    amount_unlocked: formatCents(unlock.amountCents),
+    escrows_cancelled: totals.cancelled,
+    escrows_failed: failed,
+    amount_unlocked: formatCents(totals.cancelled_cents),
   });
+  if (status !== 'contained') pageExposure(deps, incident, status, exposure);
   logger.info(
     {
-      incident_id: incidentId,
+      incident_id: incident.id,
       agent_id: agentId,
       status,
       elapsed_ms: elapsed,
-      escrows_cancelled: unlock.cancelled,
+      escrows_cancelled: totals.cancelled,
     },
     'containment finished',
   );
   return {
-    incident_id: incidentId,
+    incident_id: incident.id,
     agent_id: agentId,
     existing: false,
     status,
-    steps,
-    escrows_cancelled: unlock.cancelled,
-    escrows_failed: unlock.failed,
-    escrows_skipped: unlock.skipped,
-    amount_unlocked_cents: unlock.amountCents,
-    amount_unlocked: formatCents(unlock.amountCents),
-    time_to_freeze_ms: frozenAt === null ? null : frozenAt - startedAt,
+    steps: run.steps,
+    escrows_cancelled: totals.cancelled,
+    escrows_failed: failed,
+    escrows_skipped: totals.gone,
+    amount_unlocked_cents: totals.cancelled_cents,
+    amount_unlocked: formatCents(totals.cancelled_cents),
+    time_to_freeze_ms: run.frozenAt === null ? null : run.frozenAt - run.startedAt,
     refund_window_ms: unlock.windowMs,
     elapsed_ms: elapsed,
     met_sla: metSla,
     identity_compromised: compromised,
+    exposure,
   };
 }
 
-type Act = <T>(
-  action: string,
-  target: string | undefined,
-  params: Record<string, unknown> | undefined,
-  fn: () => Promise<T>,
-  summarize?: (value: T) => Record<string, unknown>,
-) => Promise<Recorded<T>>;
-
-interface CallOpts {
-  signal?: AbortSignal | undefined;
-  timeoutMs?: number;
-}
-
-async function listHeld(
-  deps: OpsDeps,
-  agentId: string,
-  onlyPayee: string | undefined,
-  callOpts: CallOpts,
-): Promise<{ ok: true; held: HeldEscrow[] } | { ok: false; error: unknown }> {
-  try {
-    const escrows = await deps.monitor.listAllEscrows({ agent_id: agentId, status: 'held' }, callOpts);
-    const held = escrows
-      .filter((e) => e.status === 'held' && e.payer === agentId && (!onlyPayee || e.payee === onlyPayee))
-      .map((e) => ({ id: e.id, payee: e.payee, amount: e.amount }));
-    return { ok: true, held };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
-interface UnlockOutcome {
-  steps: StepReport[];
-  cancelled: number;
-  failed: number;
-  skipped: number;
-  amountCents: number;
-  windowMs: number | null;
-}
-
-/**
- * The refund window: unfreeze, cancel all held escrows concurrently, refreeze; repeat while new ones
- * appeared. The refreeze is in a `finally`: the wallet never stays unfrozen because a cancel threw.
- */
-async function unlockEscrows(
-  deps: OpsDeps,
-  incidentId: string,
-  agentId: string,
-  onlyPayee: string | undefined,
-  firstList: Awaited<ReturnType<typeof listHeld>>,
-  act: Act,
-  callOpts: CallOpts,
-  opts: ContainOptions,
-): Promise<UnlockOutcome> {
-  const { config, clock, store } = deps;
-  const actor = deps.actor!;
-  const out: UnlockOutcome = {
-    steps: [],
-    cancelled: 0,
-    failed: 0,
-    skipped: 0,
-    amountCents: 0,
-    windowMs: null,
-  };
-  const t0 = clock.now();
-  if (!firstList.ok) {
-    const info = errorInfo(firstList.error);
-    out.steps.push({
-      action: 'list_held_escrows',
-      target: agentId,
-      success: false,
-      error: info,
-      started_at: t0,
-      duration_ms: 0,
-    });
-    return out;
-  }
-  let held = firstList.held;
-  const failedIds = new Set<string>();
-  for (let round = 1; round <= config.containment.maxRefundRounds; round++) {
-    const todo = held.filter((e) => !failedIds.has(e.id));
-    if (todo.length === 0) {
-      if (round === 1) {
-        out.steps.push({
-          action: 'cancel_held_escrows',
-          target: agentId,
-          success: true,
-          skipped: true,
-          detail: { held: 0, reason: 'no held escrows as payer' },
-          started_at: clock.now(),
-          duration_ms: 0,
-        });
-      }
-      break;
-    }
-    const unfreeze = await act('open_refund_window', agentId, { round }, () =>
-      actor.unfreezeWallet({ agent_id: agentId }, callOpts),
-    );
-    out.steps.push(unfreeze.report);
-    const windowOpened = clock.now();
-    let cancels: { escrow: HeldEscrow; ok: boolean; code?: string; message?: string }[] = [];
-    try {
-      if (unfreeze.ok) store.setFrozenBelief(agentId, false, incidentId);
-      const batch = await act(
-        'cancel_held_escrows',
-        agentId,
-        {
-          round,
-          escrow_ids: todo.map((e) => e.id),
-          amount: formatCents(sumCents(todo.map((e) => e.amount))),
-        },
-        async () => {
-          cancels = await mapBounded(
-            todo,
-            config.containment.concurrency,
-            async (escrow) => {
-              try {
-                await actor.cancelEscrow({ escrow_id: escrow.id }, callOpts);
-                return { escrow, ok: true };
-              } catch (e) {
-                const info = errorInfo(e);
-                return { escrow, ok: false, code: info.code, message: info.message };
-              }
-            },
-            (done) =>
-              opts.onProgress?.(2 + done / todo.length, 4, `cancelled ${done}/${todo.length} escrows`),
-          );
-          return cancels;
-        },
-        (results) => summarizeCancels(results),
-      );
-      out.steps.push(batch.report);
-    } finally {
-      const refreeze = await act('close_refund_window', agentId, { round }, () =>
-        actor.freezeWallet({ agent_id: agentId }, { timeoutMs: callOpts.timeoutMs }),
-      );
-      out.steps.push(refreeze.report);
-      if (refreeze.ok) store.setFrozenBelief(agentId, true, incidentId);
-      out.windowMs = (out.windowMs ?? 0) + (clock.now() - windowOpened);
-    }
-    for (const c of cancels) {
-      if (c.ok) {
-        out.cancelled++;
-        out.amountCents += c.escrow.amount;
-      } else if (c.code === 'invalid_state' || c.code === 'escrow_not_found') {
-        // Settled, refunded or expired in the meantime: nothing left to unlock.
-        out.skipped++;
-      } else {
-        failedIds.add(c.escrow.id);
-      }
-    }
-    const again = await listHeld(deps, agentId, onlyPayee, callOpts);
-    if (!again.ok) {
-      out.steps.push({
-        action: 'verify_no_held_escrows',
-        target: agentId,
-        success: false,
-        error: errorInfo(again.error),
-        started_at: clock.now(),
-        duration_ms: 0,
-      });
-      break;
-    }
-    held = again.held;
-  }
-  out.failed = held.length;
-  return out;
-}
-
-function summarizeCancels(
-  results: { escrow: HeldEscrow; ok: boolean; code?: string }[],
-): Record<string, unknown> {
-  const failures: Record<string, number> = {};
-  let unlocked = 0;
-  let ok = 0;
-  for (const r of results) {
-    if (r.ok) {
-      ok++;
-      unlocked += r.escrow.amount;
-    } else {
-      failures[r.code ?? 'unknown'] = (failures[r.code ?? 'unknown'] ?? 0) + 1;
-    }
-  }
-  return { attempted: results.length, cancelled: ok, amount_unlocked: formatCents(unlocked), failures };
+/** A containment that leaves money exposed pages a person, saying exactly what is exposed. */
+function pageExposure(deps: OpsDeps, incident: Incident, status: string, exposure: Exposure): void {
+  const exposed = [
+    exposure.wallet_frozen ? undefined : 'wallet NOT frozen',
+    exposure.caps_zero ? undefined : 'budget caps not 0',
+    exposure.held_escrows === null
+      ? 'held escrows unknown (list failed)'
+      : exposure.held_escrows > 0
+        ? `${exposure.held_escrows} escrows still held (${exposure.held_amount})`
+        : undefined,
+  ].filter(Boolean) as string[];
+  deps.page?.({
+    level: 'page',
+    priority: exposure.wallet_frozen ? 'P1' : 'P0',
+    severity: 'critical',
+    agent_id: incident.primary_agent_id,
+    signal: incident.signal ?? 'containment',
+    title: `Containment ${status} for ${incident.primary_agent_id}: ${exposed.join('; ')}`,
+    actions: ['contain_agent again to resume (it retries what is left)', 'check the wallet by hand'],
+    incident_id: incident.id,
+    details: { ...exposure },
+  });
 }
 
 async function checkIdentity(
@@ -687,7 +696,7 @@ export function publishQuietly(
     phase: 'learn',
     action: `publish_${eventType}`,
   });
-  actor
+  const published = actor
     .publishEvent(
       {
         event_type: eventType,
@@ -704,4 +713,5 @@ export function publishQuietly(
       },
     )
     .catch(() => undefined);
+  trackInFlight(id, published);
 }

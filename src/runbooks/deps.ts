@@ -3,6 +3,7 @@ import type { GreenHelixClient } from '../greenhelix/index.js';
 import type { IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../util/clock.js';
+import type { Alert } from './alerts.js';
 
 /**
  * What the response engine needs. Two gateway clients, one per credential: `monitor` only reads,
@@ -18,6 +19,8 @@ export interface OpsDeps {
   readonly logger: Logger;
   /** The fleet as configured, or listed through the monitor key. */
   fleet(): Promise<string[]>;
+  /** Pages a person (never blocks, never fails the caller). Absent in bare engine tests. */
+  page?: ((alert: Alert) => void) | undefined;
 }
 
 export interface StepReport {
@@ -26,6 +29,8 @@ export interface StepReport {
   success: boolean;
   /** True when the step was skipped on purpose (nothing to do); `success` is then true. */
   skipped?: boolean | undefined;
+  /** True while the step has begun and has no recorded outcome yet (in flight, or left by a stopped process). */
+  pending?: boolean | undefined;
   error?: { code: string; message: string; retryable: boolean } | undefined;
   detail?: Record<string, unknown> | undefined;
   started_at: number;
@@ -42,6 +47,22 @@ export function errorInfo(e: unknown): { code: string; message: string; retryabl
     };
   }
   return { code: 'internal_error', message: e instanceof Error ? e.message : String(e), retryable: false };
+}
+
+const inFlight = new Set<number>();
+
+/**
+ * Action rows this process has begun and is still waiting on. A begun, unfinished row that is not here
+ * was left by a process that stopped, and must be reconciled.
+ */
+export function inFlightActions(): ReadonlySet<number> {
+  return inFlight;
+}
+
+/** Marks a begun action as in flight in this process until `done` settles. */
+export function trackInFlight(id: number, done: Promise<unknown>): void {
+  inFlight.add(id);
+  void done.finally(() => inFlight.delete(id)).catch(() => undefined);
 }
 
 export type Recorded<T> =
@@ -67,6 +88,7 @@ export async function recordAction<T>(
 ): Promise<Recorded<T>> {
   const { store, clock } = deps;
   const id = store.beginAction(at);
+  inFlight.add(id);
   const t = clock.now();
   const base = { action: at.action, target: at.target, started_at: t };
   try {
@@ -82,5 +104,7 @@ export async function recordAction<T>(
       error,
       report: { ...base, success: false, error: info, duration_ms: clock.now() - t },
     };
+  } finally {
+    inFlight.delete(id);
   }
 }

@@ -172,8 +172,17 @@ export function createOps(o: CreateOpsOptions): Ops {
     fleetCache = { at: clock.now(), ids };
     return ids;
   };
-  const deps: OpsDeps = { config, monitor, actor, store, clock, logger, fleet };
   const alerts = new AlertSink({ config, store, logger, clock });
+  const deps: OpsDeps = {
+    config,
+    monitor,
+    actor,
+    store,
+    clock,
+    logger,
+    fleet,
+    page: (a) => void alerts.send(a).catch(() => undefined),
+  };
   const confirmation = new FleetShutdownConfirmation({
     clock,
     ttlMs: config.guards.confirmationTtlMs,

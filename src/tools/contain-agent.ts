@@ -12,7 +12,9 @@ export const containAgent = defineTool({
     'window, since the gateway refuses refunds into a frozen wallet), then checks its identity against the pinned ' +
     'key. With suspect_payee (escrow exploitation) only escrows to that payee are cancelled and the payee is frozen ' +
     'too, so it cannot release them to itself. Each step is reported separately; a failed step is reported as ' +
-    'failed. Idempotent: on an agent already contained it returns the existing incident and does nothing. Does not ' +
+    'failed; anything still exposed (wallet not frozen, escrows still held) is named in `exposure` and paged. ' +
+    'Idempotent: on an agent already contained it returns the existing incident and does nothing; on a partial or ' +
+    'failed containment it resumes, retrying only what is left (no escrow is ever cancelled twice). Does not ' +
     'revoke keys or stop the process. Undo with recover_agent. Use dry_run first to see the planned calls.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.object({
@@ -25,8 +27,15 @@ export const containAgent = defineTool({
     dry_run: z.boolean(),
     incident_id: z.string().nullable(),
     agent_id: z.string(),
-    existing: z.boolean().describe('True when the agent was already contained and nothing was done'),
-    status: z.string().describe('contained | containment_partial | containment_failed | planned'),
+    existing: z
+      .boolean()
+      .describe('True when nothing was done now: already contained, or being contained by another process'),
+    status: z
+      .string()
+      .describe(
+        'contained (frozen, caps 0, nothing held) | containment_partial (frozen, something still exposed) | ' +
+          'containment_failed (wallet not frozen) | containing (another process is on it) | planned',
+      ),
     steps: z.array(stepSchema),
     escrows_cancelled: z.number().int(),
     escrows_failed: z.number().int(),
@@ -37,6 +46,15 @@ export const containAgent = defineTool({
     elapsed_ms: z.number(),
     met_sla: z.boolean().describe('Detection to containment complete within 60 s'),
     identity_compromised: z.boolean(),
+    exposure: z
+      .object({
+        wallet_frozen: z.boolean().describe('The last wallet call was a successful freeze'),
+        caps_zero: z.boolean(),
+        held_escrows: z.number().int().nullable().describe('Still held at the end; null when unreadable'),
+        held_amount: z.string().nullable(),
+      })
+      .optional()
+      .describe('What is still exposed at the end: nothing for "contained"'),
     planned_calls: z.array(plannedCall).optional(),
   }),
   // The suspect payee is usually a counterparty outside the fleet; freezing it is the one deliberate
@@ -57,11 +75,28 @@ export const containAgent = defineTool({
       onProgress: (done, total, message) => void ctx.progress(done, total, message),
     });
     const { amount_unlocked_cents: _cents, ...rest } = r;
+    const e = r.exposure;
+    const exposed =
+      r.status === 'contained'
+        ? ''
+        : ` STILL EXPOSED: ${[
+            e.wallet_frozen ? '' : 'wallet NOT frozen',
+            e.caps_zero ? '' : 'caps not 0',
+            e.held_escrows === null
+              ? 'held escrows unknown'
+              : e.held_escrows > 0
+                ? `${e.held_escrows} escrows held (${e.held_amount})`
+                : '',
+          ]
+            .filter(Boolean)
+            .join(', ')}. Call contain_agent again to resume.`;
     const text = r.existing
-      ? `${r.agent_id} is already contained (incident ${r.incident_id}, ${r.status}); nothing done.`
+      ? r.status === 'containing'
+        ? `${r.agent_id} is being contained by another process (incident ${r.incident_id}); nothing done here. Check get_incident shortly.`
+        : `${r.agent_id} is already contained (incident ${r.incident_id}, ${r.status}); nothing done.`
       : `${r.agent_id}: ${r.status} in ${r.elapsed_ms} ms (freeze ${r.time_to_freeze_ms ?? 'FAILED'} ms). ` +
-        `${r.escrows_cancelled} escrows cancelled, ${r.escrows_failed} failed, ${r.amount_unlocked} unlocked. ` +
-        `Incident ${r.incident_id}.${r.identity_compromised ? ' Identity COMPROMISED: incident widened.' : ''}`;
+        `${r.escrows_cancelled} escrows cancelled, ${r.escrows_failed} still held, ${r.amount_unlocked} unlocked. ` +
+        `Incident ${r.incident_id}.${r.identity_compromised ? ' Identity COMPROMISED: incident widened.' : ''}${exposed}`;
     return { structured: { dry_run: false, ...rest }, text };
   },
 });

@@ -34,6 +34,10 @@ export const stepSchema = z.object({
   target: z.string().optional(),
   success: z.boolean(),
   skipped: z.boolean().optional(),
+  pending: z
+    .boolean()
+    .optional()
+    .describe('Begun, outcome not recorded yet (in flight, or left by a stopped process)'),
   error: z.object({ code: z.string(), message: z.string(), retryable: z.boolean() }).optional(),
   detail: z.record(z.string(), z.unknown()).optional(),
   started_at: z.number().describe('ms since epoch'),

@@ -76,17 +76,22 @@ describe('escrow ledger', () => {
     b.close();
   });
 
-  it('never lets a second incident claim an escrow another incident already holds', () => {
+  it('a later incident may retry what an earlier one left retryable, but never takes an in-flight or counted one', () => {
     const { store, incident } = open(tmp());
-    store.escrows.claim(incident.id, 'agent-1', [esc('e1')]);
-    store.escrows.settle([{ escrow_id: 'e1', state: 'retry' }]);
+    store.escrows.claim(incident.id, 'agent-1', [esc('e1'), esc('e2'), esc('e3')]);
+    store.escrows.settle([
+      { escrow_id: 'e1', state: 'retry' },
+      { escrow_id: 'e2', state: 'cancelled' },
+    ]);
     const other = store.createIncident({
       agent_ids: ['agent-1'],
       primary_agent_id: 'agent-1',
       reason: 'x',
-      kind: 'cascade',
+      kind: 'containment',
     });
-    expect(store.escrows.claim(other.id, 'agent-1', [esc('e1')])).toEqual([]);
+    expect(store.escrows.claim(other.id, 'agent-1', [esc('e1'), esc('e2'), esc('e3')])).toEqual(['e1']);
+    expect(store.escrows.totals(other.id)).toMatchObject({ open: 1, cancelled: 0 });
+    expect(store.escrows.totals(incident.id)).toMatchObject({ open: 1, cancelled: 1 });
   });
 });
 
