@@ -43,6 +43,10 @@ export interface AgentGroundTruth {
   held_amount: string;
   /** CREDITS this agent has drawn from the shared wallet so far (what its own balance hides). */
   shared_wallet_draws: string;
+  /** Escrows refunded to this agent as payer (each once), their total, and refunds beyond the first. */
+  escrows_refunded: number;
+  refunded_amount: string;
+  double_refunds: number;
   public_key: string | null;
 }
 
@@ -61,6 +65,29 @@ export interface Sandbox {
   setFaults(f: Partial<Faults>): void;
   requestLog(sinceSeq?: number): RequestLogEntry[];
   close(): Promise<void>;
+}
+
+/** Refund credits to a payer, read from the wallet's own transactions (so a double refund shows). */
+function refundTruth(
+  transactions: readonly { agentId: string; amount: number; description: string }[],
+  agentId: string,
+): { escrows_refunded: number; refunded_amount: string; double_refunds: number } {
+  const perEscrow = new Map<string, number>();
+  let cents = 0;
+  let credits = 0;
+  for (const t of transactions) {
+    const m = t.agentId === agentId ? /^escrow (\S+) refunded$/.exec(t.description) : null;
+    if (!m) continue;
+    credits++;
+    const n = perEscrow.get(m[1] as string) ?? 0;
+    perEscrow.set(m[1] as string, n + 1);
+    if (n === 0) cents += t.amount;
+  }
+  return {
+    escrows_refunded: perEscrow.size,
+    refunded_amount: (cents / 100).toFixed(2),
+    double_refunds: credits - perEscrow.size,
+  };
 }
 
 export const TREASURY = 'fleet-treasury';
@@ -198,6 +225,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
           .reduce((n, t) => n + t.amount, 0) / 100
       ).toFixed(2),
       public_key: world.agents.get(agentId)?.publicKey ?? null,
+      ...refundTruth(world.transactions, agentId),
     };
   };
 
