@@ -40,7 +40,7 @@ import { formatCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo, inFlightActions, type Recorded, recordAction, trackInFlight } from './deps.js';
-import { takeContainmentLease } from './lease.js';
+import { containmentLease, ownerIsDead, takeContainmentLease } from './lease.js';
 import { KeyedMutex } from './limit.js';
 import {
   type Act,
@@ -145,6 +145,23 @@ export async function resumeContainment(
       lease.release();
     }
   });
+}
+
+/**
+ * Incidents left mid-containment with nobody acting on them: `containing`, and no live process holds the
+ * agent's lease (it expired, or its holder on this host is gone). Their wallet may be unfrozen in an open
+ * refund window: a restarted server, the watcher and readiness find them here.
+ */
+export function abandonedContainments(deps: OpsDeps): Incident[] {
+  const { store, clock } = deps;
+  return store
+    .listIncidents({ status: 'containing', limit: 500 })
+    .filter((i) => i.kind !== 'cascade' && i.kind !== 'fleet_shutdown')
+    .filter((i) => {
+      if (mutex.isHeld(i.primary_agent_id)) return false;
+      const lease = store.leases.get(containmentLease(i.primary_agent_id));
+      return !lease || lease.expires_at <= clock.now() || ownerIsDead(lease.owner);
+    });
 }
 
 async function containLocked(

@@ -12,6 +12,7 @@ import type { Clock } from '../util/clock.js';
 import { ToolError } from '../util/errors.js';
 import { AlertSink, type Notifier } from './alerts.js';
 import {
+  abandonedContainments,
   type ContainOptions,
   type ContainRequest,
   type ContainResult,
@@ -262,10 +263,8 @@ export function createOps(o: CreateOpsOptions): Ops {
     checkReadiness: (signal) => checkReadiness(deps, checkActingKey, signal),
     attachNotifier: (fn) => alerts.attach(fn),
     resumeInterrupted: async () => {
-      const stuck = store.listIncidents({ status: 'containing', limit: 200, offset: 0 });
       const out: ContainResult[] = [];
-      for (const incident of stuck) {
-        if (incident.kind === 'cascade' || incident.kind === 'fleet_shutdown') continue;
+      for (const incident of abandonedContainments(deps)) {
         logger.warn(
           { incident_id: incident.id, agent_id: incident.primary_agent_id },
           'resuming an interrupted containment',

@@ -3,6 +3,7 @@
  * configuration and gateway. Reads only; each item passes or fails with the fix.
  */
 import { DEFAULT_THRESHOLDS } from '../detection/index.js';
+import { abandonedContainments } from './contain.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
 import { mapBounded } from './limit.js';
@@ -24,6 +25,24 @@ export async function checkReadiness(
   const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
   const add = (item: string, passed: boolean, detail: string, fix: string | null) =>
     items.push({ item, passed, detail, fix: passed ? null : fix });
+
+  // A containment nobody is finishing may have left a wallet unfrozen (a crash inside a refund window), and a
+  // failed one ended with the wallet not known to be frozen: both are money exposed right now.
+  const abandoned = abandonedContainments(deps);
+  const failed = deps.store.listIncidents({ status: 'containment_failed', limit: 100 });
+  add(
+    'no_wallet_left_open',
+    abandoned.length === 0 && failed.length === 0,
+    abandoned.length === 0 && failed.length === 0
+      ? 'no containment is abandoned mid-way or ended with a wallet not frozen'
+      : [
+          ...abandoned.map(
+            (i) => `${i.primary_agent_id} (${i.id}): containment abandoned mid-way, wallet may be unfrozen`,
+          ),
+          ...failed.map((i) => `${i.primary_agent_id} (${i.id}): containment failed, wallet not frozen`),
+        ].join('; '),
+    `Call contain_agent for ${[...abandoned, ...failed].map((i) => i.primary_agent_id).join(', ')}: it resumes the incident and retries what is left.`,
+  );
 
   const key = await keyCheck();
   add(

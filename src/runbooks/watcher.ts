@@ -213,6 +213,17 @@ export async function startWatcher(
   }
 
   async function tickOnce(all: boolean): Promise<TickResult> {
+    // A containment another process left mid-way (it died, its lease expired) may have the wallet open in a
+    // refund window: finishing it comes before anything else this tick does.
+    const resumed = await ops.resumeInterrupted().catch((e: unknown) => {
+      log.error({ err: e }, 'resuming an interrupted containment failed');
+      return [];
+    });
+    for (const r of resumed)
+      log.warn(
+        { incident_id: r.incident_id, agent_id: r.agent_id, status: r.status },
+        'resumed an abandoned containment',
+      );
     const now = clock.now();
     const fleet = await ops.fleet();
     const bus = await readEventBus();

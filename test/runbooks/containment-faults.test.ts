@@ -22,7 +22,13 @@ afterEach(async () => {
 });
 
 async function world(held = 120): Promise<{ sandbox: Sandbox; proxy: RecordingProxy; agent: string }> {
-  const sandbox = await startSandbox({ agents: 4, seed: 11, timeScale: 0, startAt: FIXTURE_START });
+  const sandbox = await startSandbox({
+    agents: 4,
+    seed: 11,
+    timeScale: 0,
+    startAt: FIXTURE_START,
+    autoStartTraffic: false,
+  });
   const proxy = await startProxy(sandbox.url);
   cleanups.push(async () => {
     await proxy.close();

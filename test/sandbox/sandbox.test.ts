@@ -222,6 +222,9 @@ describe('malformed input and the control API', () => {
       held_amount: '0.00',
       shared_wallet_draws: '0.00',
       public_key: expect.stringMatching(/^[0-9a-f]{64}$/),
+      escrows_refunded: 0,
+      refunded_amount: '0.00',
+      double_refunds: 0,
     });
     const started = await fetch(`${sb.url}/_sandbox/scenarios`, {
       method: 'POST',

@@ -1,0 +1,85 @@
+/**
+ * The built CLI in child processes, as an operator runs it: a sandbox gateway in its own process (so it
+ * outlives a killed server, as the real gateway would) and MCP servers over stdio driven by raw JSON-RPC.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+export const CLI = new URL('../../dist/src/cli.js', import.meta.url).pathname;
+
+export interface SandboxInfo {
+  url: string;
+  control_token: string;
+  keys: { monitor: string; containment: string; agents: Record<string, string> };
+  fleet: string[];
+}
+
+export interface SpawnedSandbox {
+  info: SandboxInfo;
+  child: ChildProcess;
+  control(path: string, init?: RequestInit): Promise<Record<string, unknown>>;
+}
+
+export async function spawnSandbox(args: string[], children: ChildProcess[]): Promise<SpawnedSandbox> {
+  const child = spawn(process.execPath, [CLI, 'sandbox', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  const info = JSON.parse(line) as SandboxInfo;
+  const control = (path: string, init: RequestInit = {}) =>
+    fetch(`${info.url}/_sandbox${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${info.control_token}`, 'content-type': 'application/json' },
+    }).then((r) => r.json() as Promise<Record<string, unknown>>);
+  return { info, child, control };
+}
+
+export interface SpawnedServer {
+  child: ChildProcess;
+  rpc(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  ready: Promise<void>;
+}
+
+export function spawnServer(
+  info: SandboxInfo,
+  dataDir: string,
+  children: ChildProcess[],
+  env: Record<string, string> = {},
+): SpawnedServer {
+  const child = spawn(process.execPath, [CLI], {
+    env: {
+      PATH: process.env.PATH,
+      GREENHELIX_BASE_URL: info.url,
+      GREENHELIX_MONITOR_KEY: info.keys.monitor,
+      GREENHELIX_CONTAINMENT_KEY: info.keys.containment,
+      INCIDENT_FLEET: info.fleet.join(','),
+      INCIDENT_DATA_DIR: dataDir,
+      INCIDENT_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  const waiters = new Map<number, (m: Record<string, unknown>) => void>();
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const msg = JSON.parse(line) as Record<string, unknown>;
+    if (typeof msg.id === 'number') waiters.get(msg.id)?.(msg);
+  });
+  let id = 0;
+  const rpc = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const n = ++id;
+      waiters.set(n, resolve);
+      child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: n, method, params })}\n`);
+    });
+  const ready = rpc('initialize', {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 't', version: '1' },
+  }).then(() => {
+    child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+  });
+  return { child, rpc, ready };
+}
