@@ -3,17 +3,16 @@
  * and the pre-incident caps are still restorable. The sandbox runs in its own process so it outlives
  * the server, as the real gateway would.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/incidents/index.js';
 import { systemClock } from '../../src/util/clock.js';
+import { spawnSandbox, spawnServer } from '../helpers/spawn.js';
 
-const CLI = new URL('../../dist/src/cli.js', import.meta.url).pathname;
 const children: ChildProcess[] = [];
 const dataDir = mkdtempSync(join(tmpdir(), 'aim-crash-'));
 
@@ -22,77 +21,16 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-interface SandboxInfo {
-  url: string;
-  control_token: string;
-  keys: { monitor: string; containment: string; agents: Record<string, string> };
-  fleet: string[];
-}
-
-function startServer(info: SandboxInfo) {
-  const child = spawn(process.execPath, [CLI], {
-    env: {
-      PATH: process.env.PATH,
-      GREENHELIX_BASE_URL: info.url,
-      GREENHELIX_MONITOR_KEY: info.keys.monitor,
-      GREENHELIX_CONTAINMENT_KEY: info.keys.containment,
-      INCIDENT_FLEET: info.fleet.join(','),
-      INCIDENT_DATA_DIR: dataDir,
-      INCIDENT_LOG_LEVEL: 'warn',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const waiters = new Map<number, (m: Record<string, unknown>) => void>();
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    const msg = JSON.parse(line) as Record<string, unknown>;
-    if (typeof msg.id === 'number') waiters.get(msg.id)?.(msg);
-  });
-  let id = 0;
-  const rpc = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<Record<string, unknown>>((resolve) => {
-      const n = ++id;
-      waiters.set(n, resolve);
-      child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: n, method, params })}\n`);
-    });
-  const ready = rpc('initialize', {
-    protocolVersion: '2025-06-18',
-    capabilities: {},
-    clientInfo: { name: 't', version: '1' },
-  }).then(() =>
-    child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`),
-  );
-  return { child, rpc, ready };
-}
-
 describe('crash mid-containment', () => {
   it('a restarted server finishes the containment and the pre-incident caps stay restorable', async () => {
-    const sb = spawn(
-      process.execPath,
-      [
-        CLI,
-        'sandbox',
-        '--port',
-        '0',
-        '--agents',
-        '3',
-        '--latency-ms',
-        '60',
-        '--time-scale',
-        '0',
-        '--seed',
-        '5',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    const {
+      info,
+      child: sb,
+      control,
+    } = await spawnSandbox(
+      ['--agents', '3', '--latency-ms', '60', '--time-scale', '0', '--seed', '5'],
+      children,
     );
-    children.push(sb);
-    const [line] = (await once(createInterface({ input: sb.stdout! }), 'line')) as [string];
-    const info = JSON.parse(line) as SandboxInfo;
-    const control = (path: string, init: RequestInit = {}) =>
-      fetch(`${info.url}/_sandbox${path}`, {
-        ...init,
-        headers: { authorization: `Bearer ${info.control_token}`, 'content-type': 'application/json' },
-      }).then((r) => r.json() as Promise<Record<string, unknown>>);
     const agent = info.fleet[1]!;
     const before = await control(`/agents/${agent}`);
     await control('/scenarios', {
@@ -103,7 +41,7 @@ describe('crash mid-containment', () => {
     const loaded = await control(`/agents/${agent}`);
     expect(loaded.held_escrows as number).toBeGreaterThan(100);
 
-    const first = startServer(info);
+    const first = spawnServer(info, dataDir, children);
     await first.ready;
     void first.rpc('tools/call', {
       name: 'contain_agent',
@@ -132,7 +70,7 @@ describe('crash mid-containment', () => {
     );
     store.close();
 
-    const second = startServer(info);
+    const second = spawnServer(info, dataDir, children);
     await second.ready;
     // The restarted server resumes the incident in the background; a caller for the same agent waits
     // on the per-agent lock and gets the one, finished incident (never a second containment).
