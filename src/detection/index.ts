@@ -36,6 +36,7 @@ export {
   escalationProblems,
 } from './escalation.js';
 export { detectFleet, type FleetObservation } from './fleet.js';
+export { normalizeKey } from './identity.js';
 export { type NaiveState, naiveStep } from './naive.js';
 export { HIGHER_IS_BETTER } from './reputation.js';
 export { freshState, restoreState } from './state.js';

@@ -5,7 +5,8 @@
  *
  * The real gateway computes reputation once, when a key is provisioned, so it is usually all zeros.
  * A zero (or found: false) is "not computed": it never forms a baseline and never reads as a 100 %
- * fall. While a reading is within the warning band the baseline follows it with a time constant of
+ * fall. An agent with no reputation row at all (`no_record`: its key was made directly) is
+ * judged on its quality metrics alone, and a drift it shows says so. While a reading is within the warning band the baseline follows it with a time constant of
  * `reputation_baseline_ms` (healthy agents move < 5 % a day), so a decline over hours is measured from
  * where the agent was rather than chased; once drifting, the baseline stays put until it recovers.
  */
@@ -73,6 +74,9 @@ export function reputationDrift(
       ...worst,
       warning_pct: t.reputation_warning_pct,
       critical_pct: t.reputation_critical_pct,
+      ...(r?.no_record
+        ? { reputation_record: 'none: the gateway has no reputation row for this agent' }
+        : {}),
       ...(drifts.length > 1 ? { also: drifts.slice(1) } : {}),
     },
   );

@@ -88,12 +88,17 @@ export interface AgentObservation {
    * gateway reports it (a float), cumulative, so its deltas are exact fee spend.
    */
   usage?: { total_calls: number; total_cost: number } | undefined;
-  /** get_agent_reputation. On the real gateway the scores are usually all 0 ("never computed"). */
+  /**
+   * get_agent_reputation. On the real gateway the scores are usually all 0 ("never computed"). An agent
+   * whose key was made directly has no reputation row at all (the gateway's 404 "Agent reputation not
+   * found"): that is `no_record: true` with `found: false`, an answer, not a failed check.
+   */
   reputation?:
     | {
         composite_score: number;
         payment_reliability?: number | undefined;
         found?: boolean | undefined;
+        no_record?: boolean | undefined;
         [k: string]: unknown;
       }
     | undefined;

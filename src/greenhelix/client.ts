@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { type Dispatcher, Pool } from 'undici';
-import { GreenHelixError } from './errors.js';
+import { GreenHelixError, isReputationMissing } from './errors.js';
 import { type ToolParams, validateParams } from './inputs.js';
 import { keyHashPrefix } from './key-hash.js';
 import { ConcurrencyLimiter } from './limiter.js';
@@ -528,6 +528,22 @@ export class GreenHelixClient {
     this.call('get_verified_claims', p, o);
   getAgentReputation = (p: ToolParams<'get_agent_reputation'>, o?: CallOptions) =>
     this.call('get_agent_reputation', p, o);
+  /**
+   * get_agent_reputation, with "this agent has no reputation row" (the 404 the gateway gives every agent
+   * whose key was made directly, see isReputationMissing) answered as null rather than thrown. Real
+   * failures still throw.
+   */
+  getAgentReputationRecord = async (
+    p: ToolParams<'get_agent_reputation'>,
+    o?: CallOptions,
+  ): Promise<ToolResult<'get_agent_reputation'> | null> => {
+    try {
+      return await this.call('get_agent_reputation', p, o);
+    } catch (e) {
+      if (isReputationMissing(e)) return null;
+      throw e;
+    }
+  };
   buildClaimChain = (p: ToolParams<'build_claim_chain'>, o?: CallOptions) =>
     this.call('build_claim_chain', p, o);
   getClaimChains = (p: ToolParams<'get_claim_chains'>, o?: CallOptions) =>

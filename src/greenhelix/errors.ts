@@ -77,3 +77,18 @@ export function problemTypeFor(code: string): string {
 export function isGreenHelixError(e: unknown, code?: string): e is GreenHelixError {
   return e instanceof GreenHelixError && (code === undefined || e.code === code);
 }
+
+/**
+ * GET …/reputation's 404 for an agent that has no reputation row: the gateway seeds one only for keys
+ * provisioned through it, so every agent whose key was made directly in its database answers this
+ * (ToolNotFoundError, "Agent reputation not found: <id>. Register identity first…"). It means "no
+ * record", not "the check failed". Any other failure (5xx, timeout, 404 of an unknown route) is not it.
+ */
+export function isReputationMissing(e: unknown): boolean {
+  return (
+    e instanceof GreenHelixError &&
+    e.status === 404 &&
+    e.code === 'not_found' &&
+    /^Agent reputation not found\b/i.test(e.detail)
+  );
+}

@@ -12,6 +12,7 @@ export {
   codeFromProblemType,
   GreenHelixError,
   isGreenHelixError,
+  isReputationMissing,
   type ProblemDetails,
   problemTypeFor,
 } from './errors.js';

@@ -27,6 +27,8 @@ export interface RouteSpec {
   readonly path: string;
   readonly pathParams: readonly string[];
   readonly query: readonly string[];
+  /** Query params the route declares without a default: a request without one is a 422 `query.x: Field required`. */
+  readonly requiredQuery?: readonly string[];
   /** Body fields the REST model accepts; anything else is a 422. */
   readonly body: readonly string[];
   /** Body fields that are accepted under another name (`daily` → `daily_cap`). */
@@ -165,6 +167,7 @@ export const ROUTES = {
     method: 'GET',
     path: E,
     query: ['agent_id', 'status', 'limit', 'offset'],
+    requiredQuery: ['agent_id'],
     ownership: 'own',
     retry: 'read',
   }),
@@ -191,6 +194,7 @@ export const ROUTES = {
     method: 'GET',
     path: '/v1/payments/intents',
     query: ['agent_id', 'status', 'limit', 'offset'],
+    requiredQuery: ['agent_id'],
     ownership: 'own',
     retry: 'read',
   }),
@@ -208,6 +212,7 @@ export const ROUTES = {
     method: 'GET',
     path: '/v1/payments/history',
     query: ['agent_id', 'limit', 'offset'],
+    requiredQuery: ['agent_id'],
     ownership: 'own',
     retry: 'read',
   }),
@@ -411,6 +416,7 @@ export const ROUTES = {
     method: 'GET',
     path: '/v1/identity/metrics',
     query: ['agent_id', 'metric_name', 'since', 'limit'],
+    requiredQuery: ['agent_id', 'metric_name'],
     ownership: 'any',
     retry: 'read',
   }),
@@ -420,6 +426,7 @@ export const ROUTES = {
     method: 'GET',
     path: '/v1/identity/metrics/deltas',
     query: ['agent_id', 'metric_name'],
+    requiredQuery: ['agent_id'],
     ownership: 'any',
     retry: 'read',
   }),

@@ -65,11 +65,30 @@ export const TransactionSchema = z.looseObject({
   idempotency_key: z.string().nullable().optional(),
 });
 export const TransactionsSchema = z.looseObject({ transactions: z.array(TransactionSchema) });
-export const TimeseriesSchema = z.looseObject({
-  buckets: z.array(
-    z.looseObject({ timestamp: z.union([z.string(), z.number()]), calls: z.number().int(), cost: money }),
-  ),
-});
+/** No gateway call costs more than this: the catalog's largest fee is create_escrow's cap of 10 CREDITS. */
+export const MAX_FEE_PER_CALL_CENTS = 1_000;
+/** The billing store's atomic units per CREDIT, which get_metrics_timeseries forgets to divide by. */
+export const TIMESERIES_COST_BUG_SCALE = 100_000_000;
+
+/**
+ * A usage bucket. Gateway 1.4.8 reports `cost` 1e8 times too large: tools/billing.py sums the stored
+ * atomic units (1e8 per CREDIT) and serializes the sum as CREDITS. A bucket's true cost can never exceed
+ * `calls` × the largest fee, and the inflated one always does (by ~1e8, unless a bucket holds 100 000
+ * calls), so such a cost is scaled back to cents here and the bucket says so (`cost_corrected`, with
+ * `cost_as_reported`). `cost` is therefore always real cents, on the buggy gateway and on a fixed one.
+ */
+const TimeseriesBucketSchema = z
+  .looseObject({ timestamp: z.union([z.string(), z.number()]), calls: z.number().int(), cost: money })
+  .transform((b) => {
+    const inflated = b.cost > Math.max(1, b.calls) * MAX_FEE_PER_CALL_CENTS;
+    return {
+      ...b,
+      cost: (inflated ? Math.round(b.cost / TIMESERIES_COST_BUG_SCALE) : b.cost) as Cents,
+      cost_as_reported: b.cost,
+      cost_corrected: inflated,
+    };
+  });
+export const TimeseriesSchema = z.looseObject({ buckets: z.array(TimeseriesBucketSchema) });
 
 export const BudgetStatusSchema = z.looseObject({
   agent_id: z.string(),

@@ -63,7 +63,8 @@ export async function observeAgent(
     attempt('budget', () => m.getBudgetStatus({ agent_id: agentId }, opts)),
     attempt('escrows', () => m.listEscrows({ agent_id: agentId, limit: ESCROW_PAGE }, opts)),
     attempt('usage', () => m.getUsageSummary({ agent_id: agentId }, opts)),
-    attempt('reputation', () => m.getAgentReputation({ agent_id: agentId }, opts)),
+    // No reputation row (keys made directly in the gateway's database) is an answer, not a blind check.
+    attempt('reputation', () => m.getAgentReputationRecord({ agent_id: agentId }, opts)),
     attempt('identity', async () => {
       try {
         return await m.getAgentIdentity({ agent_id: agentId }, opts);
@@ -101,6 +102,7 @@ export async function observeAgent(
   }
   if (usage) obs.usage = { total_calls: usage.total_calls, total_cost: usage.total_cost };
   if (reputation) obs.reputation = reputation;
+  else if (reputation === null) obs.reputation = { composite_score: 0, found: false, no_record: true };
   if (identity) obs.identity = { public_key: identity.public_key ?? null };
   return obs;
 }

@@ -335,7 +335,7 @@ async function runExploitation(
     out.incident_id ??= r.incident_id;
     if (r.existing) continue;
     const t = deps.clock.now();
-    const rep = await deps.monitor.getAgentReputation({ agent_id: payee }, callOpts).then(
+    const rep = await deps.monitor.getAgentReputationRecord({ agent_id: payee }, callOpts).then(
       (v) => ({ ok: true as const, v }),
       (e: unknown) => ({ ok: false as const, e }),
     );
@@ -345,7 +345,9 @@ async function runExploitation(
           target: payee,
           agent_id: agentId,
           success: true,
-          detail: { composite_score: rep.v.composite_score, found: rep.v.found },
+          detail: rep.v
+            ? { composite_score: rep.v.composite_score, found: rep.v.found }
+            : { composite_score: null, found: false, reputation_record: 'none' },
           started_at: t,
           duration_ms: deps.clock.now() - t,
         }
@@ -553,11 +555,13 @@ async function runDegradation(
     });
     await act('read_reputation_and_usage', agentId, async () => {
       const [rep, usage] = await Promise.all([
-        deps.monitor.getAgentReputation({ agent_id: agentId }, callOpts),
+        deps.monitor.getAgentReputationRecord({ agent_id: agentId }, callOpts),
         deps.monitor.getUsageSummary({ agent_id: agentId }, callOpts),
       ]);
       return {
-        composite_score: rep.composite_score,
+        // An agent whose key was made directly has no reputation row: say so rather than fail the step.
+        ...(rep ? {} : { reputation_record: 'none' }),
+        composite_score: rep ? rep.composite_score : null,
         total_calls: usage.total_calls,
         total_cost: usage.total_cost,
       };

@@ -9,6 +9,7 @@
  * identity must match the pinned key, and later stages need a clean detection pass right now.
  * Every stage and every gate verdict is persisted before the next gateway call.
  */
+import { normalizeKey } from '../detection/index.js';
 import { centsToNumber, formatCents, parseCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
@@ -182,16 +183,24 @@ export async function recoverAgent(
   return applyStage(deps, incident, spec, caps, gates, signal);
 }
 
+/**
+ * The identity gate: the registered key must match the pinned one, and the reputation must not have
+ * fallen 30 % since containment. An agent whose key was made directly has no reputation row (the
+ * gateway's 404 "Agent reputation not found"): that is no evidence either way, so the gate stands on the
+ * identity evidence that exists and says plainly that there is no reputation record. A read that fails
+ * (5xx, timeout) fails the gate: nothing was verified.
+ */
 async function identityGate(deps: OpsDeps, incident: Incident, signal?: AbortSignal): Promise<GateVerdict> {
   const agentId = incident.primary_agent_id;
   const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
   try {
     const [identity, reputation] = await Promise.all([
       deps.monitor.getAgentIdentity({ agent_id: agentId }, opts),
-      deps.monitor.getAgentReputation({ agent_id: agentId }, opts),
+      deps.monitor.getAgentReputationRecord({ agent_id: agentId }, opts),
     ]);
     const pin = deps.store.getPin(agentId);
-    if (pin && identity.public_key !== pin.public_key) {
+    const registered = identity.public_key ? normalizeKey(identity.public_key) : null;
+    if (pin && registered !== normalizeKey(pin.public_key)) {
       return {
         gate: 'identity_verified',
         passed: false,
@@ -199,6 +208,13 @@ async function identityGate(deps: OpsDeps, incident: Incident, signal?: AbortSig
           'registered public key differs from the pinned key; rotate keys, re-register the identity, then re-pin deliberately',
       };
     }
+    const keyNote = pin ? 'registered key matches the pinned key' : 'no pin on record; key pinned now';
+    if (reputation === null)
+      return {
+        gate: 'identity_verified',
+        passed: true,
+        reason: `${keyNote}; no reputation record exists on the gateway for ${agentId} (its key was made directly), so reputation was not used`,
+      };
     const before = reputationAtContainment(deps, incident.id);
     const now = reputation.composite_score;
     if (before && before > 0 && now > 0 && (before - now) / before >= 0.3) {
@@ -210,11 +226,7 @@ async function identityGate(deps: OpsDeps, incident: Incident, signal?: AbortSig
     }
     const repNote =
       now === 0 ? 'reputation not computed by the gateway (all zero); not used' : `reputation ${now}`;
-    return {
-      gate: 'identity_verified',
-      passed: true,
-      reason: `${pin ? 'key matches the pinned key' : 'no pin on record; key pinned now'}; ${repNote}`,
-    };
+    return { gate: 'identity_verified', passed: true, reason: `${keyNote}; ${repNote}` };
   } catch (e) {
     const info = errorInfo(e);
     return {

@@ -9,6 +9,9 @@ import { ROUTES, type RouteSpec, requiredScope, type ToolName } from '../greenhe
 import { decimalString, type EscrowRec, type KeyRec, pyJson, sha3, type Tier, type World } from './world.js';
 
 export class GatewayError extends Error {
+  /** Answered by the app's catch-all handler, outside the correlation middleware: no X-Request-ID. */
+  bare = false;
+
   constructor(
     readonly status: number,
     readonly code: string,
@@ -151,6 +154,38 @@ const FIELDS: Partial<Record<ToolName, Record<string, FieldType>>> = {
 
 type ToolOutcome = { result: unknown; charged?: boolean };
 
+interface Admitted {
+  caller: Caller;
+  tool: ToolName;
+  spec: RouteSpec;
+  ctx: DispatchContext;
+  p: Record<string, unknown>;
+  fee: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * Routes whose handler does not catch product exceptions (gateway/src/routes/v1/*.py: no
+ * handle_product_exception around the tool call). Their errors, such as get_balance's 404
+ * wallet_not_found, are answered by the app's catch-all handler with no X-Request-ID header.
+ */
+const ROUTES_WITHOUT_HANDLER = new Set<ToolName>([
+  'get_balance',
+  'get_transactions',
+  'get_usage_summary',
+  'get_service_analytics',
+  'get_metrics_timeseries',
+  'set_budget_cap',
+  'get_budget_status',
+  'list_escrows',
+  'list_intents',
+  'get_payment_history',
+  'get_claim_chains',
+  'query_metrics',
+  'get_metric_deltas',
+  'list_webhooks',
+]);
+
 export interface EngineOptions {
   allowLoopbackWebhooks: boolean;
   deliverBusEvents: boolean;
@@ -178,8 +213,10 @@ export class Engine {
   }
 
   /**
-   * Runs one tool call. REST order: scope → admin-only → tier → rate limit → balance ≥ fee → budget →
-   * validation → ownership → the tool. Batch skips scope, tier, budget and admin promotion.
+   * Runs one tool call, atomically (scenario agents and the synchronous paths). REST order: scope →
+   * admin-only → tier → rate limit → balance ≥ fee → budget → validation → ownership → the tool. Batch
+   * (the gateway's routes/batch.py): required params → ownership → admin-only → tier → the tool, whose
+   * errors all come back as `execution_error`; no scope, budget or admin promotion.
    */
   dispatch(
     caller: Caller,
@@ -187,15 +224,62 @@ export class Engine {
     params: Record<string, unknown>,
     ctx: DispatchContext,
   ): DispatchResult {
+    const call = this.admit(caller, tool, params, ctx);
+    return this.complete(
+      call,
+      this.toolPhase(call, () => this.run(caller, tool, call.p, ctx)),
+    );
+  }
+
+  /**
+   * dispatch for HTTP callers (REST and batch): the same checks, but cancel_escrow runs as the gateway's
+   * refund does, not atomically. products/payments/src/engine.py `refund_escrow` reads the escrow, checks
+   * it is held, awaits the deposit to the payer and only then updates the status, with no lock; two
+   * concurrent cancels of one held escrow both pass the check and the payer is refunded twice.
+   * `refundWindow` is that await (the sandbox's latency); sequential cancels still get 409 invalid_state.
+   */
+  async dispatchAsync(
+    caller: Caller,
+    tool: ToolName,
+    params: Record<string, unknown>,
+    ctx: DispatchContext,
+    refundWindow: () => Promise<void>,
+  ): Promise<DispatchResult> {
+    const call = this.admit(caller, tool, params, ctx);
+    if (tool !== 'cancel_escrow')
+      return this.complete(
+        call,
+        this.toolPhase(call, () => this.run(caller, tool, call.p, ctx)),
+      );
+    let outcome: ToolOutcome;
+    try {
+      outcome = await this.cancelEscrow(caller, call.p, ctx, refundWindow);
+    } catch (e) {
+      throw this.toolError(call, e);
+    }
+    return this.complete(call, outcome);
+  }
+
+  private admit(
+    caller: Caller,
+    tool: ToolName,
+    params: Record<string, unknown>,
+    ctx: DispatchContext,
+  ): Admitted {
     const spec: RouteSpec = ROUTES[tool];
-    const rest = ctx.via !== 'batch';
     const headers: Record<string, string> = {};
-    if (
-      rest &&
-      !caller.admin &&
-      !caller.scopes.includes(requiredScope(tool)) &&
-      !caller.scopes.includes('admin')
-    ) {
+    if (ctx.via === 'batch') {
+      const p = checkRequired(spec, params);
+      // Ownership before the admin-only check, and batch callers are never admin: an admin key asking
+      // to freeze another agent's wallet gets `forbidden`, on its own wallet `admin_only`.
+      this.checkOwnership(caller, tool, p, false);
+      if (spec.adminOnly)
+        throw new GatewayError(403, 'admin_only', `Tool '${tool}' requires admin privileges`);
+      if (TIER_RANK[caller.tier] < TIER_RANK[spec.tier as Tier])
+        throw new GatewayError(403, 'insufficient_tier', `Tier '${caller.tier}' cannot access '${tool}'`);
+      return { caller, tool, spec, ctx, p, fee: tool === 'create_escrow' ? escrowFee(p.amount) : 0, headers };
+    }
+    if (!caller.admin && !caller.scopes.includes(requiredScope(tool)) && !caller.scopes.includes('admin')) {
       throw new GatewayError(
         403,
         'scope_violation',
@@ -205,17 +289,17 @@ export class Engine {
     if (spec.adminOnly && !caller.admin) {
       throw new GatewayError(403, spec.adminCode ?? 'admin_only', `${tool} requires an admin-scoped key`);
     }
-    if (rest && !caller.admin && TIER_RANK[caller.tier] < TIER_RANK[spec.tier as Tier]) {
+    if (!caller.admin && TIER_RANK[caller.tier] < TIER_RANK[spec.tier as Tier]) {
       throw new GatewayError(
         403,
         'insufficient_tier',
         `${tool} requires tier ${spec.tier}; key tier is ${caller.tier}`,
       );
     }
-    if (ctx.via !== 'internal' || !caller.admin) this.rateLimit(caller, headers, rest, !ctx.skipRateCheck);
+    if (ctx.via !== 'internal' || !caller.admin) this.rateLimit(caller, headers, true, !ctx.skipRateCheck);
     const fee = tool === 'create_escrow' ? escrowFee(params.amount) : 0;
     const wallet = this.world.wallets.get(caller.agentId);
-    if (rest && !caller.admin && fee > 0) {
+    if (!caller.admin && fee > 0) {
       if (!wallet || wallet.balance < fee)
         throw new GatewayError(402, 'insufficient_balance', `Balance below the fee of ${fmt(fee)}`);
       for (const [cap, window, label] of [
@@ -231,12 +315,64 @@ export class Engine {
         }
       }
     }
-    const p = rest ? validate(tool, spec, params) : checkRequired(spec, params);
-    this.checkOwnership(caller, tool, p, rest);
-    const body = this.run(caller, tool, p, ctx);
-    this.recordCall(caller, tool, fee > 0 && body.charged ? fee : 0, ctx);
-    if (rest) headers['x-charged'] = fee > 0 && body.charged ? fmt(fee) : '0.00';
-    return { status: spec.successStatus, body: body.result, headers };
+    const p = validate(tool, spec, params);
+    this.checkOwnership(caller, tool, p, true);
+    return { caller, tool, spec, ctx, p, fee, headers };
+  }
+
+  private toolPhase(call: Admitted, fn: () => ToolOutcome): ToolOutcome {
+    try {
+      return fn();
+    } catch (e) {
+      throw this.toolError(call, e);
+    }
+  }
+
+  /**
+   * An error raised by the tool itself. Batch reports every one as `execution_error` with the message.
+   * On REST, routes that do not catch product errors (ROUTES_WITHOUT_HANDLER) let them reach the app's
+   * catch-all handler, which answers outside the correlation middleware: no X-Request-ID header.
+   */
+  private toolError(call: Admitted, e: unknown): unknown {
+    if (!(e instanceof GatewayError)) return e;
+    if (call.ctx.via === 'batch') {
+      this.recordBatchCall(call);
+      return new GatewayError(e.status, 'execution_error', e.detail);
+    }
+    if (ROUTES_WITHOUT_HANDLER.has(call.tool)) e.bare = true;
+    return e;
+  }
+
+  private complete(call: Admitted, body: ToolOutcome): DispatchResult {
+    const { caller, tool, fee, ctx, headers } = call;
+    const charged = fee > 0 && body.charged ? fee : 0;
+    if (ctx.via === 'batch') this.recordBatchCall(call, charged);
+    else this.recordCall(caller, tool, charged, ctx);
+    if (ctx.via !== 'batch') headers['x-charged'] = charged ? fmt(fee) : '0.00';
+    return { status: call.spec.successStatus, body: body.result, headers };
+  }
+
+  /** Batch records a call (rate event and usage row) only once its tool has run, failed or not. */
+  private recordBatchCall(call: Admitted, fee = 0): void {
+    const list = this.world.calls.get(call.caller.agentId) ?? [];
+    list.push(this.world.clock.now());
+    this.world.calls.set(call.caller.agentId, list);
+    this.recordCall(call.caller, call.tool, fee, call.ctx);
+  }
+
+  /**
+   * X-RateLimit-* as the batch route sends them: the key's own tier (batch never promotes an admin),
+   * the agent's calls in the last hour after the batch ran.
+   */
+  rateHeaders(caller: Caller): Record<string, string> {
+    const now = this.world.clock.now();
+    const count = (this.world.calls.get(caller.agentId) ?? []).filter((t) => t > now - HOUR).length;
+    const lim = LIMITS[caller.tier].hour;
+    return {
+      'x-ratelimit-limit': String(lim),
+      'x-ratelimit-remaining': String(Math.max(0, lim - count)),
+      'x-ratelimit-reset': String(Math.ceil((HOUR - (now % HOUR)) / 1000)),
+    };
   }
 
   private rateLimit(caller: Caller, headers: Record<string, string>, rest: boolean, check: boolean): void {
@@ -260,8 +396,19 @@ export class Engine {
     }
   }
 
-  /** GET /v1/billing/keys: the caller's own keys. */
-  ownKeys(caller: Caller): { keys: unknown[] } {
+  /**
+   * GET /v1/billing/keys: the caller's own keys. The route is metered as `create_api_key` (its
+   * require_tool anchor), so it needs the write scope, counts against the rate limit and carries the
+   * X-RateLimit-* headers (into `headers`) for non-admin callers.
+   */
+  ownKeys(caller: Caller, headers: Record<string, string>): { keys: unknown[] } {
+    if (!caller.admin && !caller.scopes.includes('write'))
+      throw new GatewayError(
+        403,
+        'scope_violation',
+        `Key scopes ${JSON.stringify(caller.scopes)} do not allow create_api_key (needs write)`,
+      );
+    this.rateLimit(caller, headers, true, true);
     const rows = [...this.world.keys.values()].filter((k) => k.agentId === caller.agentId);
     return {
       keys: rows.map((k) => ({
@@ -329,7 +476,14 @@ export class Engine {
     switch (tool) {
       case 'get_balance': {
         const wallet = this.wallet(String(p.agent_id));
-        return { result: { balance: wallet.balance / 100, currency: p.currency ?? 'CREDITS' } };
+        const currency = String(p.currency ?? 'CREDITS');
+        // tools/billing.py `_get_balance` names the currency only when it is not CREDITS.
+        return {
+          result:
+            currency === 'CREDITS'
+              ? { balance: wallet.balance / 100 }
+              : { balance: wallet.balance / 100, currency },
+        };
       }
       case 'get_usage_summary':
       case 'get_service_analytics': {
@@ -377,9 +531,15 @@ export class Engine {
           buckets.set(b, cur);
         }
         const rows = [...buckets.entries()].sort((a, b) => a[0] - b[0]).slice(-num(p.limit, 24));
+        // The gateway's bug, reproduced: tools/billing.py sums usage_records.cost, which is stored in atomic
+        // units (1e8 per CREDIT), and never scales it back, so every bucket's cost is 1e8 times too large.
         return {
           result: {
-            buckets: rows.map(([t, v]) => ({ timestamp: t / 1000, calls: v.calls, cost: v.cost / 100 })),
+            buckets: rows.map(([t, v]) => ({
+              timestamp: t / 1000,
+              calls: v.calls,
+              cost: (v.cost / 100) * TIMESERIES_COST_SCALE,
+            })),
           },
         };
       }
@@ -445,8 +605,21 @@ export class Engine {
     switch (tool) {
       case 'create_escrow':
         return this.createEscrow(caller, p, ctx);
-      case 'get_escrow':
-        return { result: escrowView(this.escrow(String(p.escrow_id))) };
+      case 'get_escrow': {
+        // tools/payments.py `_get_escrow` returns these 7 fields; the list returns the whole row.
+        const e = this.escrow(String(p.escrow_id));
+        return {
+          result: {
+            id: e.id,
+            status: e.status,
+            payer: e.payer,
+            payee: e.payee,
+            amount: decimalString(e.amount),
+            description: e.description,
+            created_at: e.createdAt / 1000,
+          },
+        };
+      }
       case 'list_escrows': {
         const status = p.status as string | undefined;
         const rows: EscrowRec[] = [];
@@ -475,24 +648,8 @@ export class Engine {
         return { result: { id: e.settlementId, status: 'settled', amount: decimalString(e.amount) } };
       }
       case 'cancel_escrow': {
-        const e = this.escrow(String(p.escrow_id));
-        if (!asAdmin && caller.agentId !== e.payer)
-          throw new GatewayError(403, 'forbidden', 'Only the payer or an admin may cancel');
-        if (e.status === 'refunded' && ctx.idempotencyKey)
-          return { result: { id: e.id, status: 'refunded', amount: decimalString(e.amount) } };
-        if (e.status !== 'held')
-          throw new GatewayError(409, 'invalid_state', `Escrow ${e.id} is ${e.status}, not held`);
-        // The refund moves money into the payer's wallet, which a freeze blocks: nothing changes.
-        if (this.wallet(e.payer).frozen)
-          throw new GatewayError(
-            403,
-            'wallet_frozen',
-            `Wallet ${e.payer} is frozen; the refund cannot be made`,
-          );
-        w.credit(e.payer, e.amount, 'reversal', `escrow ${e.id} refunded`);
-        e.status = 'refunded';
-        e.updatedAt = now;
-        return { result: { id: e.id, status: 'refunded', amount: decimalString(e.amount) } };
+        const begun = this.beginRefund(caller, p, ctx);
+        return 'result' in begun ? begun : this.finishRefund(begun.escrow);
       }
       case 'list_intents':
         return { result: { intents: [], count: 0 } };
@@ -680,19 +837,14 @@ export class Engine {
         };
       }
       case 'get_agent_reputation': {
+        // No reputation row (an unknown agent, or one whose key was made directly): ToolNotFoundError.
         const agent = w.agents.get(String(p.agent_id));
-        if (!agent)
-          return {
-            result: {
-              agent_id: p.agent_id,
-              payment_reliability: 0,
-              data_source_quality: 0,
-              transaction_volume_score: 0,
-              composite_score: 0,
-              confidence: 0,
-              found: false,
-            },
-          };
+        if (!agent?.reputation)
+          throw new GatewayError(
+            404,
+            'not_found',
+            `Agent reputation not found: ${String(p.agent_id)}. Register identity first: POST /v1/identity/agents`,
+          );
         return { result: { agent_id: agent.id, ...roundRep(agent.reputation), found: true } };
       }
       case 'build_claim_chain':
@@ -813,6 +965,50 @@ export class Engine {
     return undefined;
   }
 
+  /** The non-atomic cancel of HTTP callers: the status check, an await, then the refund and the update. */
+  private async cancelEscrow(
+    caller: Caller,
+    p: Record<string, unknown>,
+    ctx: DispatchContext,
+    refundWindow: () => Promise<void>,
+  ): Promise<ToolOutcome> {
+    const begun = this.beginRefund(caller, p, ctx);
+    if ('result' in begun) return begun;
+    await refundWindow();
+    return this.finishRefund(begun.escrow);
+  }
+
+  /** refund_escrow's checks: payer or admin, an idempotent replay of a refunded escrow, held. */
+  private beginRefund(
+    caller: Caller,
+    p: Record<string, unknown>,
+    ctx: DispatchContext,
+  ): ToolOutcome | { escrow: EscrowRec } {
+    const e = this.escrow(String(p.escrow_id));
+    const asAdmin = caller.admin && ctx.via !== 'batch';
+    if (!asAdmin && caller.agentId !== e.payer)
+      throw new GatewayError(403, 'forbidden', 'Only the payer or an admin may cancel');
+    if (e.status === 'refunded' && ctx.idempotencyKey)
+      return { result: { id: e.id, status: 'refunded', amount: decimalString(e.amount) } };
+    if (e.status !== 'held')
+      throw new GatewayError(
+        409,
+        'invalid_state',
+        `Cannot refund escrow in state '${e.status}'; must be 'held'`,
+      );
+    return { escrow: e };
+  }
+
+  /** The deposit to the payer (which a freeze blocks: nothing changes), then the status update. */
+  private finishRefund(e: EscrowRec): ToolOutcome {
+    if (this.wallet(e.payer).frozen)
+      throw new GatewayError(403, 'wallet_frozen', `Wallet ${e.payer} is frozen; the refund cannot be made`);
+    this.world.credit(e.payer, e.amount, 'reversal', `escrow ${e.id} refunded`);
+    e.status = 'refunded';
+    e.updatedAt = this.world.clock.now();
+    return { result: { id: e.id, status: 'refunded', amount: decimalString(e.amount) } };
+  }
+
   private wallet(agentId: string) {
     const w = this.world.wallets.get(agentId);
     if (!w) throw new GatewayError(404, 'wallet_not_found', `Wallet ${agentId} not found`);
@@ -845,7 +1041,10 @@ export class Engine {
     const payer = String(p.payer);
     const payee = String(p.payee);
     const amount = toCents(p.amount);
-    if (payer === payee) throw new GatewayError(400, 'payment_error', 'payer and payee must differ');
+    // Reached through batch, which checks no types or bounds (REST stops these at 422 first).
+    if (amount <= 0) throw new GatewayError(400, 'payment_error', 'Amount must be positive');
+    if (payer === payee)
+      throw new GatewayError(400, 'payment_error', 'Payer and payee must be different agents');
     const wallet = this.wallet(payer);
     if (!w.wallets.has(payee)) throw new GatewayError(404, 'wallet_not_found', `Wallet ${payee} not found`);
     if (wallet.frozen) throw new GatewayError(403, 'wallet_frozen', `Wallet ${payer} is frozen`);
@@ -1110,16 +1309,26 @@ export function escrowFee(amount: unknown): number {
   return Math.min(1_000, Math.max(1, Math.round(cents * 0.015)));
 }
 
+/** A decimal amount as written: sign, whole digits and fraction digits; null when it is not one. */
+function decimalParts(v: unknown): { negative: boolean; whole: string; fraction: string } | null {
+  if (typeof v !== 'number' && typeof v !== 'string') return null;
+  const m = /^(-)?(\d+)(?:\.(\d+))?$/.exec(String(v).trim());
+  return m ? { negative: Boolean(m[1]), whole: m[2]!, fraction: m[3] ?? '' } : null;
+}
+
 function toCents(v: unknown): number {
   const s = typeof v === 'number' ? String(v) : String(v);
   const m = /^(-)?(\d+)(?:\.(\d+))?$/.exec(s.trim());
-  if (!m) throw new GatewayError(422, 'validation_error', `not a decimal amount: ${s.slice(0, 40)}`);
+  if (!m) throw new GatewayError(422, 'validation_error', 'body.amount: Input should be a valid decimal');
   const frac = (m[3] ?? '').replace(/0+$/, '');
   if (frac.length > 2)
     throw new GatewayError(422, 'validation_error', 'amounts have at most 2 decimals in CREDITS');
   const cents = Number(m[2]) * 100 + Number(frac.padEnd(2, '0'));
   return m[1] ? -cents : cents;
 }
+
+/** get_metrics_timeseries reports cost in the billing store's atomic units (1e8 per CREDIT): the gateway bug. */
+export const TIMESERIES_COST_SCALE = 100_000_000;
 
 const fmt = (cents: number) => (cents / 100).toFixed(2);
 const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
@@ -1186,7 +1395,7 @@ function verifySignature(publicKeyHex: string | null, message: string, signature
 
 /** Batch checks only that required params are present (not their types). */
 function checkRequired(spec: RouteSpec, p: Record<string, unknown>): Record<string, unknown> {
-  for (const r of [...spec.pathParams, ...(spec.requiredBody ?? [])]) {
+  for (const r of [...spec.pathParams, ...(spec.requiredQuery ?? []), ...(spec.requiredBody ?? [])]) {
     if (p[r] === undefined) throw new GatewayError(400, 'missing_parameter', `missing parameter: ${r}`);
   }
   return p;
@@ -1208,6 +1417,9 @@ function validate(tool: ToolName, spec: RouteSpec, params: Record<string, unknow
     const t = types[k];
     out[k] = t ? coerce(k, v, t, spec.query.includes(k)) : v;
   }
+  for (const r of spec.requiredQuery ?? []) {
+    if (out[r] === undefined) throw new GatewayError(422, 'validation_error', `query.${r}: Field required`);
+  }
   for (const r of [...spec.pathParams, ...(spec.requiredBody ?? [])]) {
     if (out[r] === undefined) throw new GatewayError(422, 'validation_error', `body.${r}: Field required`);
   }
@@ -1216,10 +1428,31 @@ function validate(tool: ToolName, spec: RouteSpec, params: Record<string, unknow
       throw new GatewayError(422, 'validation_error', `${f}: must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`);
   }
   if (out.amount !== undefined) {
-    const cents = toCents(out.amount);
-    if (cents <= 0) throw new GatewayError(400, 'payment_error', 'amount must be greater than 0');
-    if (cents > 100_000_000_000)
-      throw new GatewayError(422, 'validation_error', 'amount must be at most 1e9');
+    // pydantic's Field(gt=0, le=1_000_000_000, decimal_places=8) on the request model, then its model
+    // validator: CREDITS allow 2 decimal places, counted as written ("1.100" has 3).
+    const d = decimalParts(out.amount);
+    if (!d) throw new GatewayError(422, 'validation_error', 'body.amount: Input should be a valid decimal');
+    const value = Number(`${d.negative ? '-' : ''}${d.whole}.${d.fraction || '0'}`);
+    if (!(value > 0))
+      throw new GatewayError(422, 'validation_error', 'body.amount: Input should be greater than 0');
+    if (value > 1_000_000_000)
+      throw new GatewayError(
+        422,
+        'validation_error',
+        'body.amount: Input should be less than or equal to 1000000000',
+      );
+    if (d.fraction.length > 8)
+      throw new GatewayError(
+        422,
+        'validation_error',
+        'body.amount: Decimal input should have no more than 8 decimal places',
+      );
+    if (String(out.currency ?? 'CREDITS') === 'CREDITS' && d.fraction.length > 2)
+      throw new GatewayError(
+        422,
+        'validation_error',
+        `body: Value error, CREDITS amounts allow at most 2 decimal places, got ${d.fraction.length}`,
+      );
   }
   if (out.currency !== undefined && !CURRENCIES.has(String(out.currency)))
     throw new GatewayError(
@@ -1275,8 +1508,7 @@ function coerce(k: string, v: unknown, t: FieldType, fromQuery: boolean): unknow
     case 'decimal':
     case 'nullable_decimal':
       if (v === null && t === 'nullable_decimal') return null;
-      if (typeof v !== 'number' && typeof v !== 'string') throw bad('Input should be a valid decimal');
-      toCents(v);
+      if (!decimalParts(v)) throw bad('Input should be a valid decimal');
       return v;
   }
 }

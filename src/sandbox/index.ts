@@ -30,6 +30,13 @@ export interface SandboxOptions {
   autoStartTraffic?: boolean;
   allowLoopbackWebhooks?: boolean;
   deliverBusEvents?: boolean;
+  /** The await inside the gateway's non-atomic escrow refund, ms (default 5). */
+  refundWindowMs?: number;
+  /**
+   * Fleet agents whose keys were made directly in the gateway's database (no reputation row, so
+   * GET …/reputation is a 404). Default: every fourth agent (agent-03, agent-07…), as real fleets mix both.
+   */
+  directAgents?: readonly string[];
 }
 
 export interface AgentGroundTruth {
@@ -117,6 +124,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     rateLimitStorm: false,
     timeoutRate: 0,
     timeoutMs: 30_000,
+    refundWindowMs: opts.refundWindowMs ?? 5,
   };
 
   // The demo fleet: agents with their own wallets and pro keys, a shared treasury they top up from,
@@ -124,12 +132,15 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const n = Math.max(1, Math.min(1000, opts.agents ?? 40));
   const fleet = Array.from({ length: n }, (_, i) => `agent-${String(i).padStart(2, '0')}`);
   const agentKeys: Record<string, string> = {};
+  const direct = new Set(opts.directAgents ?? fleet.filter((_, i) => i % 4 === 3));
   for (const id of fleet) {
     // A few agents keep the real gateway's all-zero reputation (computed once, at key provisioning).
     const zero = random() < 0.1;
     const score = 0.8 + random() * 0.15;
     world.addAgent(id, {
       balance: 200_000,
+      // Keys made directly have no reputation row; the agent registered its own identity (public key).
+      provisioning: direct.has(id) ? 'direct' : 'gateway',
       reputation: zero
         ? {}
         : {
@@ -165,7 +176,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   world.addAgent('ops-containment', { withKeyPair: false });
   const monitor = world.issueKey('ops-monitor', 'enterprise', ['read', 'write', 'admin']);
   const containment = world.issueKey('ops-containment', 'enterprise', ['read', 'write', 'admin']);
-  for (const id of fleet) engine.buildChain(id);
+  // No claim chains are seeded: the gateway has none until an agent builds one (build_claim_chain).
 
   const callers = new Map<string, Caller>();
   const callerFor = (agentId: string): Caller => {
@@ -268,6 +279,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             jitterMs: numOr(b.jitter_ms, faults.jitterMs),
             errorRate: numOr(b.error_rate, faults.errorRate),
             timeoutRate: numOr(b.timeout_rate, faults.timeoutRate),
+            refundWindowMs: numOr(b.refund_window_ms, faults.refundWindowMs),
             rateLimitStorm:
               typeof b.rate_limit_storm === 'boolean' ? b.rate_limit_storm : faults.rateLimitStorm,
           });
@@ -328,7 +340,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             b.scopes.every((x) => x === 'read' || x === 'write')
               ? (b.scopes as string[])
               : ['read', 'write'];
-          world.addAgent(id, { balance: 50_000 });
+          // Drills may provision "directly" (as if written into the gateway's database): no reputation row.
+          world.addAgent(id, {
+            balance: 50_000,
+            provisioning: drill && b.provisioning === 'direct' ? 'direct' : 'gateway',
+          });
           return {
             status: 201,
             body: { agent_id: id, api_key: world.issueKey(id, tier, scopes), balance: decimalString(50_000) },

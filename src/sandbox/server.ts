@@ -38,6 +38,11 @@ export interface Faults {
   timeoutRate: number;
   /** How long a request injected as a timeout is held before the 504. */
   timeoutMs: number;
+  /**
+   * The await inside the gateway's escrow refund, between its status check and its status update (a
+   * deposit and a commit on the real one). Concurrent cancels of one escrow that overlap it both refund.
+   */
+  refundWindowMs: number;
 }
 
 export interface RequestLogEntry {
@@ -83,7 +88,13 @@ export interface SandboxHttpOptions {
   now: () => number;
   random: () => number;
   log: RequestLogEntry[];
+  /** Per client IP, the times of its calls to the public endpoints (the gateway's PublicRateLimiter). */
+  publicCalls?: Map<string, number[]>;
 }
+
+/** /v1/health and /v1/pricing are limited per client IP: 1 000 an hour, with X-RateLimit-* headers. */
+const PUBLIC_LIMIT = 1_000;
+const PUBLIC_WINDOW_MS = 3_600_000;
 
 function sameToken(a: string, b: string): boolean {
   return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
@@ -102,6 +113,7 @@ export function createSandboxServer(o: SandboxHttpOptions): Server {
 }
 
 function problem(res: ServerResponse, req: IncomingMessage, requestId: string, e: GatewayError): void {
+  if (e.bare) res.removeHeader('x-request-id');
   const body = JSON.stringify({
     type: problemTypeFor(e.code),
     title: STATUS_TEXT[e.status] ?? 'Error',
@@ -111,7 +123,7 @@ function problem(res: ServerResponse, req: IncomingMessage, requestId: string, e
   });
   res.writeHead(e.status, {
     'content-type': 'application/problem+json',
-    'x-request-id': requestId,
+    ...(e.bare ? {} : { 'x-request-id': requestId }),
     ...e.headers,
   });
   res.end(body);
@@ -204,17 +216,18 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
         },
       );
     }
-    if (method === 'GET' && path === '/v1/health') {
-      json(res, 200, { status: 'ok', version: '1.4.8' }, {});
-      return done(200);
-    }
-    if (method === 'GET' && path === '/v1/pricing') {
-      json(
-        res,
-        200,
-        { tools: Object.keys(ROUTES).map((t) => ({ name: t, per_call: t === 'create_escrow' ? null : 0 })) },
-        {},
-      );
+    if (method === 'GET' && (path === '/v1/health' || path === '/v1/pricing')) {
+      const limits = publicRateLimit(o, req);
+      const body =
+        path === '/v1/health'
+          ? { status: 'ok', version: '1.4.8' }
+          : {
+              tools: Object.keys(ROUTES).map((t) => ({
+                name: t,
+                per_call: t === 'create_escrow' ? null : 0,
+              })),
+            };
+      json(res, 200, body, limits);
       return done(200);
     }
 
@@ -248,15 +261,16 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
       const caller = o.engine.authenticate(key, 'batch');
       entry.caller = caller.agentId;
       entry.tool = 'batch';
-      const results = runBatch(o.engine, caller, body, requestId);
-      json(res, 200, { results }, {});
+      const results = await runBatch(o, caller, body, requestId);
+      json(res, 200, { results }, o.engine.rateHeaders(caller));
       return done(200);
     }
     // Non-admins list their own keys here (the /v1/infra/keys route is admin-only).
     if (method === 'GET' && path === '/v1/billing/keys') {
       const caller = o.engine.authenticate(key, 'rest');
       entry.caller = caller.agentId;
-      json(res, 200, serializeRest(o.engine.ownKeys(caller)), {});
+      const headers: Record<string, string> = {};
+      json(res, 200, serializeRest(o.engine.ownKeys(caller, headers)), headers);
       return done(200);
     }
     const match = matchRoute(method, path);
@@ -277,20 +291,23 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
         throw new GatewayError(422, 'validation_error', `body.${k}: Extra inputs are not permitted`);
     }
     const params: Record<string, unknown> = { ...(body as Record<string, unknown> | undefined) };
-    for (const [k, v] of url.searchParams) {
-      if (!ROUTES[match.tool].query.includes(k))
-        throw new GatewayError(422, 'validation_error', `query.${k}: Extra inputs are not permitted`);
-      params[k] = v;
-    }
+    // FastAPI ignores query parameters a route does not declare (only bodies forbid extra fields).
+    for (const [k, v] of url.searchParams) if (ROUTES[match.tool].query.includes(k)) params[k] = v;
     Object.assign(params, match.params);
     const idem = req.headers['idempotency-key'];
     const rot = req.headers['x-rotate-confirmation'];
-    const r = o.engine.dispatch(caller, match.tool, params, {
-      via: 'rest',
-      requestId,
-      idempotencyKey: typeof idem === 'string' ? idem : undefined,
-      rotateConfirmation: typeof rot === 'string' ? rot : undefined,
-    });
+    const r = await o.engine.dispatchAsync(
+      caller,
+      match.tool,
+      params,
+      {
+        via: 'rest',
+        requestId,
+        idempotencyKey: typeof idem === 'string' ? idem : undefined,
+        rotateConfirmation: typeof rot === 'string' ? rot : undefined,
+      },
+      () => refundWindow(o),
+    );
     const headers = { ...r.headers };
     if (r.status === 201 && r.body && typeof r.body === 'object' && 'id' in r.body)
       headers.location = `${path}/${String((r.body as { id: unknown }).id)}`;
@@ -334,34 +351,79 @@ function matchRoute(
   return undefined;
 }
 
-/** POST /v1/batch: at most 10 calls, run in order; per-call errors carry no HTTP status. */
-function runBatch(engine: Engine, caller: Caller, body: unknown, requestId: string): unknown[] {
+/**
+ * POST /v1/batch: at most 10 calls, run in order; per-call errors carry no HTTP status. The response has
+ * the X-RateLimit-* headers of the key's own tier (set by the caller).
+ */
+async function runBatch(
+  o: SandboxHttpOptions,
+  caller: Caller,
+  body: unknown,
+  requestId: string,
+): Promise<unknown[]> {
+  const engine = o.engine;
   const calls = (body as { calls?: unknown } | undefined)?.calls;
   if (!Array.isArray(calls))
     throw new GatewayError(422, 'validation_error', 'body.calls: Field required (a list of {tool, params})');
   if (calls.length > 10) throw new GatewayError(400, 'batch_too_large', 'At most 10 calls per batch');
   // The rate limit is checked once per batch (a 429 for the whole batch); each call is still recorded.
   engine.checkRate(caller);
-  return calls.map((c, i) => {
+  const results: unknown[] = [];
+  for (const [i, c] of calls.entries()) {
     const call = c as { tool?: unknown; params?: unknown };
     const tool = String(call.tool ?? '');
-    if (!Object.hasOwn(ROUTES, tool))
-      return { success: false, error: { code: 'unknown_tool', message: `Unknown tool ${tool}` } };
+    if (!Object.hasOwn(ROUTES, tool)) {
+      results.push({ success: false, error: { code: 'unknown_tool', message: `Unknown tool: ${tool}` } });
+      continue;
+    }
     try {
       const params =
         call.params && typeof call.params === 'object' ? (call.params as Record<string, unknown>) : {};
-      const r = engine.dispatch(caller, tool as ToolName, params, {
-        via: 'batch',
-        requestId: `${requestId}:${i}`,
-        skipRateCheck: true,
-      });
-      return { success: true, result: r.body };
+      const r = await engine.dispatchAsync(
+        caller,
+        tool as ToolName,
+        params,
+        { via: 'batch', requestId: `${requestId}:${i}`, skipRateCheck: true },
+        () => refundWindow(o),
+      );
+      results.push({ success: true, result: r.body });
     } catch (e) {
       const err =
         e instanceof GatewayError ? e : new GatewayError(500, 'internal_error', (e as Error).message);
-      return { success: false, error: { code: err.code, message: err.detail } };
+      results.push({ success: false, error: { code: err.code, message: err.detail } });
     }
-  });
+  }
+  return results;
+}
+
+/** The await inside the gateway's refund (Faults.refundWindowMs; at least one turn of the event loop). */
+function refundWindow(o: SandboxHttpOptions): Promise<void> {
+  const ms = o.faults.refundWindowMs;
+  return ms > 0 ? sleep(ms) : new Promise((r) => setImmediate(r));
+}
+
+/** The gateway's PublicRateLimiter: per client IP, 1 000 calls a rolling hour, 429 with Retry-After past it. */
+function publicRateLimit(o: SandboxHttpOptions, req: IncomingMessage): Record<string, string> {
+  const now = o.now();
+  const ip = req.socket.remoteAddress ?? 'unknown';
+  o.publicCalls ??= new Map();
+  const times = (o.publicCalls.get(ip) ?? []).filter((t) => t > now - PUBLIC_WINDOW_MS);
+  o.publicCalls.set(ip, times);
+  if (times.length >= PUBLIC_LIMIT) {
+    const retryAfter = String(Math.max(1, Math.ceil((times[0]! + PUBLIC_WINDOW_MS - now) / 1000)));
+    throw new GatewayError(429, 'rate_limit_exceeded', 'Too many requests. Please retry later.', {
+      'retry-after': retryAfter,
+      'x-ratelimit-limit': String(PUBLIC_LIMIT),
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': retryAfter,
+    });
+  }
+  times.push(now);
+  return {
+    'x-ratelimit-limit': String(PUBLIC_LIMIT),
+    'x-ratelimit-remaining': String(Math.max(0, PUBLIC_LIMIT - times.length)),
+    'x-ratelimit-reset': String(Math.max(1, Math.ceil((PUBLIC_WINDOW_MS - (now % PUBLIC_WINDOW_MS)) / 1000))),
+  };
 }
 
 /**

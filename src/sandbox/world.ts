@@ -13,14 +13,26 @@ export interface AgentRec {
   privateKey: KeyObject | null;
   createdAt: number;
   orgId: string;
+  /**
+   * The reputation row, or null when there is none: the gateway seeds one only for keys provisioned
+   * through it (POST /v1/register, POST /v1/billing/keys); keys made directly in its database get none,
+   * and GET …/reputation answers 404 for them.
+   */
   reputation: {
     payment_reliability: number;
     data_source_quality: number;
     transaction_volume_score: number;
     composite_score: number;
     confidence: number;
-  };
+  } | null;
 }
+
+/**
+ * How an agent's key came to exist: `gateway` (through the running gateway, which also seeds a zeroed
+ * reputation row) or `direct` (written straight into the gateway's SQLite files, as its
+ * scripts/generate_audit_keys.py does: no reputation row). Real fleets have both.
+ */
+export type Provisioning = 'gateway' | 'direct';
 
 export interface WalletRec {
   agentId: string;
@@ -181,7 +193,12 @@ export class World {
 
   addAgent(
     id: string,
-    opts: { withKeyPair?: boolean; balance?: number; reputation?: Partial<AgentRec['reputation']> } = {},
+    opts: {
+      withKeyPair?: boolean;
+      balance?: number;
+      reputation?: Partial<NonNullable<AgentRec['reputation']>>;
+      provisioning?: Provisioning;
+    } = {},
   ): AgentRec {
     let publicKey: string | null = null;
     let privateKey: KeyObject | null = null;
@@ -196,14 +213,17 @@ export class World {
       privateKey,
       createdAt: this.clock.now(),
       orgId: 'org-sandbox',
-      reputation: {
-        payment_reliability: 0,
-        data_source_quality: 0,
-        transaction_volume_score: 0,
-        composite_score: 0,
-        confidence: 0,
-        ...opts.reputation,
-      },
+      reputation:
+        opts.provisioning === 'direct'
+          ? null
+          : {
+              payment_reliability: 0,
+              data_source_quality: 0,
+              transaction_volume_score: 0,
+              composite_score: 0,
+              confidence: 0,
+              ...opts.reputation,
+            },
     };
     this.agents.set(id, agent);
     this.wallets.set(id, {

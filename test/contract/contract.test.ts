@@ -457,7 +457,19 @@ describe('client ⇄ sandbox ⇄ catalog', () => {
     const escrow = response('get_escrow');
     expect(escrow.amount).toBe('150.0');
     expect(escrow.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$/);
-    expect(typeof escrow.timeout_at).toBe('number');
+    // get_escrow answers 7 fields (tools/payments.py `_get_escrow`); the list carries the whole row.
+    expect(Object.keys(escrow).sort()).toEqual([
+      'amount',
+      'created_at',
+      'description',
+      'id',
+      'payee',
+      'payer',
+      'status',
+    ]);
+    const listed = (response('list_escrows').escrows as Record<string, unknown>[])[0]!;
+    expect(typeof listed.timeout_at).toBe('number');
+    expect(listed).toHaveProperty('updated_at');
     const caps = proxy.log.filter((c) => toParams(c)?.tool === 'set_budget_cap').at(-1)?.response;
     expect(caps).toMatchObject({ daily_cap: 500.5, monthly_cap: null });
     expect(response('get_agent_reputation')).not.toHaveProperty('dispute_rate');
