@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Clock } from '../util/clock.js';
+import { type Clock, systemClock } from '../util/clock.js';
 import { EscrowLedger, Leases } from './escrow-ledger.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -218,7 +218,8 @@ export class IncidentStore {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.escrows = new EscrowLedger(this.db, clock);
-    this.leases = new Leases(this.db, clock);
+    // Leases expire in real time even when the store runs on a drill's scaled clock: processes share them.
+    this.leases = new Leases(this.db, systemClock);
   }
 
   /** Escrow ids whose refunds are our containment's doing: detection must never read them as the agent's. */

@@ -153,14 +153,14 @@ export async function resumeContainment(
  * refund window: a restarted server, the watcher and readiness find them here.
  */
 export function abandonedContainments(deps: OpsDeps): Incident[] {
-  const { store, clock } = deps;
+  const { store } = deps;
   return store
     .listIncidents({ status: 'containing', limit: 500 })
     .filter((i) => i.kind !== 'cascade' && i.kind !== 'fleet_shutdown')
     .filter((i) => {
       if (mutex.isHeld(i.primary_agent_id)) return false;
       const lease = store.leases.get(containmentLease(i.primary_agent_id));
-      return !lease || lease.expires_at <= clock.now() || ownerIsDead(lease.owner);
+      return !lease || lease.expires_at <= Date.now() || ownerIsDead(lease.owner);
     });
 }
 
@@ -259,7 +259,8 @@ export async function runContainment(
   const agentId = req.agent_id;
   const startedAt = clock.now();
   const detectedAt = incident.detected_at ?? startedAt;
-  const deadline = startedAt + config.containment.unlockDeadlineMs;
+  // Network budgets run on real time: the store's clock may be a drill's scaled clock.
+  const deadline = Date.now() + config.containment.unlockDeadlineMs;
   // The cause came back while recovering: a new round, and recovery will start over at stage 1.
   if (incident.status === 'recovering') store.startContainmentRound(incident.id);
   if (incident.status !== 'containing') {
@@ -429,13 +430,13 @@ function walletGate(
   act: Act,
   deadline: number,
 ): WalletGate {
-  const { store, clock, config } = deps;
+  const { store, config } = deps;
   const actor = deps.actor!;
   const timeoutMs = config.greenhelix.timeoutMs;
   const gate: WalletGate = {
     frozen: false,
     async freeze(action, params) {
-      const until = action === 'freeze_wallet' ? deadline : Math.max(deadline, clock.now() + 10_000);
+      const until = action === 'freeze_wallet' ? deadline : Math.max(deadline, Date.now() + 10_000);
       // Freezes are never abandoned on the caller's cancellation: no signal here.
       const r = await untilDeadline(until, () =>
         act(action, agentId, params, () => actor.freezeWallet({ agent_id: agentId }, { timeoutMs })),

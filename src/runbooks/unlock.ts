@@ -93,7 +93,7 @@ interface UnlockContext {
   act: Act;
   wallet: WalletGate;
   callOpts: CallOpts;
-  /** Epoch ms after which no new round starts. */
+  /** Epoch ms of real time (Date.now(), not the store's clock) after which no new round starts. */
   deadline: number;
   onProgress?: ((done: number, total: number, message: string) => void) | undefined;
 }
@@ -130,7 +130,7 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
       break;
     }
     if (round > 1) {
-      if (clock.now() + roundBackoffMs(round) > ctx.deadline) break;
+      if (Date.now() + roundBackoffMs(round) > ctx.deadline) break;
       await sleep(roundBackoffMs(round));
     }
     const candidates = new Map([...retry, ...held].map((e) => [e.id, e]));

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore } from '../../src/incidents/index.js';
+import { Leases, openStore } from '../../src/incidents/index.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -99,8 +99,11 @@ describe('leases', () => {
   it('one owner at a time; expiry and release let the next in; renew fails once lost', () => {
     const dir = tmp();
     const c = clock();
-    const a = openStore({ dataDir: dir, clock: c });
-    const b = openStore({ dataDir: dir, clock: c });
+    const sa = openStore({ dataDir: dir, clock: c });
+    const sb = openStore({ dataDir: dir, clock: c });
+    // The store's leases run on real time; the same class on a test clock shows expiry.
+    const a = { leases: new Leases(sa.db, c), close: () => sa.close() };
+    const b = { leases: new Leases(sb.db, c), close: () => sb.close() };
     expect(a.leases.acquire('contain:agent-1', 'A', 10_000)).toBe(true);
     expect(b.leases.acquire('contain:agent-1', 'B', 10_000)).toBe(false);
     expect(a.leases.acquire('contain:agent-1', 'A', 10_000)).toBe(true);

@@ -209,3 +209,21 @@ describe('containment, money-exact', () => {
     expectTruth(sandbox, agent, a.existing ? b : a);
   }, 60_000);
 });
+
+describe('a second contain_agent right after the first', () => {
+  it('reports the still-running event publish as pending, never as a failed step', async () => {
+    const { sandbox, proxy, agent } = await world(20);
+    proxy.intercept = async (c) => {
+      if (c.method === 'POST' && c.path === '/v1/events') await new Promise((r) => setTimeout(r, 800));
+      return false;
+    };
+    const { app } = await engine(sandbox, proxy.url);
+    const first = await app.ops.contain({ agent_id: agent, reason: 'first' });
+    const second = await app.ops.contain({ agent_id: agent, reason: 'second' });
+    expect(second).toMatchObject({ existing: true, status: 'contained', incident_id: first.incident_id });
+    expect(second.escrows_cancelled).toBe(20);
+    const publishes = second.steps.filter((s) => s.action.startsWith('publish_'));
+    expect(publishes.some((s) => s.pending)).toBe(true);
+    expect(second.steps.filter((s) => !s.success && !s.pending)).toEqual([]);
+  });
+});
