@@ -47,8 +47,9 @@ export function spawnServer(
   dataDir: string,
   children: ChildProcess[],
   env: Record<string, string> = {},
+  args: string[] = [],
 ): SpawnedServer {
-  const child = spawn(process.execPath, [CLI], {
+  const child = spawn(process.execPath, [CLI, ...args], {
     env: {
       PATH: process.env.PATH,
       GREENHELIX_BASE_URL: info.url,
