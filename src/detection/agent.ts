@@ -99,8 +99,11 @@ function escrowSignals(
   // A retry loop to one payee also has "more than 10 escrows to the same payee"; the burst explains
   // it, and its runbook cancels everything, so that payee is not also called an exploiter.
   const loopPayee = typeof burst?.details.top_payee === 'string' ? burst.details.top_payee : null;
-  const containedAt = typeof obs.contained_at === 'number' ? obs.contained_at : null;
-  const exploit = escrowExploitation(id, at, paid, t, containedAt, loopPayee);
+  // Escrows our containment cancelled (or is cancelling) say nothing about the agent or its payees:
+  // only one the payee released before our cancel landed is still the payee's doing.
+  const ours = new Set(Array.isArray(obs.cancelled_by_us) ? obs.cancelled_by_us : []);
+  const agentsOwn = paid.filter((e) => !(ours.has(e.id) && e.status !== 'settled'));
+  const exploit = escrowExploitation(id, at, agentsOwn, t, loopPayee);
   let cost = costAnomaly(id, at, paid, state, t);
   // Spend that is mostly the exploitation pattern is that pattern's to answer (runbook 2 freezes the
   // payer and cancels only the suspect payee's escrows); the cost anomaly stays as a warning beside it.

@@ -77,26 +77,33 @@ export function escrowBurst(
 }
 
 /**
- * escrow_exploitation (P1): one payer → the same payee on more than `exploitation_same_payee_count`
- * escrows within `exploitation_window_ms` (any status: a colluding payee releases them to itself), or
- * the payer cancelling more than `cancel_rate` of its decided escrows within `cancel_window_ms`. The
- * rate is over decided escrows (settled or refunded) so a fresh, still-held batch does not dilute it,
- * and needs `cancel_min_count` of them. Refunds made by our own containment (`containedAt`) are not the
- * agent's cancellations. `loopPayee` is the payee of a burst already reported: the loop explains it.
+ * escrow_exploitation (P1), two rules over the agent's escrows as payer created within each window:
+ *   - same_payee: more than `exploitation_same_payee_count` escrows to one payee within
+ *     `exploitation_window_ms` whose money actually went to that payee or is held for it (settled or
+ *     held). A refund moved nothing to the payee, so refunded and expired escrows never count: otherwise
+ *     a loop's escrows refunded by our containment would name their payee an exploiter.
+ *   - cancel_rate: the payer cancelled more than `cancel_rate` of its decided escrows (settled or
+ *     refunded) within `cancel_window_ms`, with at least `cancel_min_count` decided. Held escrows are not
+ *     decided yet and do not dilute it. Judged by creation time and status only: the gateway's
+ *     get_escrow rows carry no updated_at, and none is needed.
+ * The caller passes only the agent's own escrows: refunds made by our containment are left out
+ * (observation `cancelled_by_us`). `loopPayee` is the payee of a burst already reported: the loop
+ * explains it.
  */
 export function escrowExploitation(
   id: string,
   at: number,
   paid: readonly EscrowObservation[],
   t: Thresholds,
-  containedAt: number | null,
   loopPayee: string | null,
 ): Anomaly | undefined {
-  const recent = paid.filter((e) => e.created_at > at - t.exploitation_window_ms);
-  const farmed = largestGroup(
-    recent.filter((e) => e.payee !== loopPayee),
-    (e) => e.payee,
+  const moved = paid.filter(
+    (e) =>
+      e.created_at > at - t.exploitation_window_ms &&
+      (e.status === 'settled' || e.status === 'held') &&
+      e.payee !== loopPayee,
   );
+  const farmed = largestGroup(moved, (e) => e.payee);
   if (farmed.length > t.exploitation_same_payee_count) {
     const payee = farmed[0]!.payee;
     return anomaly(
@@ -104,7 +111,7 @@ export function escrowExploitation(
       at,
       'escrow_exploitation',
       'critical',
-      `${id} opened ${farmed.length} escrows to ${payee} within ${t.exploitation_window_ms / MIN} min`,
+      `${id} sent or committed ${farmed.length} escrows to ${payee} within ${t.exploitation_window_ms / MIN} min`,
       {
         rule: 'same_payee',
         suspect_payee: payee,
@@ -112,12 +119,13 @@ export function escrowExploitation(
         threshold_count: t.exploitation_same_payee_count,
         window_ms: t.exploitation_window_ms,
         amount_cents: farmed.reduce((n, e) => n + e.amount, 0),
+        settled_cents: farmed.filter((e) => e.status === 'settled').reduce((n, e) => n + e.amount, 0),
         statuses: countBy(farmed, (e) => String(e.status)),
         ...idList(newestFirst(farmed).map((e) => e.id)),
       },
     );
   }
-  return cancellationRate(id, at, paid, t, containedAt);
+  return cancellationRate(id, at, paid, t);
 }
 
 function cancellationRate(
@@ -125,14 +133,9 @@ function cancellationRate(
   at: number,
   paid: readonly EscrowObservation[],
   t: Thresholds,
-  containedAt: number | null,
 ): Anomaly | undefined {
-  const ours = (e: EscrowObservation) =>
-    containedAt !== null && e.updated_at !== undefined && e.updated_at >= containedAt;
   const decided = paid.filter(
-    (e) =>
-      e.created_at > at - t.cancel_window_ms &&
-      (e.status === 'settled' || (e.status === 'refunded' && !ours(e))),
+    (e) => e.created_at > at - t.cancel_window_ms && (e.status === 'settled' || e.status === 'refunded'),
   );
   const cancelled = decided.filter((e) => e.status === 'refunded');
   const rate = decided.length ? cancelled.length / decided.length : 0;

@@ -54,6 +54,7 @@ export interface EscrowObservation {
   status: EscrowStatus | (string & {});
   /** Epoch ms. */
   created_at: number;
+  /** Kept when the list sends it; no signal depends on it (get_escrow rows carry none). */
   updated_at?: number | undefined;
 }
 
@@ -113,10 +114,10 @@ export interface AgentObservation {
    */
   identity?: { public_key: string | null; verified?: boolean | undefined } | undefined;
   /**
-   * When our containment last cancelled this agent's escrows (epoch ms). Refunds at or after it are
-   * ours, not the agent's, and do not count toward its cancellation rate.
+   * Ids of this agent's escrows that our own containment cancelled or is cancelling (the store's
+   * escrowIdsCancelledByUs). Those refunds are our doing, never the agent's: they feed no signal.
    */
-  contained_at?: number | null | undefined;
+  cancelled_by_us?: readonly string[] | undefined;
   failures: { check: string; code: string; message: string }[];
 }
 

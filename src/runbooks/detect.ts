@@ -99,6 +99,8 @@ export async function observeAgent(
         updated_at: toEpochMs(e.updated_at),
       }),
     );
+    // Refunds our own containment made must never read as the agent's cancellations.
+    obs.cancelled_by_us = [...deps.store.escrowIdsCancelledByUs(agentId)];
   }
   if (usage) obs.usage = { total_calls: usage.total_calls, total_cost: usage.total_cost };
   if (reputation) obs.reputation = reputation;

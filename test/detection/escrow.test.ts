@@ -129,15 +129,19 @@ describe('normal traffic', () => {
 });
 
 describe('escrow_exploitation', () => {
-  const farm = (n: number) =>
+  /** Escrows to one payee that releases two of every three to itself; the rest are still held for it. */
+  const farm = (n: number, fate: 'settled' | 'refunded' = 'settled') =>
     Array.from({ length: n }, (_, i) =>
       escrow({
         payee: 'merchant-shady',
         amount: 2_000 + i * 137,
         created_at: T0 - i * 20 * SEC,
-        fate: { status: i % 2 ? 'settled' : 'refunded', at: T0 - i * 20 * SEC + 10 * SEC },
+        ...(i % 3 === 2 ? {} : { fate: { status: fate, at: T0 - i * 20 * SEC + 10 * SEC } }),
       }),
     );
+  /** The observation without updated_at, as GET escrows/{id} rows come from the real gateway. */
+  const withoutUpdatedAt = (world: SimEscrow[], at = T0) =>
+    view(world, 'a1', at).map(({ updated_at: _u, ...e }) => e);
 
   it('more than 10 escrows to one payee within 5 minutes names the payee and the escrows (P1)', () => {
     expect(signals(firstLook(farm(10)))).not.toContain('escrow_exploitation');
@@ -171,15 +175,106 @@ describe('escrow_exploitation', () => {
     expect(signals(firstLook([...decided(6, 4), ...pending]))).toContain('escrow_exploitation');
   });
 
-  it("refunds made by our own containment are not the agent's cancellations", () => {
-    const containedAt = T0 - 2 * MIN;
-    const loop = retryLoop('a1', T0 - 5 * MIN, 15).map((e) => ({
+  it('same_payee counts only money that moved to or is held for the payee, never refunds', () => {
+    expect(signals(firstLook(farm(11)))).toContain('escrow_exploitation');
+    // The same escrows cancelled by the payer instead: nothing went to the payee, so it is not farming
+    // (the payer's cancellation rate is the other rule's to judge).
+    const refunded = find(firstLook(farm(11, 'refunded')), 'escrow_exploitation');
+    expect(refunded?.details.rule).toBe('cancel_rate');
+    const expired = farm(11).map((e) => ({ ...e, fate: { status: 'expired' as const, at: T0 - SEC } }));
+    expect(signals(firstLook(expired))).toEqual([]);
+  });
+
+  it('refunds made by our own containment (cancelled_by_us) feed neither rule', () => {
+    // A loop of 15 $150 escrows to vendor-flaky, all refunded by our containment a minute later.
+    const loop = retryLoop('a1', T0 - 3 * MIN, 15).map((e) => ({
       ...e,
-      fate: { status: 'refunded' as const, at: containedAt + SEC },
+      fate: { status: 'refunded' as const, at: T0 - 2 * MIN },
     }));
     const obs = observation({ escrows: view(loop, 'a1', T0) });
-    expect(signals(detectAgent(obs, undefined).anomalies)).toContain('escrow_exploitation');
-    expect(detectAgent({ ...obs, contained_at: containedAt }, undefined).anomalies).toEqual([]);
+    // Not ours: 15 cancellations of 15 decided is the agent's pattern.
+    expect(find(detectAgent(obs, undefined).anomalies, 'escrow_exploitation')?.details.rule).toBe(
+      'cancel_rate',
+    );
+    const ours = loop.map((e) => e.id);
+    expect(detectAgent({ ...obs, cancelled_by_us: ours }, undefined).anomalies).toEqual([]);
+  });
+
+  it("an escrow we tried to cancel that the payee released first is still the payee's", () => {
+    const world = farm(11);
+    const ours = world.map((e) => e.id);
+    const a = find(
+      detectAgent(observation({ escrows: view(world, 'a1', T0), cancelled_by_us: ours }), undefined)
+        .anomalies,
+      'escrow_exploitation',
+    );
+    // Only the settled ones remain: 8 of 11, under the threshold; with 11 settled among them, it fires.
+    expect(a).toBeUndefined();
+    const more = Array.from({ length: 15 }, (_, i) =>
+      escrow({
+        payee: 'merchant-shady',
+        amount: 2_500,
+        created_at: T0 - (i + 1) * 15 * SEC,
+        ...(i < 11 ? { fate: { status: 'settled' as const, at: T0 - (i + 1) * 15 * SEC + 5 * SEC } } : {}),
+      }),
+    );
+    const hit = find(
+      detectAgent(
+        observation({ escrows: view(more, 'a1', T0), cancelled_by_us: more.map((e) => e.id) }),
+        undefined,
+      ).anomalies,
+      'escrow_exploitation',
+    );
+    expect(hit?.details).toMatchObject({ rule: 'same_payee', count: 11, statuses: { settled: 11 } });
+  });
+
+  it('neither rule depends on updated_at (the real get_escrow rows have none)', () => {
+    const decided = Array.from({ length: 8 }, (_, i) =>
+      escrow({
+        payee: `m${i % 3}`,
+        amount: 3_000,
+        created_at: T0 - (i + 1) * 6 * MIN,
+        fate: { status: i < 5 ? 'refunded' : 'settled', at: T0 - (i + 1) * 6 * MIN + MIN },
+      }),
+    );
+    for (const world of [decided, farm(11)]) {
+      const full = detectAgent(observation({ escrows: view(world, 'a1', T0) }), undefined).anomalies;
+      const bare = detectAgent(observation({ escrows: withoutUpdatedAt(world) }), undefined).anomalies;
+      expect(find(bare, 'escrow_exploitation')).toBeDefined();
+      expect(bare).toEqual(full);
+    }
+  });
+
+  it('a recovering agent is silent: its contained loop is ours, its new orders are ordinary', () => {
+    const loop = retryLoop('a1', T0 - 40 * MIN, 20).map((e) => ({
+      ...e,
+      fate: { status: 'refunded' as const, at: T0 - 39 * MIN },
+    }));
+    // After stage 1: a few ordinary orders, released by their payees.
+    const orders = Array.from({ length: 4 }, (_, i) =>
+      escrow({
+        payee: `shop-${i}`,
+        amount: 1_500 + i * 250,
+        created_at: T0 - (20 - i * 4) * MIN,
+        fate: { status: 'settled', at: T0 - (18 - i * 4) * MIN },
+      }),
+    );
+    const world = [...loop, ...orders];
+    const ours = loop.map((e) => e.id);
+    let state: AgentDetectionState | undefined;
+    const seen: Anomaly[] = [];
+    for (let at = T0 - 30 * MIN; at <= T0 + 30 * MIN; at += 30 * SEC) {
+      const r = detectAgent(
+        observation({ at, escrows: view(world, 'a1', at), cancelled_by_us: ours }),
+        state,
+      );
+      seen.push(...r.anomalies);
+      state = JSON.parse(JSON.stringify(r.state)) as AgentDetectionState;
+    }
+    expect(seen.filter((a) => a.signal === 'escrow_exploitation')).toEqual([]);
+    // Without knowing the refunds were ours, the same polls would blame the agent: the test is not vacuous.
+    const blamed = detectAgent(observation({ escrows: view(world, 'a1', T0) }), undefined).anomalies;
+    expect(signals(blamed)).toContain('escrow_exploitation');
   });
 
   it('a retry loop to one payee is a burst, not also exploitation of that payee', () => {
