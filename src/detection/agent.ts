@@ -93,17 +93,18 @@ function escrowSignals(
   t: Thresholds,
 ): Anomaly[] {
   const { agent_id: id, at } = obs;
-  const paid = escrows.filter((e) => e.payer === id);
+  // Escrows our containment cancelled (or is cancelling) are our doing, not the agent's: their refunds
+  // are no cancellations, their principal came back (no spend), they name no payee. Only one the payee
+  // released before our cancel landed is still the agent's and the payee's. Without this, a contained
+  // agent's own refunded loop re-triggers escrow_exploitation and cost_anomaly while it recovers.
+  const ours = new Set(Array.isArray(obs.cancelled_by_us) ? obs.cancelled_by_us : []);
+  const paid = escrows.filter((e) => e.payer === id && !(ours.has(e.id) && e.status !== 'settled'));
   learnIntervals(state, at, paid, escrows, t);
   const burst = escrowBurst(id, at, paid, state, t);
   // A retry loop to one payee also has "more than 10 escrows to the same payee"; the burst explains
   // it, and its runbook cancels everything, so that payee is not also called an exploiter.
   const loopPayee = typeof burst?.details.top_payee === 'string' ? burst.details.top_payee : null;
-  // Escrows our containment cancelled (or is cancelling) say nothing about the agent or its payees:
-  // only one the payee released before our cancel landed is still the payee's doing.
-  const ours = new Set(Array.isArray(obs.cancelled_by_us) ? obs.cancelled_by_us : []);
-  const agentsOwn = paid.filter((e) => !(ours.has(e.id) && e.status !== 'settled'));
-  const exploit = escrowExploitation(id, at, agentsOwn, t, loopPayee);
+  const exploit = escrowExploitation(id, at, paid, t, loopPayee);
   let cost = costAnomaly(id, at, paid, state, t);
   // Spend that is mostly the exploitation pattern is that pattern's to answer (runbook 2 freezes the
   // payer and cancels only the suspect payee's escrows); the cost anomaly stays as a warning beside it.

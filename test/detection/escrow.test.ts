@@ -228,6 +228,20 @@ describe('escrow_exploitation', () => {
     expect(hit?.details).toMatchObject({ rule: 'same_payee', count: 11, statuses: { settled: 11 } });
   });
 
+  it("a loop refunded by our containment is no spend either: cost_anomaly judges the agent's own", () => {
+    const history = normalTraffic('a1', T0 - 6 * HOUR, T0 - 10 * MIN, 3, 17);
+    const { state } = watch(history, T0 - 40 * MIN, T0 - 10 * MIN);
+    const loop = retryLoop('a1', T0 - 3 * MIN, 20).map((e) => ({
+      ...e,
+      fate: { status: 'refunded' as const, at: T0 - 2 * MIN },
+    }));
+    const obs = observation({ escrows: view([...history, ...loop], 'a1', T0) });
+    const clone = () => JSON.parse(JSON.stringify(state)) as AgentDetectionState;
+    expect(signals(detectAgent(obs, clone()).anomalies)).toContain('cost_anomaly');
+    const ours = loop.map((e) => e.id);
+    expect(detectAgent({ ...obs, cancelled_by_us: ours }, clone()).anomalies).toEqual([]);
+  });
+
   it('neither rule depends on updated_at (the real get_escrow rows have none)', () => {
     const decided = Array.from({ length: 8 }, (_, i) =>
       escrow({

@@ -23,12 +23,12 @@ describe('refunds made by our own containment feed no detection', () => {
   let incidentId: string;
   let refundedIds: string[];
 
-  const exploitationOf = async (agent: string) => {
+  const anomaliesOf = async (agent: string) => {
     const r = await f.call('detect_anomalies', { agent_ids: [agent] });
-    return (r.structuredContent.anomalies as PassAnomaly[]).filter(
-      (a) => a.agent_id === agent && a.signal === 'escrow_exploitation',
-    );
+    return (r.structuredContent.anomalies as PassAnomaly[]).filter((a) => a.agent_id === agent);
   };
+  const exploitationOf = async (agent: string) =>
+    (await anomaliesOf(agent)).filter((a) => a.signal === 'escrow_exploitation');
 
   beforeAll(async () => {
     f = await startFixture({ agents: 6 });
@@ -62,8 +62,8 @@ describe('refunds made by our own containment feed no detection', () => {
     expect(blind.find((a) => a.signal === 'escrow_exploitation')?.details.rule).toBe('cancel_rate');
   });
 
-  it('right after containment, the contained agent raises no escrow_exploitation', async () => {
-    expect(await exploitationOf(looping)).toEqual([]);
+  it('right after containment, the contained agent raises nothing: no exploitation, no cost anomaly', async () => {
+    expect(await anomaliesOf(looping)).toEqual([]);
   });
 
   it('a recovering agent (stage 1, ordinary orders again) stays silent, and no payee is named', async () => {
@@ -72,7 +72,7 @@ describe('refunds made by our own containment feed no detection', () => {
     const orders = f.sandbox.startScenario('normal_traffic', looping, { escrows_per_hour: 12 });
     for (let i = 0; i < 6; i++) {
       await f.sandbox.advance(MIN);
-      expect(await exploitationOf(looping)).toEqual([]);
+      expect(await anomaliesOf(looping)).toEqual([]);
     }
     f.sandbox.stopScenario(orders);
     expect(f.sandbox.groundTruth('vendor-flaky').frozen).toBe(false);
