@@ -1,5 +1,5 @@
 /**
- * identity_compromise (P0): the identity record is missing, a verification challenge failed, or the
+ * identity_compromise (P0): the identity record of a pinned agent is gone, a verification challenge failed, or the
  * registered public key differs from the one pinned at first sighting. Anyone holding an agent's API
  * key can overwrite its registered key (CONTRACT §10), so a changed key is treated as a breach until a
  * person says otherwise. Keys are compared as lower-case hex: the gateway stores what it was sent.
@@ -22,7 +22,12 @@ export function identityCheck(
       registered_key: key,
       ...extra,
     });
-  if (!key) return { anomaly: flag('identity_missing', `${id} has no registered identity or public key`) };
+  // Never seen with a key (keys made directly in the gateway's database have no identity row): nothing to
+  // compare, no evidence of anything. A record that had a pinned key and is now gone is a breach.
+  if (!key)
+    return pinned
+      ? { anomaly: flag('identity_missing', `${id}'s identity record is gone; its key was pinned`) }
+      : {};
   if (pinned && key !== pinned)
     return {
       anomaly: flag('key_changed', `${id}'s registered public key differs from the pinned key`),

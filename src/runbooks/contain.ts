@@ -653,9 +653,11 @@ async function checkIdentity(
   let registeredKey: string | null = null;
   if (identity.status === 'rejected') {
     const info = errorInfo(identity.reason);
-    reason =
-      info.code === 'not_found' || info.code === 'agent_not_found' ? 'identity record missing' : undefined;
-    if (!reason) {
+    const missing = info.code === 'not_found' || info.code === 'agent_not_found';
+    // No record and never pinned (a key made directly in the gateway's database): nothing to compare.
+    // A pinned agent whose record is gone is compromised.
+    reason = missing && store.getPin(agentId) ? 'identity record missing for a pinned agent' : undefined;
+    if (!missing) {
       store.finishAction(id, { success: false, error_code: info.code, error_message: info.message });
       return {
         compromised: false,

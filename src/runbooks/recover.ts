@@ -195,7 +195,12 @@ async function identityGate(deps: OpsDeps, incident: Incident, signal?: AbortSig
   const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
   try {
     const [identity, reputation] = await Promise.all([
-      deps.monitor.getAgentIdentity({ agent_id: agentId }, opts),
+      deps.monitor.getAgentIdentity({ agent_id: agentId }, opts).catch((e: unknown) => {
+        // No identity record is an answer (keys made directly have none), judged against the pin below.
+        const code = errorInfo(e).code;
+        if (code === 'not_found' || code === 'agent_not_found') return { public_key: null };
+        throw e;
+      }),
       deps.monitor.getAgentReputationRecord({ agent_id: agentId }, opts),
     ]);
     const pin = deps.store.getPin(agentId);
@@ -208,7 +213,11 @@ async function identityGate(deps: OpsDeps, incident: Incident, signal?: AbortSig
           'registered public key differs from the pinned key; rotate keys, re-register the identity, then re-pin deliberately',
       };
     }
-    const keyNote = pin ? 'registered key matches the pinned key' : 'no pin on record; key pinned now';
+    const keyNote = pin
+      ? 'registered key matches the pinned key'
+      : registered
+        ? 'no pin on record; key pinned now'
+        : `no identity record and no pin for ${agentId} (its key was made directly): no key to compare`;
     if (reputation === null)
       return {
         gate: 'identity_verified',

@@ -108,46 +108,63 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
   const steps: StepReport[] = [];
   let windowMs: number | null = null;
   let rounds = 0;
-  // A run resumed after a crash first settles what the last run may or may not have done.
-  const carried = ledger.unresolved(incidentId);
-  if (carried.length > 0)
-    steps.push(
-      await reconcile(
-        ctx,
-        carried.map((r) => r.escrow_id),
-      ),
-    );
+  // Escrows whose cancel may still be travelling (we stopped waiting for it): not read back, and so never
+  // retried, before `notBefore`, so a late original cannot race our retry (the gateway's refund is not
+  // atomic) or turn our retry's 409 into an undercount.
+  const notBefore = new Map<string, number>();
+  // Escrows one of our attempts may have refunded: a later 409 on them is read back before it counts as gone.
+  const maybeOurs = new Set<string>();
+  // A run resumed after a crash first settles what the last run may or may not have done (the dead
+  // process's requests were on the wire before it died; none can still be travelling now).
+  const carried = ledger.unresolved(incidentId).map((r) => r.escrow_id);
+  for (const id of carried) maybeOurs.add(id);
+  if (carried.length > 0) steps.push(await reconcile(ctx, carried));
+  const waitingIds = () =>
+    ledger
+      .unresolved(incidentId)
+      .map((r) => r.escrow_id)
+      .filter((id) => (notBefore.get(id) ?? 0) > Date.now());
+  const readBackDue = async () => {
+    const due = ledger
+      .unresolved(incidentId)
+      .map((r) => r.escrow_id)
+      .filter((id) => (notBefore.get(id) ?? 0) <= Date.now());
+    if (due.length > 0) steps.push(await reconcile(ctx, due));
+  };
 
   let list = firstList;
   if (!list.ok) steps.push(failedRead('list_held_escrows', agentId, list.error, clock.now()));
   for (let round = 1; round <= config.containment.maxRefundRounds; round++) {
+    if (round > 1) {
+      if (Date.now() + roundBackoffMs(round) > ctx.deadline) break;
+      await sleep(roundBackoffMs(round));
+      await readBackDue();
+    }
     const held = list.ok ? list.held : [];
     const retry = ledger
       .retryable(incidentId)
       .map((r) => ({ id: r.escrow_id, payee: r.payee, amount: r.amount_cents }));
-    if (held.length === 0 && retry.length === 0) {
-      if (round === 1 && list.ok) steps.push(nothingHeld(agentId, clock.now()));
-      break;
-    }
-    if (round > 1) {
-      if (Date.now() + roundBackoffMs(round) > ctx.deadline) break;
-      await sleep(roundBackoffMs(round));
-    }
     const candidates = new Map([...retry, ...held].map((e) => [e.id, e]));
     const todo = ledger
       .claim(incidentId, agentId, [...candidates.values()])
       .map((id) => candidates.get(id) as HeldEscrow);
     if (todo.length === 0) {
-      // Held, but every one is claimed elsewhere (in flight, unconfirmed, or another incident's).
+      if (round === 1 && list.ok && candidates.size === 0) steps.push(nothingHeld(agentId, clock.now()));
+      // Nothing to send now. Cancels that may still be travelling are read back once their grace ends.
+      const waiting = waitingIds();
+      if (waiting.length === 0) break;
+      const until = Math.min(...waiting.map((id) => notBefore.get(id) as number));
+      if (until > ctx.deadline) break;
+      await sleep(Math.max(0, until - Date.now()));
+      await readBackDue();
       list = await listHeld(deps, agentId, onlyPayee, callOpts);
-      if (ledger.retryable(incidentId).length === 0) break;
       continue;
     }
     rounds = round;
     const unfreeze = await wallet.unfreeze('open_refund_window', { round });
     steps.push(unfreeze);
     const opened = clock.now();
-    let outcomes: { escrow: HeldEscrow; state: EscrowCancelState; error?: string }[] = [];
+    let outcomes: CancelOutcome[] = [];
     try {
       if (!unfreeze.success) {
         outcomes = todo.map((escrow) => ({ escrow, state: 'retry', error: 'refund window did not open' }));
@@ -164,7 +181,7 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
             outcomes = await mapBounded(
               todo,
               config.containment.concurrency,
-              (escrow) => cancelOnce(ctx, escrow),
+              (escrow) => cancelOnce(ctx, escrow, maybeOurs.has(escrow.id)),
               (done) =>
                 ctx.onProgress?.(2 + done / todo.length, 4, `cancelled ${done}/${todo.length} escrows`),
             );
@@ -180,8 +197,12 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
       windowMs = (windowMs ?? 0) + (clock.now() - opened);
       ledger.settle(outcomes.map((o) => ({ escrow_id: o.escrow.id, state: o.state, error: o.error })));
     }
-    const unknown = outcomes.filter((o) => o.state === 'unknown').map((o) => o.escrow.id);
-    if (unknown.length > 0) steps.push(await reconcile(ctx, unknown));
+    for (const o of outcomes) {
+      if (o.state !== 'unknown') continue;
+      maybeOurs.add(o.escrow.id);
+      if (o.travelling) notBefore.set(o.escrow.id, Date.now() + config.greenhelix.timeoutMs);
+    }
+    await readBackDue();
     list = await listHeld(deps, agentId, onlyPayee, callOpts);
     if (!list.ok) steps.push(failedRead('verify_no_held_escrows', agentId, list.error, clock.now()));
   }
@@ -207,14 +228,24 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
   };
 }
 
+interface CancelOutcome {
+  escrow: HeldEscrow;
+  state: EscrowCancelState;
+  error?: string | undefined;
+  /** We stopped waiting while the request may still be on its way to the gateway (deadline, abort). */
+  travelling?: boolean | undefined;
+}
+
 /**
  * One cancel, one attempt. The outcome decides what the ledger may do next: only a definite refusal that
- * changed nothing may be retried; no answer must be re-read first.
+ * changed nothing may be retried; no answer must be read back first. A 409 on an escrow an earlier attempt
+ * of ours may have refunded is read back: `refunded` then is ours, not gone.
  */
 async function cancelOnce(
   ctx: UnlockContext,
   escrow: HeldEscrow,
-): Promise<{ escrow: HeldEscrow; state: EscrowCancelState; error?: string }> {
+  maybeOurs: boolean,
+): Promise<CancelOutcome> {
   const actor = ctx.deps.actor;
   if (!actor) throw new Error('containment requires the containment key client');
   try {
@@ -224,10 +255,23 @@ async function cancelOnce(
     const err = e as { status?: number; code?: string };
     const info = errorInfo(e);
     const status = typeof err.status === 'number' ? err.status : 0;
+    if (status === 409 && maybeOurs) {
+      const now = await ctx.deps.monitor
+        .getEscrow({ escrow_id: escrow.id }, ctx.callOpts)
+        .catch(() => undefined);
+      if (now?.status === 'refunded')
+        return { escrow, state: 'cancelled', error: 'refunded by an earlier attempt' };
+      if (!now) return { escrow, state: 'unknown', error: info.code };
+    }
     // Settled, released, expired or refunded by someone else before our cancel: nothing of ours to unlock.
     if (status === 409 || status === 404) return { escrow, state: 'gone', error: info.code };
     if (status >= 400 && status < 500) return { escrow, state: 'retry', error: info.code };
-    return { escrow, state: 'unknown', error: info.code };
+    return {
+      escrow,
+      state: 'unknown',
+      error: info.code,
+      travelling: info.code === 'deadline_exceeded' || info.code === 'aborted',
+    };
   }
 }
 
@@ -275,9 +319,7 @@ async function reconcile(ctx: UnlockContext, ids: string[]): Promise<StepReport>
   };
 }
 
-function summarizeCancels(
-  results: { escrow: HeldEscrow; state: EscrowCancelState; error?: string }[],
-): Record<string, unknown> {
+function summarizeCancels(results: CancelOutcome[]): Record<string, unknown> {
   const outcomes: Record<string, number> = {};
   const failures: Record<string, number> = {};
   let unlocked = 0;
