@@ -9,7 +9,17 @@
  * mount lives in a private mount namespace (scripts/gateway/run-in-rootfs.sh) that vanishes with it.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +120,30 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+const WORK_PREFIX = 'aim-gateway-';
+
+/**
+ * Removes the temp dirs of runs whose test process was killed outright (SIGKILL skips every hook; the
+ * gateway itself died with it through PR_SET_PDEATHSIG, and its mounts with its namespace).
+ */
+function removeOrphanedWorkDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(WORK_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
+    } catch {
+      continue;
+    }
+    try {
+      process.kill(owner, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
 /**
  * Starts the gateway from `source` inside `rootfs`, waits for `GET /v1/health`, and returns a handle.
  * A start that fails (the process exits, health never answers within `timeoutMs`) throws with the log tail.
@@ -120,7 +154,9 @@ export async function startGateway(opts: {
   timeoutMs?: number;
 }): Promise<RealGateway> {
   const source = opts.source ?? gatewaySource();
-  const work = mkdtempSync(join(tmpdir(), 'aim-gateway-'));
+  removeOrphanedWorkDirs();
+  const work = mkdtempSync(join(tmpdir(), WORK_PREFIX));
+  writeFileSync(join(work, 'owner.pid'), String(process.pid));
   const dataDir = join(work, 'data');
   mkdirSync(dataDir);
   let srcRoot: string;

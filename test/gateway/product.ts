@@ -4,7 +4,7 @@
  * containment keys, INCIDENT_FLEET), startApp on the real clock, and the MCP SDK client linked to
  * createServer in memory.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -30,6 +30,8 @@ export interface Product {
 
 export async function startProduct(gatewayUrl: string, fleet: Fleet): Promise<Product> {
   const dataDir = mkdtempSync(join(tmpdir(), 'aim-gateway-product-'));
+  // The harness removes it after a run killed outright, as it does its own (see removeOrphanedWorkDirs).
+  writeFileSync(join(dataDir, 'owner.pid'), String(process.pid));
   const config = loadConfig({
     env: {
       GREENHELIX_BASE_URL: gatewayUrl,
