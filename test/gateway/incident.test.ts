@@ -41,7 +41,7 @@ interface ContainOut {
   escrows_failed: number;
   escrows_skipped: number;
   amount_unlocked: string;
-  steps: { action: string; success: boolean }[];
+  steps: { action: string; success: boolean; detail?: Record<string, unknown> }[];
 }
 interface Anomaly {
   agent_id: string;
@@ -254,6 +254,13 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
             skipped: first.out.escrows_skipped,
             unlocked: first.out.amount_unlocked,
             elapsed_ms: (first.r.structuredContent as { elapsed_ms?: number } | undefined)?.elapsed_ms,
+            rounds: first.out.steps
+              .filter((x) => x.action === 'cancel_held_escrows')
+              .map((x) => ({
+                attempted: x.detail?.attempted,
+                cancelled: x.detail?.cancelled,
+                failures: x.detail?.failures,
+              })),
             second: second.r.isError
               ? `error ${JSON.stringify(second.r.content).slice(0, 300)}`
               : { existing: second.out.existing, status: second.out.status },
