@@ -5,8 +5,8 @@
 # The cache lives outside the clone: ${AIM_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/agent-incident-mcp}/
 # gateway-rootfs-<version>. The build goes into a temporary directory beside it and is renamed into place
 # only after the import check passed, so a killed build never leaves a half cache; a lock file serialises
-# concurrent builds (the second waits, then finds the cache); whatever this script mounted is unmounted on
-# every exit. Needs root. Progress goes to stderr.
+# concurrent builds (the second waits, then finds the cache); every mount lives in a private mount
+# namespace and is also unmounted on every exit. Needs root. Progress goes to stderr.
 set -euo pipefail
 
 PACKAGES=python3,python3-fastapi,python3-pydantic,python3-starlette,python3-uvicorn,python3-httpx,python3-aiosqlite,python3-cryptography,python3-jsonschema,sqlite3
@@ -32,6 +32,13 @@ fi
 if [[ -f "$FINAL/$MARKER" ]]; then
   echo "$FINAL"
   exit 0
+fi
+
+# Build in a private mount namespace: the proc, sys and dev mounts (debootstrap's and ours) are then
+# invisible elsewhere and vanish with the build even when it is killed outright.
+if [[ "${AIM_IN_PRIVATE_MOUNT_NS:-}" != 1 ]]; then
+  export AIM_IN_PRIVATE_MOUNT_NS=1
+  exec unshare --mount --propagation private -- "$0" "$@"
 fi
 
 mkdir -p "$CACHE_DIR"
