@@ -11,6 +11,7 @@
  * read/write/admin) owned by two operator identities: monitor (reads) and containment (acts).
  */
 import { randomUUID } from 'node:crypto';
+import { Agent, fetch } from 'undici';
 import type { RealGateway } from './harness.js';
 
 export type Provisioning = 'register' | 'billing_keys' | 'direct';
@@ -46,6 +47,12 @@ export interface RestResult {
   body: unknown;
 }
 
+/**
+ * One connection per request: the real gateway sometimes drops a kept-alive connection just as the next
+ * request goes out on it ("other side closed"), and a POST cannot be retried blindly.
+ */
+const noKeepAlive = new Agent({ pipelining: 0 });
+
 /** One REST call to a gateway (real or sandbox): JSON in, parsed JSON out, never throws on a status. */
 export async function rest(
   baseUrl: string,
@@ -61,6 +68,7 @@ export async function rest(
     headers,
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     signal: AbortSignal.timeout(30_000),
+    dispatcher: noKeepAlive,
   });
   const text = await r.text();
   let body: unknown = text;
