@@ -9,7 +9,7 @@ import { SandboxClock } from './clock.js';
 import { type Caller, Engine, GatewayError } from './engine.js';
 import { SCENARIOS, type ScenarioInfo, ScenarioRunner, Scheduler } from './scenarios.js';
 import { createSandboxServer, type Faults, type RequestLogEntry } from './server.js';
-import { decimalString, prng, World } from './world.js';
+import { prng, World } from './world.js';
 
 export { SandboxClock } from './clock.js';
 export { SCENARIOS, type ScenarioName } from './scenarios.js';
@@ -329,7 +329,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             );
           }
           if (world.agents.has(id))
-            throw new GatewayError(409, 'agent_already_exists', `Agent ${id} already exists`);
+            throw new GatewayError(409, 'already_exists', `Agent '${id}' is already registered`);
           const drill = path === '/register';
           const tier =
             drill && (b.tier === 'starter' || b.tier === 'pro' || b.tier === 'enterprise') ? b.tier : 'free';
@@ -345,9 +345,20 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             balance: 50_000,
             provisioning: drill && b.provisioning === 'direct' ? 'direct' : 'gateway',
           });
+          const apiKey = world.issueKey(id, tier, scopes);
+          // The real gateway's shape: balance as a JSON number, and the identity it registers on the way.
+          const publicKey = world.agents.get(id)?.publicKey ?? null;
           return {
             status: 201,
-            body: { agent_id: id, api_key: world.issueKey(id, tier, scopes), balance: decimalString(50_000) },
+            body: {
+              agent_id: id,
+              api_key: apiKey,
+              tier,
+              balance: 500,
+              identity_registered: publicKey !== null,
+              public_key: publicKey,
+              next_steps: { onboarding: '/v1/onboarding', docs: '/docs', pricing: '/v1/pricing' },
+            },
           };
         }
         throw new GatewayError(404, 'not_found', `No control route ${method} /_sandbox${path}`);

@@ -388,7 +388,14 @@ describe.skipIf(skip)('differential contract: the sandbox answers as the real ga
       },
     };
 
-    sandbox = await startSandbox({ agents: 4, seed: 7, timeScale: 1, autoStartTraffic: false });
+    // The same provisioning on both sides: agent-02 and agent-03 keyed directly (no reputation row).
+    sandbox = await startSandbox({
+      agents: 4,
+      seed: 7,
+      timeScale: 1,
+      autoStartTraffic: false,
+      directAgents: [DIRECT, 'agent-03'],
+    });
     const sFree = await rest(sandbox.url, 'POST', '/v1/register', { body: { agent_id: 'agent-free' } });
     const sReader = await rest(sandbox.url, 'POST', '/_sandbox/register', {
       key: sandbox.controlToken,
