@@ -388,6 +388,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     controlToken,
     control,
     now: () => clock.now(),
+    timeScale: clock.timeScale,
     random: Math.random,
     log,
   });

@@ -40,7 +40,8 @@ export interface Faults {
   timeoutMs: number;
   /**
    * The await inside the gateway's escrow refund, between its status check and its status update (a
-   * deposit and a commit on the real one). Concurrent cancels of one escrow that overlap it both refund.
+   * deposit and a commit on the real one), in sandbox ms. Concurrent cancels of one escrow that overlap
+   * it both refund.
    */
   refundWindowMs: number;
 }
@@ -88,6 +89,8 @@ export interface SandboxHttpOptions {
   now: () => number;
   random: () => number;
   log: RequestLogEntry[];
+  /** Sandbox ms per real ms (0: time moves only by advance()). */
+  timeScale?: number;
   /** Per client IP, the times of its calls to the public endpoints (the gateway's PublicRateLimiter). */
   publicCalls?: Map<string, number[]>;
 }
@@ -396,10 +399,14 @@ async function runBatch(
   return results;
 }
 
-/** The await inside the gateway's refund (Faults.refundWindowMs; at least one turn of the event loop). */
+/**
+ * The await inside the gateway's refund (Faults.refundWindowMs, in sandbox time: a drill at 600× must not
+ * spend 600× as long refunding), and at least one turn of the event loop.
+ */
 function refundWindow(o: SandboxHttpOptions): Promise<void> {
-  const ms = o.faults.refundWindowMs;
-  return ms > 0 ? sleep(ms) : new Promise((r) => setImmediate(r));
+  const scale = o.timeScale ?? 0;
+  const ms = scale > 0 ? o.faults.refundWindowMs / scale : o.faults.refundWindowMs;
+  return ms >= 1 ? sleep(ms) : new Promise((r) => setImmediate(r));
 }
 
 /** The gateway's PublicRateLimiter: per client IP, 1 000 calls a rolling hour, 429 with Retry-After past it. */

@@ -1,7 +1,8 @@
 /**
  * "Containment triggers itself": the refunds our containment makes must never read as the agent's
  * cancellations, nor name the loop's payee a farmer. Through the real runbooks and the sandbox over HTTP;
- * the store's escrow ledger (escrowIdsCancelledByUs) is the record of which refunds were ours.
+ * containment records each escrow it cancels in the store's ledger (escrowIdsCancelledByUs), and detection
+ * reads which refunds were ours from there.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectAgent } from '../../src/detection/index.js';
@@ -44,17 +45,11 @@ describe('refunds made by our own containment feed no detection', () => {
     refundedIds = escrows.map((e) => e.id);
     // More than 10 refunded escrows to one payee, and every decided escrow refunded: both rules' bait.
     expect(refundedIds.length).toBeGreaterThan(10);
-    // What containment records in the ledger for each escrow it cancels (claimed, then settled).
-    f.ops.store.escrows.claim(
-      incidentId,
-      looping,
-      escrows.map((e) => ({ id: e.id, payee: e.payee, amount: e.amount })),
-    );
-    f.ops.store.escrows.settle(refundedIds.map((id) => ({ escrow_id: id, state: 'cancelled' as const })));
   });
   afterAll(() => f?.close());
 
-  it('the observation carries the ids our containment cancelled', async () => {
+  it('containment recorded each escrow it cancelled, and the observation carries those ids', async () => {
+    expect([...f.ops.store.escrowIdsCancelledByUs(looping)].sort()).toEqual([...refundedIds].sort());
     const obs = await observeAgent(f.ops.deps, looping, {});
     expect([...(obs.cancelled_by_us ?? [])].sort()).toEqual([...refundedIds].sort());
     // Not vacuous: the same observation, without knowing which refunds were ours, blames the agent.
