@@ -965,13 +965,18 @@ export class Engine {
     return undefined;
   }
 
-  /** The non-atomic cancel of HTTP callers: the status check, an await, then the refund and the update. */
+  /**
+   * The non-atomic cancel of HTTP callers: an await (the gateway's read of the escrow), the status check,
+   * another await (the deposit), then the refund and the update. Concurrent cancels of one escrow that
+   * check before the first update both refund; those that check after it get 409, as on the real gateway.
+   */
   private async cancelEscrow(
     caller: Caller,
     p: Record<string, unknown>,
     ctx: DispatchContext,
     refundWindow: () => Promise<void>,
   ): Promise<ToolOutcome> {
+    await refundWindow();
     const begun = this.beginRefund(caller, p, ctx);
     if ('result' in begun) return begun;
     await refundWindow();

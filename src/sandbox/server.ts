@@ -400,12 +400,14 @@ async function runBatch(
 }
 
 /**
- * The await inside the gateway's refund (Faults.refundWindowMs, in sandbox time: a drill at 600× must not
- * spend 600× as long refunding), and at least one turn of the event loop.
+ * One await inside the gateway's refund: up to twice Faults.refundWindowMs (a database round trip varies),
+ * in sandbox time (a drill at 600× must not spend 600× as long refunding), and at least one turn of the
+ * event loop.
  */
 function refundWindow(o: SandboxHttpOptions): Promise<void> {
   const scale = o.timeScale ?? 0;
-  const ms = scale > 0 ? o.faults.refundWindowMs / scale : o.faults.refundWindowMs;
+  const base = 2 * o.faults.refundWindowMs * Math.random();
+  const ms = scale > 0 ? base / scale : base;
   return ms >= 1 ? sleep(ms) : new Promise((r) => setImmediate(r));
 }
 
