@@ -176,6 +176,26 @@ describe('containment, money-exact', () => {
     expectTruth(b.sandbox, b.agent, again);
   }, 60_000);
 
+  it('a first freeze that fails is retried, and the result is judged by the end state: contained', async () => {
+    const { sandbox, proxy, agent } = await world(30);
+    // More than the client's own retries (3), so the step itself fails and containment retries it.
+    let failures = 6;
+    proxy.intercept = async (c, res) => {
+      if (c.method !== 'POST' || !c.path.endsWith(`/${agent}/freeze`) || failures === 0) return false;
+      failures--;
+      res.writeHead(503, { 'content-type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'https://api.greenhelix.net/errors/service-unavailable', status: 503 }));
+      return true;
+    };
+    const { app } = await engine(sandbox, proxy.url);
+    const r = await app.ops.contain({ agent_id: agent, reason: 'first freeze fails' });
+    expect(failures).toBe(0);
+    expect(r.steps.filter((s) => s.action === 'freeze_wallet').map((s) => s.success)).toContain(false);
+    expect(r.status).toBe('contained');
+    expect(r.time_to_freeze_ms).not.toBeNull();
+    expectTruth(sandbox, agent, r);
+  }, 60_000);
+
   it('a partial containment (deadline passed in a storm) resumes on the next call and totals count every run once', async () => {
     const { sandbox, proxy, agent } = await world(80);
     const faults = faultInjector({ seed: 4, storm: { startMs: 0, ms: 60_000, onCancel: true } });
