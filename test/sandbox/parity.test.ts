@@ -57,17 +57,24 @@ async function problem(r: Response) {
 }
 
 describe('escrow refunds are not atomic (products/payments/src/engine.py refund_escrow)', () => {
-  it('two concurrent cancels of one held escrow both succeed and refund the payer twice', async () => {
-    const id = await createEscrow(A0, 'vendor-01', '150.00');
-    const before = Number(sb.groundTruth(A0).balance);
-    const [a, b] = await Promise.all([
-      post(`/v1/payments/escrows/${id}/cancel`, key(A0)),
-      post(`/v1/payments/escrows/${id}/cancel`, key(A0)),
-    ]);
-    expect([a.status, b.status]).toEqual([200, 200]);
-    expect(await a.json()).toEqual({ id, status: 'refunded', amount: '150.0' });
-    expect(await b.json()).toEqual({ id, status: 'refunded', amount: '150.0' });
-    expect(Number(sb.groundTruth(A0).balance)).toBeCloseTo(before + 300, 2);
+  it('concurrent cancels of one held escrow: those that check before the first update all refund the payer', async () => {
+    // How the requests interleave decides which succeed (as on the real gateway); over ten escrows some
+    // escrow is refunded twice, every answer is 200 or 409, and the payer gets 150.00 per 200.
+    let twice = 0;
+    for (let i = 0; i < 10; i++) {
+      const id = await createEscrow(A0, 'vendor-01', '150.00');
+      const before = Number(sb.groundTruth(A0).balance);
+      const all = await Promise.all(
+        [1, 2, 3, 4].map(() => post(`/v1/payments/escrows/${id}/cancel`, key(A0))),
+      );
+      const ok = all.filter((r) => r.status === 200);
+      expect(all.every((r) => r.status === 200 || r.status === 409)).toBe(true);
+      expect(await ok[0]?.json()).toEqual({ id, status: 'refunded', amount: '150.0' });
+      expect(Number(sb.groundTruth(A0).balance)).toBeCloseTo(before + 150 * ok.length, 2);
+      if (ok.length > 1) twice++;
+    }
+    expect(twice).toBeGreaterThan(0);
+    expect(sb.groundTruth(A0).double_refunds).toBeGreaterThan(0);
   });
 
   it('a cancel after the first has finished gets 409 invalid_state, and nothing moves', async () => {
