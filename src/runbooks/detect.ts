@@ -13,6 +13,7 @@ import {
   detectFleet,
   type EscrowObservation,
   escalate,
+  HIGHER_IS_BETTER,
   type Thresholds,
 } from '../detection/index.js';
 import { toEpochMs } from '../util/time.js';
@@ -58,7 +59,7 @@ export async function observeAgent(
       return undefined;
     }
   };
-  const [balance, budget, escrows, usage, reputation, identity] = await Promise.all([
+  const [balance, budget, escrows, usage, reputation, identity, deltas] = await Promise.all([
     attempt('balance', () => m.getBalance({ agent_id: agentId }, opts)),
     attempt('budget', () => m.getBudgetStatus({ agent_id: agentId }, opts)),
     attempt('escrows', () => m.listEscrows({ agent_id: agentId, limit: ESCROW_PAGE }, opts)),
@@ -75,6 +76,9 @@ export async function observeAgent(
         throw e;
       }
     }),
+    // Quality metrics the agent ingests: on the real gateway reputation is computed once (usually all
+    // zero) or, for keys made directly, absent, so a degrading agent shows only here.
+    attempt('metrics', () => m.getMetricDeltas({ agent_id: agentId }, opts)),
   ]);
   const obs: AgentObservation = { agent_id: agentId, at: deps.clock.now(), failures };
   if (balance) obs.balance = balance.balance;
@@ -106,6 +110,13 @@ export async function observeAgent(
   if (reputation) obs.reputation = reputation;
   else if (reputation === null) obs.reputation = { composite_score: 0, found: false, no_record: true };
   if (identity) obs.identity = { public_key: identity.public_key ?? null };
+  if (deltas) {
+    obs.metrics = Object.fromEntries(
+      Object.entries(deltas.deltas)
+        .filter(([name]) => HIGHER_IS_BETTER.has(name))
+        .map(([name, d]) => [name, d.current]),
+    );
+  }
   return obs;
 }
 
@@ -119,7 +130,7 @@ export async function runDetectionPass(
   const opts = { signal: params.signal, timeoutMs: deps.config.greenhelix.timeoutMs };
   const perAgent = await mapBounded(
     agents,
-    Math.max(1, Math.floor(deps.config.greenhelix.concurrency / 6)),
+    Math.max(1, Math.floor(deps.config.greenhelix.concurrency / 7)),
     async (agentId) => {
       const obs = await observeAgent(deps, agentId, opts);
       const state = deps.store.getDetectionState(agentId) as Parameters<typeof detectAgent>[1];

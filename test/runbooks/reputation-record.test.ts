@@ -49,6 +49,32 @@ describe('no reputation row (keys made directly)', () => {
     ]);
   });
 
+  it('a degrading agent with no reputation row is still seen, through the quality metrics it ingests', async () => {
+    const degrading = 'agent-07';
+    const drift = async () => {
+      const r = await f.call('detect_anomalies', { agent_ids: [degrading] });
+      expect(r.structuredContent.blind_checks).toBe(0);
+      return (r.structuredContent.anomalies as { signal: string; details: Record<string, unknown> }[]).find(
+        (a) => a.signal === 'reputation_drift',
+      );
+    };
+    // Healthy metrics first: a baseline, and no alarm.
+    await f.ops.deps.monitor.ingestMetrics({ agent_id: degrading, metrics: { success_rate: 0.97 } });
+    await f.ops.deps.monitor.ingestMetrics({ agent_id: degrading, metrics: { success_rate: 0.96 } });
+    expect(await drift()).toBeUndefined();
+    const s = f.sandbox.startScenario('service_degradation', degrading, { drop_per_hour: 0.4 });
+    let seen: Awaited<ReturnType<typeof drift>>;
+    for (let i = 0; i < 24 && !seen; i++) {
+      await f.sandbox.advance(5 * 60_000);
+      seen = await drift();
+    }
+    f.sandbox.stopScenario(s);
+    expect(seen?.details).toMatchObject({
+      source: 'metric:success_rate',
+      reputation_record: expect.stringMatching(/^none/),
+    });
+  });
+
   describe('recovery', () => {
     let incidentId: string;
     beforeAll(async () => {
