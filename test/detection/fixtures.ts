@@ -3,23 +3,15 @@
  * list view at any time is what list_escrows would return then (newest first, statuses as of then).
  */
 import type { AgentObservation, EscrowObservation } from '../../src/detection/index.js';
+import { prng } from '../../src/sandbox/world.js';
 
 export const T0 = Date.UTC(2026, 10, 24, 2, 47);
 export const SEC = 1_000;
 export const MIN = 60_000;
 export const HOUR = 60 * MIN;
 
-/** mulberry32: small, seeded, good enough for traffic shapes. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The sandbox's seeded PRNG (mulberry32): small, good enough for traffic shapes. */
+export const rng = prng;
 
 export interface SimEscrow {
   id: string;

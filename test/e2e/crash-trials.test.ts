@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/incidents/index.js';
+import { prng } from '../../src/sandbox/world.js';
 import { systemClock } from '../../src/util/clock.js';
 import { spawnSandbox, spawnServer } from '../helpers/spawn.js';
 
@@ -21,24 +22,13 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('kill -9 at random points', () => {
   it(`${TRIALS} trials: records exact, no begun action left unreconciled`, async () => {
     const sb = await spawnSandbox(
       ['--agents', String(TRIALS), '--latency-ms', '25', '--time-scale', '0', '--seed', '3'],
       children,
     );
-    const random = mulberry32(20261202);
+    const random = prng(20261202);
     const killedAt: number[] = [];
     for (let trial = 0; trial < TRIALS; trial++) {
       const agent = sb.info.fleet[trial] as string;

@@ -4,6 +4,7 @@
  * after, 3–5 s stalls, 429 storms, and failing refreezes. Seeded, so a failing run can be replayed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { prng } from '../../src/sandbox/world.js';
 import type { Intercept } from '../contract/proxy.js';
 
 export interface FaultPlan {
@@ -34,17 +35,6 @@ export interface FaultCounts {
   refreezesFailed: number;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const problem = (status: number, code: string) =>
   JSON.stringify({
     type: `https://api.greenhelix.net/errors/${code.replace(/_/g, '-')}`,
@@ -54,7 +44,7 @@ const problem = (status: number, code: string) =>
 
 /** Returns the intercept and live counters; the plan's clock starts at the first request. */
 export function faultInjector(plan: FaultPlan): { intercept: Intercept; counts: FaultCounts } {
-  const random = mulberry32(plan.seed);
+  const random = prng(plan.seed);
   const counts: FaultCounts = {
     requests: 0,
     error5xxBefore: 0,
