@@ -98,6 +98,9 @@ interface UnlockContext {
   onProgress?: ((done: number, total: number, message: string) => void) | undefined;
 }
 
+/** How long a create that passed the gateway's freeze check may take to write its escrow (see below). */
+const SETTLE_MS = 250;
+
 /** Backoff before round n (n ≥ 2), while frozen: 250 ms, 500 ms, 1 s, 2 s, 2 s… */
 const roundBackoffMs = (round: number) => Math.min(2_000, 250 * 2 ** (round - 2));
 
@@ -207,6 +210,14 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
     if (!list.ok) steps.push(failedRead('verify_no_held_escrows', agentId, list.error, clock.now()));
   }
 
+  if (rounds > 0) {
+    // The gateway checks the freeze before it writes a new escrow, in another database, a few awaits later:
+    // a create that passed the check just before our last refreeze can land after the read above. Read
+    // once more after it has had time to, so the exposure we report is not one short.
+    await sleep(SETTLE_MS);
+    list = await listHeld(deps, agentId, onlyPayee, callOpts);
+    if (!list.ok) steps.push(failedRead('verify_no_held_escrows', agentId, list.error, clock.now()));
+  }
   const totals = ledger.totals(incidentId);
   const heldNow = list.ok ? list.held : null;
   // Unconfirmed ledger rows are still exposure: the money may still be held.
