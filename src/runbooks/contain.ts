@@ -645,7 +645,7 @@ async function checkIdentity(
   });
   const [identity, reputation, claims] = await Promise.allSettled([
     monitor.getAgentIdentity({ agent_id: agentId }, callOpts),
-    monitor.getAgentReputation({ agent_id: agentId }, callOpts),
+    monitor.getAgentReputationRecord({ agent_id: agentId }, callOpts),
     monitor.getVerifiedClaims({ agent_id: agentId }, callOpts),
   ]);
   const pin = store.getPin(agentId);
@@ -681,7 +681,9 @@ async function checkIdentity(
     pinned_key: pin?.public_key ?? registeredKey,
     registered_key: registeredKey,
     reputation:
-      reputation.status === 'fulfilled' ? reputation.value : { error: errorInfo(reputation.reason).code },
+      reputation.status === 'rejected'
+        ? { error: errorInfo(reputation.reason).code }
+        : (reputation.value ?? { no_record: true, note: 'no reputation row (key made directly)' }),
     verified_claims:
       claims.status === 'fulfilled' ? claims.value.claims.length : { error: errorInfo(claims.reason).code },
     compromised: Boolean(reason),
