@@ -137,8 +137,16 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
 
   let list = firstList;
   if (!list.ok) steps.push(failedRead('list_held_escrows', agentId, list.error, clock.now()));
+  // Escrows seen so far: one that shows up later was created inside a refund window (a live loop).
+  const seen = new Set(list.ok ? list.held.map((e) => e.id) : []);
+  let creating = false;
   for (let round = 1; round <= config.containment.maxRefundRounds; round++) {
     if (round > 1) {
+      const idle =
+        (!list.ok || list.held.length === 0) &&
+        ledger.retryable(incidentId).length === 0 &&
+        ledger.unresolved(incidentId).length === 0;
+      if (idle) break;
       if (Date.now() + roundBackoffMs(round) > ctx.deadline) break;
       await sleep(roundBackoffMs(round));
       await readBackDue();
@@ -208,12 +216,17 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
     await readBackDue();
     list = await listHeld(deps, agentId, onlyPayee, callOpts);
     if (!list.ok) steps.push(failedRead('verify_no_held_escrows', agentId, list.error, clock.now()));
+    for (const e of list.ok ? list.held : []) {
+      if (!seen.has(e.id)) creating = true;
+      seen.add(e.id);
+    }
   }
 
-  if (rounds > 0) {
-    // The gateway checks the freeze before it writes a new escrow, in another database, a few awaits later:
-    // a create that passed the check just before our last refreeze can land after the read above. Read
-    // once more after it has had time to, so the exposure we report is not one short.
+  if (creating) {
+    // The agent was creating escrows in our refund windows. The gateway checks the freeze before it writes
+    // a new escrow, in another database, a few awaits later: a create that passed the check just before our
+    // last refreeze can land after the read above. Read once more after it has had time to, so the exposure
+    // we report is not one short.
     await sleep(SETTLE_MS);
     list = await listHeld(deps, agentId, onlyPayee, callOpts);
     if (!list.ok) steps.push(failedRead('verify_no_held_escrows', agentId, list.error, clock.now()));
