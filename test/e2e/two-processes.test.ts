@@ -1,0 +1,90 @@
+/**
+ * Two server processes on one data dir, each asked to contain the same agent at the same moment, ten
+ * times: one set of gateway actions every time (one freeze to start, each escrow cancelled once, counted
+ * from the sandbox's own request log), one incident, and the other process answers with that incident,
+ * never an error.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSandbox, spawnServer } from '../helpers/spawn.js';
+
+const TRIALS = 10;
+const children: ChildProcess[] = [];
+const dataDir = mkdtempSync(join(tmpdir(), 'aim-two-'));
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+interface Logged {
+  seq: number;
+  method: string;
+  path: string;
+  status: number;
+}
+
+describe('two processes, one store', () => {
+  it(`${TRIALS} trials: one set of gateway actions, one incident, no error`, async () => {
+    const sb = await spawnSandbox(
+      ['--agents', String(TRIALS), '--latency-ms', '20', '--time-scale', '0', '--seed', '4'],
+      children,
+    );
+    const one = spawnServer(sb.info, dataDir, children);
+    const two = spawnServer(sb.info, dataDir, children);
+    await Promise.all([one.ready, two.ready]);
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const agent = sb.info.fleet[trial] as string;
+      const s = await sb.control('/scenarios', {
+        method: 'POST',
+        body: JSON.stringify({
+          scenario: 'runaway_spending',
+          agent_id: agent,
+          rate_per_min: 30,
+          amount: 150,
+        }),
+      });
+      await sb.control('/clock/advance', { method: 'POST', body: JSON.stringify({ ms: 2 * 60_000 }) });
+      await sb.control(`/scenarios/${s.id as string}`, { method: 'DELETE' });
+      const before = await sb.control(`/agents/${agent}`);
+      const since = ((await sb.control('/requests')).requests as Logged[]).at(-1)?.seq ?? 0;
+
+      const call = (srv: typeof one) =>
+        srv.rpc('tools/call', {
+          name: 'contain_agent',
+          arguments: { agent_id: agent, reason: `trial ${trial}` },
+        });
+      const answers = (await Promise.all([call(one), call(two)])) as {
+        result?: { isError?: boolean; structuredContent?: Record<string, unknown> };
+      }[];
+      const context = `trial ${trial}`;
+      for (const a of answers) expect(a.result?.isError ?? false, context).toBe(false);
+      const [a, b] = answers.map((x) => x.result?.structuredContent as Record<string, unknown>);
+      expect(a?.incident_id, context).toBe(b?.incident_id);
+      expect([a?.existing, b?.existing].filter((x) => x === false).length, context).toBe(1);
+
+      const log = ((await sb.control(`/requests?since=${since}`)).requests as Logged[]).filter(
+        (r) => (r.method === 'POST' && r.path.includes(agent)) || /\/escrows\/[^/]+\/cancel$/.test(r.path),
+      );
+      const freezes = log.filter((r) => r.path.endsWith(`/${agent}/freeze`));
+      const unfreezes = log.filter((r) => r.path.endsWith(`/${agent}/unfreeze`));
+      const cancels = log.filter((r) => r.path.endsWith('/cancel'));
+      const perEscrow = new Map<string, number>();
+      for (const c of cancels) perEscrow.set(c.path, (perEscrow.get(c.path) ?? 0) + 1);
+      expect(Math.max(...perEscrow.values()), context).toBe(1);
+      expect(perEscrow.size, context).toBe(before.held_escrows);
+      // One containment: a first freeze and one refund window (open, close).
+      expect(unfreezes.length, context).toBe(1);
+      expect(freezes.length, context).toBe(2);
+      const after = await sb.control(`/agents/${agent}`);
+      expect(after, context).toMatchObject({ frozen: true, held_escrows: 0, double_refunds: 0 });
+    }
+    one.child.stdin!.end();
+    two.child.stdin!.end();
+    await Promise.all([once(one.child, 'exit'), once(two.child, 'exit')]);
+    sb.child.kill('SIGTERM');
+  }, 180_000);
+});
