@@ -119,6 +119,27 @@ describe('containment, money-exact', () => {
     expectTruth(sandbox, agent, r);
   });
 
+  it('never cancels an escrow twice when a later read still lists one it already refunded (stale page)', async () => {
+    const { sandbox, proxy, agent } = await world(40);
+    let firstPage: unknown[] | undefined;
+    proxy.intercept = async (c, res, forward) => {
+      if (c.method !== 'GET' || c.path !== '/v1/payments/escrows') return false;
+      const u = await forward();
+      const body = JSON.parse(u.text) as { escrows: unknown[]; count: number };
+      if (!firstPage) firstPage = body.escrows;
+      else body.escrows = [...body.escrows, ...firstPage.slice(0, 3)];
+      body.count = body.escrows.length;
+      res.writeHead(u.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+      return true;
+    };
+    const { app } = await engine(sandbox, proxy.url);
+    const r = await app.ops.contain({ agent_id: agent, reason: 'stale page' });
+    expect(Math.max(...cancelsPerEscrow(proxy).values())).toBe(1);
+    expect(r.escrows_cancelled).toBe(40);
+    expectTruth(sandbox, agent, { ...r, exposure: { ...r.exposure, held_escrows: null } });
+  });
+
   it.each([1, 2, 3, 4, 5])(
     'through 5xx on 1 request in 10, resets and 3–5 s stalls, seed %i: frozen and nothing held, or exposure stated; totals exact',
     async (seed) => {
