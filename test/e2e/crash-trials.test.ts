@@ -32,17 +32,7 @@ describe('kill -9 at random points', () => {
     const killedAt: number[] = [];
     for (let trial = 0; trial < TRIALS; trial++) {
       const agent = sb.info.fleet[trial] as string;
-      const started = await sb.control('/scenarios', {
-        method: 'POST',
-        body: JSON.stringify({
-          scenario: 'runaway_spending',
-          agent_id: agent,
-          rate_per_min: 30,
-          amount: 150,
-        }),
-      });
-      await sb.control('/clock/advance', { method: 'POST', body: JSON.stringify({ ms: 3 * 60_000 }) });
-      await sb.control(`/scenarios/${started.id as string}`, { method: 'DELETE' });
+      await sb.runaway(agent, 3);
       // The agent's own traffic may have refunded escrows before: only what happens from here is ours.
       const before = await sb.control(`/agents/${agent}`);
 

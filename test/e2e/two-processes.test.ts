@@ -38,17 +38,7 @@ describe('two processes, one store', () => {
     await Promise.all([one.ready, two.ready]);
     for (let trial = 0; trial < TRIALS; trial++) {
       const agent = sb.info.fleet[trial] as string;
-      const s = await sb.control('/scenarios', {
-        method: 'POST',
-        body: JSON.stringify({
-          scenario: 'runaway_spending',
-          agent_id: agent,
-          rate_per_min: 30,
-          amount: 150,
-        }),
-      });
-      await sb.control('/clock/advance', { method: 'POST', body: JSON.stringify({ ms: 2 * 60_000 }) });
-      await sb.control(`/scenarios/${s.id as string}`, { method: 'DELETE' });
+      await sb.runaway(agent, 2);
       const before = await sb.control(`/agents/${agent}`);
       const since = ((await sb.control('/requests')).requests as Logged[]).at(-1)?.seq ?? 0;
 

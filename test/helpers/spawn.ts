@@ -19,6 +19,8 @@ export interface SpawnedSandbox {
   info: SandboxInfo;
   child: ChildProcess;
   control(path: string, init?: RequestInit): Promise<Record<string, unknown>>;
+  /** Runs a runaway loop ($150 at 30 a minute) on `agent` for `minutes` of sandbox time, then stops it. */
+  runaway(agent: string, minutes: number): Promise<void>;
 }
 
 export async function spawnSandbox(args: string[], children: ChildProcess[]): Promise<SpawnedSandbox> {
@@ -33,7 +35,15 @@ export async function spawnSandbox(args: string[], children: ChildProcess[]): Pr
       ...init,
       headers: { authorization: `Bearer ${info.control_token}`, 'content-type': 'application/json' },
     }).then((r) => r.json() as Promise<Record<string, unknown>>);
-  return { info, child, control };
+  const runaway = async (agent: string, minutes: number) => {
+    const s = await control('/scenarios', {
+      method: 'POST',
+      body: JSON.stringify({ scenario: 'runaway_spending', agent_id: agent, rate_per_min: 30, amount: 150 }),
+    });
+    await control('/clock/advance', { method: 'POST', body: JSON.stringify({ ms: minutes * 60_000 }) });
+    await control(`/scenarios/${s.id as string}`, { method: 'DELETE' });
+  };
+  return { info, child, control, runaway };
 }
 
 export interface SpawnedServer {
