@@ -28,6 +28,7 @@ export async function spawnSandbox(args: string[], children: ChildProcess[]): Pr
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
+  drainStderr(child);
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
   const info = JSON.parse(line) as SandboxInfo;
   const control = (path: string, init: RequestInit = {}) =>
@@ -44,6 +45,14 @@ export async function spawnSandbox(args: string[], children: ChildProcess[]): Pr
     await control(`/scenarios/${s.id as string}`, { method: 'DELETE' });
   };
   return { info, child, control, runaway };
+}
+
+/**
+ * Reads a child's stderr as it comes. A pipe nobody reads fills (64 KiB) and then blocks the child on its
+ * next log line: a server that logs enough warnings would hang mid-call.
+ */
+function drainStderr(child: ChildProcess): void {
+  child.stderr?.on('data', () => undefined);
 }
 
 export interface SpawnedServer {
@@ -73,6 +82,7 @@ export function spawnServer(
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   children.push(child);
+  drainStderr(child);
   const waiters = new Map<number, (m: Record<string, unknown>) => void>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const msg = JSON.parse(line) as Record<string, unknown>;
