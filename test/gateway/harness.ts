@@ -65,6 +65,11 @@ export function buildRootfs(): string {
   return path;
 }
 
+/** setpriv arguments that run a command in the rootfs, killed with the test process. */
+function inRootfs(rootfs: string, srcRoot: string, dataDir: string): string[] {
+  return ['--pdeathsig', 'KILL', '--', join(SCRIPTS, 'run-in-rootfs.sh'), rootfs, srcRoot, dataDir, '--'];
+}
+
 export interface RealGateway {
   url: string;
   port: number;
@@ -176,14 +181,7 @@ export async function startGateway(opts: {
   const child = spawn(
     'setpriv',
     [
-      '--pdeathsig',
-      'KILL',
-      '--',
-      join(SCRIPTS, 'run-in-rootfs.sh'),
-      opts.rootfs,
-      srcRoot,
-      dataDir,
-      '--',
+      ...inRootfs(opts.rootfs, srcRoot, dataDir),
       'python3',
       '-m',
       'uvicorn',
@@ -266,18 +264,7 @@ export async function startGateway(opts: {
     runTool(script, stdin) {
       const r = spawnSync(
         'setpriv',
-        [
-          '--pdeathsig',
-          'KILL',
-          '--',
-          join(SCRIPTS, 'run-in-rootfs.sh'),
-          opts.rootfs,
-          srcRoot,
-          dataDir,
-          '--',
-          'python3',
-          `/run/aim/tools/${script}`,
-        ],
+        [...inRootfs(opts.rootfs, srcRoot, dataDir), 'python3', `/run/aim/tools/${script}`],
         { input: stdin, encoding: 'utf8', timeout: 60_000 },
       );
       if (r.status !== 0)
