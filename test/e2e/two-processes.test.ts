@@ -27,16 +27,15 @@ interface Logged {
   status: number;
 }
 
-// Skipped: it hangs intermittently (2 of ~7 runs, both inside a full suite run): one contain_agent call
-// never answers. Passes 10/10 trials when it answers. Open defect, see the issue 7 closing note.
-describe.skip('two processes, one store', () => {
+describe('two processes, one store', () => {
   it(`${TRIALS} trials: one set of gateway actions, one incident, no error`, async () => {
     const sb = await spawnSandbox(
       ['--agents', String(TRIALS), '--latency-ms', '20', '--time-scale', '0', '--seed', '4'],
       children,
     );
-    const one = spawnServer(sb.info, dataDir, children);
-    const two = spawnServer(sb.info, dataDir, children);
+    const env = { INCIDENT_LOG_LEVEL: 'info' };
+    const one = spawnServer(sb.info, dataDir, children, env);
+    const two = spawnServer(sb.info, dataDir, children, env);
     await Promise.all([one.ready, two.ready]);
     for (let trial = 0; trial < TRIALS; trial++) {
       const agent = sb.info.fleet[trial] as string;
@@ -53,7 +52,10 @@ describe.skip('two processes, one store', () => {
         result?: { isError?: boolean; structuredContent?: Record<string, unknown> };
       }[];
       const context = `trial ${trial}`;
-      for (const a of answers) expect(a.result?.isError ?? false, context).toBe(false);
+      for (const a of answers) {
+        expect(a.result, `${context}: ${JSON.stringify(a).slice(0, 8_000)}`).toBeDefined();
+        expect(a.result?.isError ?? false, context).toBe(false);
+      }
       const [a, b] = answers.map((x) => x.result?.structuredContent as Record<string, unknown>);
       expect(a?.incident_id, context).toBe(b?.incident_id);
       expect([a?.existing, b?.existing].filter((x) => x === false).length, context).toBe(1);

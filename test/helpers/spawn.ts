@@ -51,14 +51,21 @@ export async function spawnSandbox(args: string[], children: ChildProcess[]): Pr
  * Reads a child's stderr as it comes. A pipe nobody reads fills (64 KiB) and then blocks the child on its
  * next log line: a server that logs enough warnings would hang mid-call.
  */
-function drainStderr(child: ChildProcess): void {
-  child.stderr?.on('data', () => undefined);
+function drainStderr(child: ChildProcess): () => string {
+  let tail = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    tail = (tail + chunk.toString()).slice(-8_000);
+  });
+  return () => tail;
 }
 
 export interface SpawnedServer {
   child: ChildProcess;
-  rpc(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** Rejects after `timeoutMs` (default 60 s) with the server's recent stderr, so a hang names itself. */
+  rpc(method: string, params?: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>>;
   ready: Promise<void>;
+  /** The last 8 KB the server wrote to stderr. */
+  stderr(): string;
 }
 
 export function spawnServer(
@@ -82,17 +89,28 @@ export function spawnServer(
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   children.push(child);
-  drainStderr(child);
+  const stderr = drainStderr(child);
   const waiters = new Map<number, (m: Record<string, unknown>) => void>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const msg = JSON.parse(line) as Record<string, unknown>;
     if (typeof msg.id === 'number') waiters.get(msg.id)?.(msg);
   });
+  child.on('exit', (code, signal) => {
+    for (const [n, w] of [...waiters]) w({ id: n, exited: { code, signal }, stderr: stderr() });
+  });
   let id = 0;
-  const rpc = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<Record<string, unknown>>((resolve) => {
+  const rpc = (method: string, params: Record<string, unknown> = {}, timeoutMs = 60_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
       const n = ++id;
-      waiters.set(n, resolve);
+      const timer = setTimeout(() => {
+        waiters.delete(n);
+        reject(new Error(`${method} #${n} (pid ${child.pid}) got no answer in ${timeoutMs} ms; stderr:\n${stderr()}`));
+      }, timeoutMs);
+      waiters.set(n, (m) => {
+        clearTimeout(timer);
+        waiters.delete(n);
+        resolve(m);
+      });
       child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', id: n, method, params })}\n`);
     });
   const ready = rpc('initialize', {
@@ -102,5 +120,5 @@ export function spawnServer(
   }).then(() => {
     child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
   });
-  return { child, rpc, ready };
+  return { child, rpc, ready, stderr };
 }
