@@ -2,10 +2,18 @@
  * detectAgent: every per-agent signal over one poll's observation, plus the state to persist.
  */
 import { anomaly, priorityLevel } from './anomaly.js';
-import { learnIntervals, pruneFees, recordFees } from './baseline.js';
+import {
+  learnCancels,
+  learnIntervals,
+  learnPayees,
+  noteHistory,
+  pruneFees,
+  recordFees,
+  settlePeaks,
+} from './baseline.js';
 import { budgetSignals } from './budget.js';
 import { escrowBurst, escrowExploitation } from './escrow.js';
-import { identityCheck } from './identity.js';
+import { identityCheck, strangerSpending } from './identity.js';
 import { reputationDrift } from './reputation.js';
 import { costAnomaly } from './spend.js';
 import { restoreState } from './state.js';
@@ -99,12 +107,14 @@ function escrowSignals(
   // agent's own refunded loop re-triggers escrow_exploitation and cost_anomaly while it recovers.
   const ours = new Set(Array.isArray(obs.cancelled_by_us) ? obs.cancelled_by_us : []);
   const paid = escrows.filter((e) => e.payer === id && !(ours.has(e.id) && e.status !== 'settled'));
+  noteHistory(state, at, escrows);
   learnIntervals(state, at, paid, escrows, t);
+  learnCancels(state, at, paid, escrows, t);
   const burst = escrowBurst(id, at, paid, state, t);
   // A retry loop to one payee also has "more than 10 escrows to the same payee"; the burst explains
   // it, and its runbook cancels everything, so that payee is not also called an exploiter.
   const loopPayee = typeof burst?.details.top_payee === 'string' ? burst.details.top_payee : null;
-  const exploit = escrowExploitation(id, at, paid, t, loopPayee);
+  const exploit = escrowExploitation(id, at, paid, state, t, loopPayee);
   let cost = costAnomaly(id, at, paid, state, t);
   // Spend that is mostly the exploitation pattern is that pattern's to answer (runbook 2 freezes the
   // payer and cancels only the suspect payee's escrows); the cost anomaly stays as a warning beside it.
@@ -118,7 +128,11 @@ function escrowSignals(
       ...cost.details,
       explained_by: 'escrow_exploitation',
     });
-  return [burst, exploit, cost].filter((a): a is Anomaly => a !== undefined);
+  // A loop explains strange spending too: the burst's runbook already contains it.
+  const stranger = burst ? undefined : strangerSpending(id, at, paid, state, t);
+  learnPayees(state, at - t.new_payee_window_ms, paid);
+  settlePeaks(state, t, at, Boolean(burst || exploit || stranger || cost?.severity === 'critical'));
+  return [burst, exploit, cost, stranger].filter((a): a is Anomaly => a !== undefined);
 }
 
 function blindCheck(id: string, at: number, f: AgentObservation['failures'][number]): Anomaly {

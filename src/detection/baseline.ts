@@ -12,12 +12,16 @@
  * poll seeds the baseline from the agent's history, and a poll after a blind spell catches up on it,
  * incident included. An EWMA would learn such a catch-up whole.
  */
+import { largestGroup, largestRepeat } from './groups.js';
 import type { Thresholds } from './thresholds.js';
 import {
   type AgentDetectionState,
   type EscrowObservation,
   type FeeSample,
+  MAX_ALARM_SPANS,
   MAX_FEE_SAMPLES,
+  MAX_KNOWN_PAYEES,
+  type PeakName,
 } from './types.js';
 
 /** A fee delta over a longer gap than this is not attributed to any interval (it would be a fake spike). */
@@ -138,19 +142,29 @@ export function learnIntervals(
   const principal = new Array<number>(n).fill(0);
   const counts = new Array<number>(n).fill(0);
   const amounts: number[][] = Array.from({ length: n }, () => []);
+  const members: EscrowObservation[][] = Array.from({ length: n }, () => []);
   for (const e of paid) {
     if (e.created_at <= start || e.created_at > learnEnd) continue;
     const k = Math.ceil((e.created_at - start) / w) - 1;
     principal[k]! += e.amount;
     counts[k]!++;
     amounts[k]!.push(e.amount);
+    members[k]!.push(e);
   }
   const spend = principal.map((p, k) =>
     Math.round(p + feesWithin(s.fees.samples, start + k * w, start + (k + 1) * w)),
   );
+  const repeats = members.map((m) => largestRepeat(m).set.length);
+  const payees = members.map((m) => largestGroup(m, (e) => e.payee).length);
   const iv = s.intervals;
-  iv.spend = [...iv.spend, ...spend].slice(-t.baseline_intervals);
-  iv.count = [...iv.count, ...counts].slice(-t.baseline_intervals);
+  const keep = t.baseline_intervals;
+  const len = iv.count.length;
+  iv.repeat = [...alignedTo(iv.repeat, len), ...repeats].slice(-keep);
+  iv.payee = [...alignedTo(iv.payee, len), ...payees].slice(-keep);
+  const flags = Array.from({ length: n }, (_, k) => (inAlarm(s, start + k * w, w) ? 1 : 0));
+  iv.flagged = [...alignedTo(iv.flagged, len), ...flags].slice(-keep);
+  iv.spend = [...iv.spend, ...spend].slice(-keep);
+  iv.count = [...iv.count, ...counts].slice(-keep);
   iv.learned_until = learnEnd;
   // Typical escrow size, from intervals the updated baseline calls normal: a loop's escrows are not typical.
   const th = spendThreshold(s, t);
@@ -175,4 +189,182 @@ export function median(xs: readonly number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The agent's own peaks, from learned intervals that end by `before` and no alarm flagged. */
+export interface OwnPeaks {
+  /** Escrows created in one interval (`spend_window_ms`), and in six consecutive ones. */
+  count: number;
+  count6: number;
+  /** The largest retry-shaped group in one interval. */
+  repeat: number;
+  /** Most escrows to one payee in one interval, and in twelve consecutive ones (an upper bound). */
+  payee: number;
+  payee12: number;
+  /** The most spent in one interval, cents. */
+  spend: number;
+  /** Intervals behind these figures; 0 means no history at all. */
+  intervals: number;
+}
+
+/**
+ * Peaks over the learned intervals ending by `before` that no alarm flagged, and the remembered peaks
+ * of the last `peak_memory_ms` (a weekly payout run outlives the 24 h of intervals). Null without history.
+ */
+export function ownPeaks(
+  s: AgentDetectionState,
+  t: Thresholds,
+  at: number,
+  before = Number.POSITIVE_INFINITY,
+): OwnPeaks | null {
+  const iv = s.intervals;
+  let n = iv.count.length;
+  if (iv.learned_until !== null && iv.learned_until > before)
+    n = Math.max(0, n - Math.ceil((iv.learned_until - before) / t.spend_window_ms));
+  const tail = (xs: number[] | undefined) => alignedTo(xs, iv.count.length).slice(0, n);
+  const flagged = tail(iv.flagged);
+  const ok = (xs: number[]) => xs.map((x, i) => (flagged[i] ? 0 : x));
+  const count = ok(tail(iv.count));
+  const repeat = ok(tail(iv.repeat));
+  const payee = ok(tail(iv.payee));
+  const spend = ok(tail(iv.spend));
+  const remembered = (name: PeakName) => {
+    const p = s.peaks?.[name];
+    return p && at - p.at <= t.peak_memory_ms ? p.v : 0;
+  };
+  if (n === 0 && !s.peaks) return null;
+  const count6 = Math.max(rolling(count, 6), remembered('count'));
+  return {
+    count: Math.max(maxOf(count), remembered('count')),
+    count6,
+    repeat: Math.max(maxOf(repeat), remembered('repeat')),
+    payee: Math.max(maxOf(payee), remembered('payee')),
+    payee12: Math.max(rolling(payee, 12), remembered('payee')),
+    spend: Math.max(maxOf(spend), remembered('spend')),
+    intervals: n,
+  };
+}
+
+/** A per-interval series aligned with `count` (`len` long, newest last): zeros where older states lack it. */
+function alignedTo(xs: readonly number[] | undefined, len: number): number[] {
+  const have = (xs ?? []).slice(Math.max(0, (xs?.length ?? 0) - len));
+  return [...new Array<number>(len - have.length).fill(0), ...have];
+}
+
+const maxOf = (xs: readonly number[]) => xs.reduce((m, x) => Math.max(m, x), 0);
+
+/** The largest sum of `k` consecutive values (of all of them when there are fewer). */
+function rolling(xs: readonly number[], k: number): number {
+  let sum = 0;
+  let best = 0;
+  for (let i = 0; i < xs.length; i++) {
+    sum += xs[i]!;
+    if (i >= k) sum -= xs[i - k]!;
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+/**
+ * After a poll that raised a critical escrow or spend alarm: the span it judged (the long burst window) is
+ * remembered, and every interval overlapping it, learned now or later, is flagged, so the incident never
+ * becomes the agent's own peak. Otherwise the unflagged peaks are remembered past the 24 h of intervals.
+ */
+export function settlePeaks(s: AgentDetectionState, t: Thresholds, at: number, alarmed: boolean): void {
+  const iv = s.intervals;
+  if (alarmed) {
+    const from = at - t.escrow_burst_long_window_ms;
+    const keepAfter = at - t.baseline_intervals * t.spend_window_ms;
+    s.alarms = [...(s.alarms ?? []).filter(([, to]) => to > keepAfter), [from, at] as [number, number]].slice(
+      -MAX_ALARM_SPANS,
+    );
+    if (iv.learned_until !== null) {
+      const flagged = alignedTo(iv.flagged, iv.count.length);
+      const w = t.spend_window_ms;
+      for (let i = 0; i < flagged.length; i++) {
+        const end = iv.learned_until - (flagged.length - 1 - i) * w;
+        if (end > from) flagged[i] = 1;
+      }
+      iv.flagged = flagged;
+    }
+    return;
+  }
+  const p = ownPeaks(s, t, at);
+  if (!p || p.intervals === 0) return;
+  s.peaks ??= {};
+  const peaks = s.peaks;
+  for (const [name, v] of [
+    ['count', p.count],
+    ['repeat', p.repeat],
+    ['payee', p.payee],
+    ['spend', p.spend],
+  ] as const) {
+    const cur = peaks[name];
+    if (!cur || at - cur.at > t.peak_memory_ms || v >= cur.v) peaks[name] = { v, at };
+  }
+}
+
+/** Whether the interval (start, start + w] overlaps a remembered alarm span. */
+function inAlarm(s: AgentDetectionState, start: number, w: number): boolean {
+  return (s.alarms ?? []).some(([from, to]) => start < to && start + w > from);
+}
+
+/**
+ * Remembers the payees this agent paid before `cutoff` (bounded; the trailing window is judged against
+ * them, so it is not learned yet).
+ */
+export function learnPayees(
+  s: AgentDetectionState,
+  cutoff: number,
+  paid: readonly EscrowObservation[],
+): void {
+  const known = new Set(s.payees ?? []);
+  for (const e of [...paid].sort((a, b) => a.created_at - b.created_at)) {
+    if (e.created_at > cutoff) break;
+    known.delete(e.payee);
+    known.add(e.payee);
+  }
+  s.payees = [...known].slice(-MAX_KNOWN_PAYEES);
+}
+
+/** How far back this agent's history is known: its first poll, or the oldest escrow any poll listed. */
+export function noteHistory(s: AgentDetectionState, at: number, all: readonly EscrowObservation[]): void {
+  const oldest = all.reduce((m, e) => Math.min(m, e.created_at), at);
+  s.known_since = Math.min(s.known_since ?? at, oldest);
+}
+
+/**
+ * Learns the agent's own cancellation rate from escrows old enough to be decided (created more than
+ * `cancel_window_ms` ago), decayed so a day's behaviour dominates. Counts each closed interval once.
+ */
+export function learnCancels(
+  s: AgentDetectionState,
+  at: number,
+  paid: readonly EscrowObservation[],
+  all: readonly EscrowObservation[],
+  t: Thresholds,
+): void {
+  s.cancels ??= { decided: 0, cancelled: 0, learned_until: null };
+  const c = s.cancels;
+  const w = t.spend_window_ms;
+  const end = Math.floor((at - t.cancel_window_ms) / w) * w;
+  const oldest = all.reduce((m, e) => Math.min(m, e.created_at), Number.POSITIVE_INFINITY);
+  // The first poll learns from as much decided history as the list holds (at most a baseline's span).
+  let from = c.learned_until ?? end - t.baseline_intervals * w;
+  if (Number.isFinite(oldest)) from = Math.max(from, oldest);
+  if (end <= from) {
+    c.learned_until = Math.max(c.learned_until ?? end, end);
+    return;
+  }
+  const decay = 0.998 ** Math.round((end - from) / w);
+  let decided = 0;
+  let cancelled = 0;
+  for (const e of paid)
+    if (e.created_at > from && e.created_at <= end && (e.status === 'settled' || e.status === 'refunded')) {
+      decided++;
+      if (e.status === 'refunded') cancelled++;
+    }
+  c.decided = c.decided * decay + decided;
+  c.cancelled = c.cancelled * decay + cancelled;
+  c.learned_until = end;
 }

@@ -1,18 +1,24 @@
 /**
  * Escrow signals, read from one poll's escrow list: creation times, payees, amounts and statuses.
  *
- * escrow_burst (the retry loop: many escrows, each under every cap) needs no history. Two cold-start
- * rules, each counting the agent's held escrows as payer created in the last `escrow_burst_window_ms`:
- *   - rate:   ≥ `escrow_burst_min_count` (8) to any payees;
- *   - repeat: ≥ `escrow_burst_repeat_count` (5) to one payee of one amount, the retry's signature.
- * At 30 escrows a minute the repeat rule fires on the 5th escrow (8 s in); normal traffic (a few orders
- * an hour, varied amounts, released within minutes) never reaches either. Once the agent has a baseline,
- * each count must also be `escrow_burst_factor` × its own expected count in the window, so a busy agent
- * is judged against its own rate, not a quiet one's. A long window catches a loop first seen late.
- * Only held escrows count: a loop's escrows stay held, and containment's cancellations end the burst.
+ * escrow_burst (the retry loop: many escrows, each under every cap). Three rules over the agent's held
+ * escrows as payer, each judged against a floor (the thresholds, for an agent with no history) and, once
+ * the agent has history, `escrow_burst_factor` × its own peak for that window (baseline.ts ownPeaks):
+ *   - repeat: ≥ `escrow_burst_repeat_count` (5) of about one amount (±12 %) to one payee, or rotating over
+ *     a few payees, within `escrow_burst_window_ms` (2 min). The retry's signature: at 30/min it fires on
+ *     the 5th escrow (8 s in). Legitimate batches, payouts and busy agents vary payees or amounts.
+ *   - rate: ≥ `escrow_burst_min_count` (25) to any payees within `escrow_burst_rate_window_ms` (5 min):
+ *     above the largest legitimate purchase batch (20 in 2–4 min), which no quiet agent's bar allows.
+ *   - long_window: ≥ `escrow_burst_long_min_count` (45) within `escrow_burst_long_window_ms` (30 min):
+ *     a slow loop, or one first seen late, after a blind spell.
+ * A busy agent or a payout run raises its own bar through its peaks; intervals of a poll that alarmed
+ * are never learned as peaks, and a window is judged only against intervals ending before it starts, so
+ * a loop cannot vouch for itself. Only held escrows count: a loop's escrows stay held, and containment's
+ * cancellations end the burst.
  */
 import { anomaly, dollars, idList } from './anomaly.js';
-import { creationRatePerMs } from './baseline.js';
+import { type OwnPeaks, ownPeaks } from './baseline.js';
+import { densest, groupBy, largestGroup, largestRepeat, newestFirst } from './groups.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation } from './types.js';
 
@@ -27,27 +33,56 @@ export function escrowBurst(
   s: AgentDetectionState,
   t: Thresholds,
 ): Anomaly | undefined {
-  // Each window is judged against the agent's rate from before that window, never from inside it.
-  const rateBefore = (windowMs: number) => creationRatePerMs(s, t, at - windowMs);
-  const need = (floor: number, windowMs: number) => {
-    const ratePerMs = rateBefore(windowMs);
-    return Math.max(floor, ratePerMs === null ? 0 : Math.ceil(t.escrow_burst_factor * ratePerMs * windowMs));
-  };
+  // Windows are judged wherever they end after the previous poll (a catch-up after a blind spell judges the
+  // whole unseen stretch), against peaks from intervals that end a long window before that poll: intervals
+  // learned in a catch-up were never judged live, and a loop must not become its own bar.
+  // The first poll judges the last long window of the list it was given.
+  const last = Math.min(at, s.last_at ?? at - t.escrow_burst_long_window_ms);
+  const peaks = ownPeaks(s, t, at, last - t.escrow_burst_long_window_ms);
+  const bar = (floor: number, own: number | undefined) =>
+    Math.max(floor, own === undefined ? 0 : Math.floor(t.escrow_burst_factor * own) + 1);
   const held = paid.filter((e) => e.status === 'held');
-  const short = held.filter((e) => e.created_at > at - t.escrow_burst_window_ms);
-  const long = held.filter((e) => e.created_at > at - t.escrow_burst_long_window_ms);
-  const repeat = largestGroup(short, (e) => `${e.payee}\u0000${e.amount}`);
+  const since = (ms: number) => held.filter((e) => e.created_at > last - ms);
+  const endsAfter = s.last_at ?? Number.NEGATIVE_INFINITY;
 
-  let hit: { rule: Rule; set: EscrowObservation[]; windowMs: number; threshold: number } | undefined;
-  const rateNeed = need(t.escrow_burst_min_count, t.escrow_burst_window_ms);
-  const repeatNeed = need(t.escrow_burst_repeat_count, t.escrow_burst_window_ms);
-  const longNeed = need(t.escrow_burst_long_min_count, t.escrow_burst_long_window_ms);
-  if (short.length >= rateNeed)
-    hit = { rule: 'rate', set: short, windowMs: t.escrow_burst_window_ms, threshold: rateNeed };
-  else if (repeat.length >= repeatNeed)
-    hit = { rule: 'repeat', set: repeat, windowMs: t.escrow_burst_window_ms, threshold: repeatNeed };
+  const repeat = largestRepeat(since(t.escrow_burst_window_ms));
+  const repeatSet = densest(repeat.set, t.escrow_burst_window_ms, endsAfter);
+  const rate = densest(since(t.escrow_burst_rate_window_ms), t.escrow_burst_rate_window_ms, endsAfter);
+  const long = densest(since(t.escrow_burst_long_window_ms), t.escrow_burst_long_window_ms, endsAfter);
+  const [pShort, pRate, pLong] = [peaks, peaks, peaks];
+  // Peaks are per interval (5 min) or six of them; the short windows compare against the whole interval's
+  // peak, which only makes the bar higher.
+  const repeatNeed = bar(t.escrow_burst_repeat_count, pShort?.repeat);
+  const rateNeed = bar(t.escrow_burst_min_count, pRate?.count);
+  const longNeed = bar(t.escrow_burst_long_min_count, pLong?.count6);
+
+  let hit:
+    | { rule: Rule; set: EscrowObservation[]; windowMs: number; threshold: number; peaks: OwnPeaks | null }
+    | undefined;
+  if (repeatSet.length >= repeatNeed)
+    hit = {
+      rule: 'repeat',
+      set: repeatSet,
+      windowMs: t.escrow_burst_window_ms,
+      threshold: repeatNeed,
+      peaks: pShort,
+    };
+  else if (rate.length >= rateNeed)
+    hit = {
+      rule: 'rate',
+      set: rate,
+      windowMs: t.escrow_burst_rate_window_ms,
+      threshold: rateNeed,
+      peaks: pRate,
+    };
   else if (long.length >= longNeed)
-    hit = { rule: 'long_window', set: long, windowMs: t.escrow_burst_long_window_ms, threshold: longNeed };
+    hit = {
+      rule: 'long_window',
+      set: long,
+      windowMs: t.escrow_burst_long_window_ms,
+      threshold: longNeed,
+      peaks: pLong,
+    };
   if (!hit) return undefined;
 
   const { set, windowMs } = hit;
@@ -66,26 +101,44 @@ export function escrowBurst(
       threshold_count: hit.threshold,
       window_ms: windowMs,
       rate_per_min: round2(perMin),
-      baseline_per_hour: baselinePerHour(rateBefore(windowMs)),
+      own_peak:
+        hit.peaks === null
+          ? null
+          : hit.rule === 'repeat'
+            ? hit.peaks.repeat
+            : hit.rule === 'rate'
+              ? hit.peaks.count
+              : hit.peaks.count6,
+      history_intervals: hit.peaks?.intervals ?? 0,
       amount_locked_cents: locked,
       top_payee: byPayee[0]?.payee ?? null,
       top_payee_count: byPayee.length,
-      ...(hit.rule === 'repeat' ? { repeat_amount_cents: set[0]?.amount } : {}),
+      ...(hit.rule === 'repeat'
+        ? {
+            repeat_kind: repeat.kind,
+            repeat_amount_cents: set[0]?.amount,
+            repeat_payees: [...new Set(set.map((e) => e.payee))].slice(0, 5),
+          }
+        : {}),
       ...idList(newestFirst(set).map((e) => e.id)),
     },
   );
 }
 
 /**
- * escrow_exploitation (P1), two rules over the agent's escrows as payer created within each window:
+ * escrow_exploitation (P1), over sliding windows of the agent's escrows as payer in the list (every
+ * window that ends after the previous poll, not only the one ending now):
  *   - same_payee: more than `exploitation_same_payee_count` escrows to one payee within
- *     `exploitation_window_ms` whose money actually went to that payee or is held for it (settled or
- *     held). A refund moved nothing to the payee, so refunded and expired escrows never count: otherwise
- *     a loop's escrows refunded by our containment would name their payee an exploiter.
+ *     `exploitation_window_ms` (5 min), or more than `exploitation_long_count` within
+ *     `exploitation_long_window_ms` (60 min, the sustained form just under the 5-minute bar), counting
+ *     escrows whose money went to that payee or is held for it (settled or held): a refund moved nothing
+ *     to the payee, so a loop refunded by our containment never names its payee an exploiter. With
+ *     history, the count must also exceed `escrow_burst_factor` × the agent's own peak to one payee.
  *   - cancel_rate: the payer cancelled more than `cancel_rate` of its decided escrows (settled or
- *     refunded) within `cancel_window_ms`, with at least `cancel_min_count` decided. Held escrows are not
- *     decided yet and do not dilute it. Judged by creation time and status only: the gateway's
- *     get_escrow rows carry no updated_at, and none is needed.
+ *     refunded) within `cancel_window_ms`, at least `cancel_min_count` decided, and the count is
+ *     improbable for this agent: the binomial tail given its own learned rate (a 15 % prior, worth 20
+ *     escrows, until it has history) is below `cancel_significance`. An agent that cancels 35 % of its
+ *     orders as a matter of course is judged against that.
  * The caller passes only the agent's own escrows: refunds made by our containment are left out
  * (observation `cancelled_by_us`). `loopPayee` is the payee of a burst already reported: the loop
  * explains it.
@@ -94,30 +147,55 @@ export function escrowExploitation(
   id: string,
   at: number,
   paid: readonly EscrowObservation[],
+  s: AgentDetectionState,
   t: Thresholds,
   loopPayee: string | null,
 ): Anomaly | undefined {
+  const since = s.last_at ?? Number.NEGATIVE_INFINITY;
   const moved = paid.filter(
     (e) =>
-      e.created_at > at - t.exploitation_window_ms &&
+      e.created_at > at - t.exploitation_long_window_ms &&
       (e.status === 'settled' || e.status === 'held') &&
       e.payee !== loopPayee,
   );
-  const farmed = largestGroup(moved, (e) => e.payee);
-  if (farmed.length > t.exploitation_same_payee_count) {
+  const own = ownPeaks(s, t, at, Math.min(at, s.last_at ?? at) - 2 * t.exploitation_long_window_ms);
+  const bar = (floor: number, peak: number | undefined) =>
+    Math.max(floor, peak === undefined ? 0 : Math.floor(t.escrow_burst_factor * peak));
+  const shortNeed = bar(t.exploitation_same_payee_count, own?.payee);
+  const longNeed = bar(t.exploitation_long_count, own?.payee12);
+  let found: { set: EscrowObservation[]; windowMs: number; threshold: number } | undefined;
+  for (const group of groupBy(moved, (e) => e.payee).values()) {
+    if (group.length <= shortNeed && group.length <= longNeed) continue;
+    const short = densest(group, t.exploitation_window_ms, since);
+    const long = densest(group, t.exploitation_long_window_ms, since);
+    const hit =
+      short.length > shortNeed
+        ? { set: short, windowMs: t.exploitation_window_ms, threshold: shortNeed }
+        : long.length > longNeed
+          ? { set: long, windowMs: t.exploitation_long_window_ms, threshold: longNeed }
+          : undefined;
+    if (hit && (!found || hit.set.length > found.set.length)) found = hit;
+  }
+  if (found) {
+    const farmed = found.set;
     const payee = farmed[0]!.payee;
     return anomaly(
       id,
       at,
       'escrow_exploitation',
       'critical',
-      `${id} sent or committed ${farmed.length} escrows to ${payee} within ${t.exploitation_window_ms / MIN} min`,
+      `${id} sent or committed ${farmed.length} escrows to ${payee} within ${found.windowMs / MIN} min`,
       {
         rule: 'same_payee',
         suspect_payee: payee,
         count: farmed.length,
-        threshold_count: t.exploitation_same_payee_count,
-        window_ms: t.exploitation_window_ms,
+        threshold_count: found.threshold,
+        window_ms: found.windowMs,
+        own_peak_to_one_payee: own
+          ? found.windowMs === t.exploitation_window_ms
+            ? own.payee
+            : own.payee12
+          : null,
         amount_cents: farmed.reduce((n, e) => n + e.amount, 0),
         settled_cents: farmed.filter((e) => e.status === 'settled').reduce((n, e) => n + e.amount, 0),
         statuses: countBy(farmed, (e) => String(e.status)),
@@ -125,13 +203,17 @@ export function escrowExploitation(
       },
     );
   }
-  return cancellationRate(id, at, paid, t);
+  return cancellationRate(id, at, paid, s, t);
 }
+
+/** The prior of the cancellation rate and its weight in escrows, before the agent's own history. */
+const CANCEL_PRIOR = { rate: 0.15, weight: 20 };
 
 function cancellationRate(
   id: string,
   at: number,
   paid: readonly EscrowObservation[],
+  s: AgentDetectionState,
   t: Thresholds,
 ): Anomaly | undefined {
   const decided = paid.filter(
@@ -140,18 +222,26 @@ function cancellationRate(
   const cancelled = decided.filter((e) => e.status === 'refunded');
   const rate = decided.length ? cancelled.length / decided.length : 0;
   if (decided.length < t.cancel_min_count || rate <= t.cancel_rate) return undefined;
+  const c = s.cancels;
+  const ownRate =
+    ((c?.cancelled ?? 0) + CANCEL_PRIOR.rate * CANCEL_PRIOR.weight) /
+    ((c?.decided ?? 0) + CANCEL_PRIOR.weight);
+  const p = binomialTail(decided.length, cancelled.length, Math.min(0.95, ownRate));
+  if (p >= t.cancel_significance) return undefined;
   const suspect = largestGroup(cancelled, (e) => e.payee)[0]?.payee ?? null;
   return anomaly(
     id,
     at,
     'escrow_exploitation',
     'critical',
-    `${id} cancelled ${cancelled.length} of ${decided.length} decided escrows within ${t.cancel_window_ms / MIN} min`,
+    `${id} cancelled ${cancelled.length} of ${decided.length} decided escrows within ${t.cancel_window_ms / MIN} min (its usual rate: ${Math.round(ownRate * 100)} %)`,
     {
       rule: 'cancel_rate',
       suspect_payee: suspect,
       cancel_rate: round2(rate),
       threshold_rate: t.cancel_rate,
+      own_rate: round2(ownRate),
+      p_value: Number(p.toPrecision(2)),
       cancelled: cancelled.length,
       decided: decided.length,
       window_ms: t.cancel_window_ms,
@@ -160,30 +250,22 @@ function cancellationRate(
   );
 }
 
-function baselinePerHour(ratePerMs: number | null): number | null {
-  return ratePerMs === null ? null : round2(ratePerMs * 60 * MIN);
-}
-
-/** The members of the largest group (ties: the group whose newest escrow is newest). */
-function largestGroup<T extends EscrowObservation>(items: readonly T[], key: (e: T) => string): T[] {
-  const groups = new Map<string, T[]>();
-  for (const e of items) {
-    const k = key(e);
-    const g = groups.get(k);
-    if (g) g.push(e);
-    else groups.set(k, [e]);
+/** P(X ≥ k) for X ~ Binomial(n, p), summed in log space (n is at most a few thousand). */
+export function binomialTail(n: number, k: number, p: number): number {
+  if (k <= 0) return 1;
+  if (p <= 0) return 0;
+  if (p >= 1) return 1;
+  const lp = Math.log(p);
+  const lq = Math.log1p(-p);
+  // log C(n, i) built up incrementally from i = 0.
+  let logC = 0;
+  let total = 0;
+  for (let i = 0; i <= n; i++) {
+    if (i > 0) logC += Math.log(n - i + 1) - Math.log(i);
+    if (i >= k) total += Math.exp(logC + i * lp + (n - i) * lq);
   }
-  let best: T[] = [];
-  for (const g of groups.values()) {
-    if (g.length > best.length || (g.length === best.length && newest(g) > newest(best))) best = g;
-  }
-  return best;
+  return Math.min(1, total);
 }
-
-const newest = (g: readonly EscrowObservation[]) =>
-  g.reduce((m, e) => Math.max(m, e.created_at), Number.NEGATIVE_INFINITY);
-
-const newestFirst = (g: readonly EscrowObservation[]) => [...g].sort((a, b) => b.created_at - a.created_at);
 
 function countBy<T>(items: readonly T[], key: (t: T) => string): Record<string, number> {
   const out: Record<string, number> = {};

@@ -4,8 +4,9 @@
  * key can overwrite its registered key (CONTRACT §10), so a changed key is treated as a breach until a
  * person says otherwise. Keys are compared as lower-case hex: the gateway stores what it was sent.
  */
-import { anomaly } from './anomaly.js';
-import type { AgentObservation, Anomaly } from './types.js';
+import { anomaly, dollars, idList } from './anomaly.js';
+import type { Thresholds } from './thresholds.js';
+import type { AgentDetectionState, AgentObservation, Anomaly, EscrowObservation } from './types.js';
 
 export function identityCheck(
   id: string,
@@ -39,4 +40,60 @@ export function identityCheck(
 
 export function normalizeKey(key: string): string {
   return key.trim().toLowerCase();
+}
+
+/**
+ * identity_compromise from behaviour: a stolen key spends where the agent never did. Fires when, within
+ * `new_payee_window_ms`, at least `new_payee_count` escrows as payer go to payees the agent never paid
+ * before that window, each above `new_payee_amount_multiple` × its typical escrow. Judged only once the
+ * agent's history is known (`cold_start_ms`, at least `new_payee_min_known` payees): a new agent has
+ * no "usual" to betray. This is what catches a key used without touching the identity record, or swapped
+ * before anyone pinned it, or swapped and restored between polls (the record keeps `created_at` on an
+ * overwrite, so the record itself shows nothing).
+ */
+export function strangerSpending(
+  id: string,
+  at: number,
+  paid: readonly EscrowObservation[],
+  s: AgentDetectionState,
+  t: Thresholds,
+): Anomaly | undefined {
+  const known = new Set(s.payees ?? []);
+  const typical = s.escrow_amount.mean;
+  if (
+    known.size < t.new_payee_min_known ||
+    s.escrow_amount.n < t.new_payee_min_known ||
+    s.known_since === null ||
+    s.known_since === undefined ||
+    at - s.known_since < t.cold_start_ms
+  )
+    return undefined;
+  const from = at - t.new_payee_window_ms;
+  const strange = paid.filter(
+    (e) =>
+      e.created_at > from &&
+      !known.has(e.payee) &&
+      e.amount > typical * t.new_payee_amount_multiple &&
+      e.status !== 'refunded',
+  );
+  if (strange.length < t.new_payee_count) return undefined;
+  const total = strange.reduce((n, e) => n + e.amount, 0);
+  return anomaly(
+    id,
+    at,
+    'identity_compromise',
+    'critical',
+    `${id} sent ${strange.length} escrows (${dollars(total)}) to payees it never paid, each over ${t.new_payee_amount_multiple}× its typical escrow`,
+    {
+      reason: 'stranger_spending',
+      count: strange.length,
+      threshold_count: t.new_payee_count,
+      window_ms: t.new_payee_window_ms,
+      new_payees: [...new Set(strange.map((e) => e.payee))].slice(0, 10),
+      amount_cents: total,
+      typical_escrow_cents: Math.round(typical),
+      known_payees: known.size,
+      ...idList(strange.map((e) => e.id)),
+    },
+  );
 }

@@ -1,10 +1,13 @@
 /**
  * cost_anomaly: spend in the trailing `spend_window_ms` against the agent's baseline (baseline.ts).
- * Warning above median + k·σ, critical above twice that. Silent until the baseline has
- * `min_baseline_samples` intervals; the burst rules cover the cold start.
+ * The threshold is median + k·σ, and never below the agent's own peak interval (unflagged, remembered
+ * `peak_memory_ms`): a batch buyer's daily batch or a weekly payout is its normal. Warning above the
+ * threshold, critical above twice that. Silent until the baseline has `min_baseline_samples` intervals,
+ * and at most a warning until `cold_start_ms` of the agent's history is known: a new agent's first
+ * batch is worth a look, not a freeze (the burst rules still see a loop from its first escrows).
  */
 import { anomaly, dollars } from './anomaly.js';
-import { feesWithin, spendThreshold } from './baseline.js';
+import { feesWithin, ownPeaks, spendThreshold } from './baseline.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation, Severity } from './types.js';
 
@@ -17,16 +20,19 @@ export function costAnomaly(
   s: AgentDetectionState,
   t: Thresholds,
 ): Anomaly | undefined {
-  const th = spendThreshold(s, t);
-  if (!th) return undefined;
+  const base = spendThreshold(s, t);
+  if (!base) return undefined;
   const from = at - t.spend_window_ms;
+  const peak = ownPeaks(s, t, at, from)?.spend ?? 0;
+  const th = { ...base, threshold: Math.max(base.threshold, peak) };
   // No upper bound on created_at: an escrow stamped a little ahead of our clock is still this window's.
   const recent = paid.filter((e) => e.created_at > from);
   const principal = recent.reduce((n, e) => n + e.amount, 0);
   const fees = Math.round(feesWithin(s.fees.samples, from, at));
   const spend = principal + fees;
   if (spend <= th.threshold) return undefined;
-  const severity: Severity = spend > 2 * th.threshold ? 'critical' : 'warning';
+  const cold = s.known_since === undefined || s.known_since === null || at - s.known_since < t.cold_start_ms;
+  const severity: Severity = spend > 2 * th.threshold && !cold ? 'critical' : 'warning';
   const top = topPayee(recent);
   return anomaly(
     id,
@@ -44,6 +50,8 @@ export function costAnomaly(
       baseline_median_cents: Math.round(th.median),
       sigma_cents: Math.round(th.sigma),
       k_sigma: t.k_sigma,
+      own_peak_cents: Math.round(peak),
+      cold_start: cold,
       baseline_intervals: s.intervals.spend.length,
       window_ms: t.spend_window_ms,
       top_payee: top?.payee ?? null,

@@ -7,7 +7,14 @@
  */
 import { HIGHER_IS_BETTER } from './reputation.js';
 import { MAX_BASELINE_INTERVALS } from './thresholds.js';
-import { type AgentDetectionState, type FeeSample, MAX_FEE_SAMPLES, type ScoreBaseline } from './types.js';
+import {
+  type AgentDetectionState,
+  type FeeSample,
+  MAX_ALARM_SPANS,
+  MAX_FEE_SAMPLES,
+  MAX_KNOWN_PAYEES,
+  type ScoreBaseline,
+} from './types.js';
 
 export function freshState(): AgentDetectionState {
   return {
@@ -49,11 +56,40 @@ export function restoreState(prior: unknown): AgentDetectionState {
     count &&
     spend.length === count.length &&
     (iv.learned_until === null || num(iv.learned_until))
-  )
+  ) {
     s.intervals = { spend, count, learned_until: iv.learned_until as number | null };
+    // The per-interval peaks series came later: absent or damaged ones refill as intervals are learned.
+    for (const k of ['repeat', 'payee', 'flagged'] as const) {
+      const xs = series(iv[k]);
+      if (xs && xs.length <= count.length) s.intervals[k] = xs;
+    }
+  }
   const ea = obj(p.escrow_amount);
   if (ea && nonNeg(ea.n) && nonNeg(ea.mean)) s.escrow_amount = { n: ea.n, mean: ea.mean };
   s.fees = restoreFees(obj(p.fees));
+  const peaks = obj(p.peaks);
+  if (peaks) {
+    const restored: NonNullable<AgentDetectionState['peaks']> = {};
+    for (const k of ['count', 'repeat', 'payee', 'spend'] as const) {
+      const v = obj(peaks[k]);
+      if (v && nonNeg(v.v) && num(v.at)) restored[k] = { v: v.v, at: v.at };
+    }
+    s.peaks = restored;
+  }
+  if (Array.isArray(p.payees))
+    s.payees = p.payees.filter((x): x is string => typeof x === 'string').slice(-MAX_KNOWN_PAYEES);
+  if (num(p.known_since)) s.known_since = p.known_since;
+  if (Array.isArray(p.alarms))
+    s.alarms = p.alarms
+      .filter((x): x is [number, number] => Array.isArray(x) && x.length === 2 && num(x[0]) && num(x[1]))
+      .slice(-MAX_ALARM_SPANS);
+  const c = obj(p.cancels);
+  if (c && nonNeg(c.decided) && nonNeg(c.cancelled) && c.cancelled <= c.decided)
+    s.cancels = {
+      decided: c.decided,
+      cancelled: c.cancelled,
+      learned_until: num(c.learned_until) ? c.learned_until : null,
+    };
   s.reputation = restoreScore(p.reputation) ?? null;
   const metrics = obj(p.metrics) ?? {};
   for (const name of Object.keys(metrics)) {

@@ -24,13 +24,18 @@ export interface Thresholds {
   reputation_critical_pct: number;
   /** Time constant of the reputation baseline (healthy agents move < 5 % a day). */
   reputation_baseline_ms: number;
-  /** escrow_burst: the short window, counted from escrow creation times in one poll's list. */
+  /** escrow_burst: the repeat window, counted from escrow creation times in one poll's list. */
   escrow_burst_window_ms: number;
-  /** Held escrows created as payer within the short window, any payee (cold start, no history). */
+  /** The rate rule's window: held escrows as payer to any payees. */
+  escrow_burst_rate_window_ms: number;
+  /**
+   * Held escrows as payer within the rate window, any payees: the floor for an agent with no history.
+   * Above the largest legitimate purchase batch (20 orders in 2–4 min).
+   */
   escrow_burst_min_count: number;
-  /** Held escrows to one payee of one amount within the short window: the retry loop's signature. */
+  /** Held escrows of about one amount to one payee (or rotating over a few) within the repeat window. */
   escrow_burst_repeat_count: number;
-  /** With a baseline, a count must also be this many times the agent's own expected count. */
+  /** With history, a count must also exceed this many times the agent's own peak for that window. */
   escrow_burst_factor: number;
   /** The long window: a loop seen late, after a blind spell. */
   escrow_burst_long_window_ms: number;
@@ -38,11 +43,30 @@ export interface Thresholds {
   /** escrow_exploitation: more than this many escrows to one payee within the window. */
   exploitation_same_payee_count: number;
   exploitation_window_ms: number;
+  /** The sustained form: more than this many escrows to one payee within the long window. */
+  exploitation_long_count: number;
+  exploitation_long_window_ms: number;
   /** escrow_exploitation: cancelled share of the payer's decided escrows above this within the window. */
   cancel_rate: number;
   /** Decided escrows needed before a cancellation rate means anything (no 1-of-1). */
   cancel_min_count: number;
   cancel_window_ms: number;
+  /**
+   * A cancellation rate must also be improbable for this agent: the binomial tail of its count, given the
+   * agent's own rate (a prior of 15 % until it has history), below this.
+   */
+  cancel_significance: number;
+  /** How long a peak outside the 24 h of intervals is remembered (a weekly payout run). */
+  peak_memory_ms: number;
+  /** cost_anomaly stays a warning until this much of the agent's history is known (cold start). */
+  cold_start_ms: number;
+  /** Stolen key: this many escrows within the window to payees the agent never paid… */
+  new_payee_count: number;
+  new_payee_window_ms: number;
+  /** …each above this many typical escrows… */
+  new_payee_amount_multiple: number;
+  /** …judged once this many of the agent's payees are known. */
+  new_payee_min_known: number;
   cascade_min_agents: number;
   cascade_window_ms: number;
   /** Priorities that count as "alerting" for a cascade: P0..P<n>. 1 = P0 and P1; 2 adds warnings. */
@@ -69,16 +93,26 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   reputation_critical_pct: 30,
   reputation_baseline_ms: 24 * 60 * MIN,
   escrow_burst_window_ms: 2 * MIN,
-  escrow_burst_min_count: 8,
+  escrow_burst_rate_window_ms: 5 * MIN,
+  escrow_burst_min_count: 25,
   escrow_burst_repeat_count: 5,
-  escrow_burst_factor: 10,
+  escrow_burst_factor: 2,
   escrow_burst_long_window_ms: 30 * MIN,
-  escrow_burst_long_min_count: 30,
+  escrow_burst_long_min_count: 45,
   exploitation_same_payee_count: 10,
   exploitation_window_ms: 5 * MIN,
+  exploitation_long_count: 30,
+  exploitation_long_window_ms: 60 * MIN,
   cancel_rate: 0.5,
   cancel_min_count: 6,
   cancel_window_ms: 60 * MIN,
+  cancel_significance: 0.001,
+  peak_memory_ms: 8 * 24 * 60 * MIN,
+  cold_start_ms: 12 * 60 * MIN,
+  new_payee_count: 3,
+  new_payee_window_ms: 30 * MIN,
+  new_payee_amount_multiple: 3,
+  new_payee_min_known: 10,
   cascade_min_agents: 2,
   cascade_window_ms: 5 * MIN,
   cascade_max_priority: 1,
@@ -104,6 +138,7 @@ const RULES: Record<keyof Thresholds, Rule> = {
   reputation_critical_pct: pct,
   reputation_baseline_ms: duration,
   escrow_burst_window_ms: duration,
+  escrow_burst_rate_window_ms: duration,
   escrow_burst_min_count: count,
   escrow_burst_repeat_count: count,
   escrow_burst_factor: { min: 1 },
@@ -111,9 +146,18 @@ const RULES: Record<keyof Thresholds, Rule> = {
   escrow_burst_long_min_count: count,
   exploitation_same_payee_count: count,
   exploitation_window_ms: duration,
+  exploitation_long_count: count,
+  exploitation_long_window_ms: duration,
   cancel_rate: { min: 0, max: 1 },
   cancel_min_count: count,
   cancel_window_ms: duration,
+  cancel_significance: { min: 0, max: 1, positive: true },
+  peak_memory_ms: duration,
+  cold_start_ms: { min: 0, integer: true },
+  new_payee_count: count,
+  new_payee_window_ms: duration,
+  new_payee_amount_multiple: { min: 0 },
+  new_payee_min_known: count,
   cascade_min_agents: { min: 2, integer: true },
   cascade_window_ms: duration,
   cascade_max_priority: { min: 0, max: 3, integer: true },
@@ -169,9 +213,9 @@ export function tightenThresholds(t: Readonly<Thresholds>, _reason: string): Thr
   return {
     ...t,
     k_sigma: lower(t.k_sigma, 0.5, 1.0),
-    escrow_burst_min_count: lower(t.escrow_burst_min_count, 2, 5),
+    escrow_burst_min_count: lower(t.escrow_burst_min_count, 3, 15),
     escrow_burst_repeat_count: lower(t.escrow_burst_repeat_count, 1, 3),
-    escrow_burst_long_min_count: lower(t.escrow_burst_long_min_count, 5, 15),
+    escrow_burst_long_min_count: lower(t.escrow_burst_long_min_count, 5, 25),
   };
 }
 

@@ -154,7 +154,30 @@ export interface AgentDetectionState {
     count: number[];
     /** End of the last interval learned; null before the first observation. */
     learned_until: number | null;
+    /**
+     * Per interval, aligned with `count`: the largest retry-shaped group (groups.ts largestRepeat) and the
+     * most escrows to one payee. Together with `count` they give the agent's own peaks, which the rate
+     * rules are judged against: a batch buyer's batches and a payout run raise its own bar, not a quiet
+     * agent's. Optional in stored state (older states lack them; they refill as intervals are learned).
+     */
+    repeat?: number[];
+    payee?: number[];
+    /** 1 for intervals learned by a poll that alarmed: an incident never becomes the agent's own peak. */
+    flagged?: number[];
   };
+  /**
+   * Peaks remembered past the 24 h of intervals (a weekly payout run): the value and when it was seen.
+   * Expire after `peak_memory_ms`.
+   */
+  peaks?: Partial<Record<PeakName, { v: number; at: number }>>;
+  /** Spans judged by recent critical alarms: intervals overlapping them are never learned as peaks. */
+  alarms?: [number, number][];
+  /** Payees this agent has paid, most recent last, at most MAX_KNOWN_PAYEES. */
+  payees?: string[];
+  /** The earliest escrow creation time or poll seen: how much of this agent's history is known. */
+  known_since?: number | null;
+  /** Decided escrows of closed hours, decayed: the agent's own cancellation rate. */
+  cancels?: { decided: number; cancelled: number; learned_until: number | null };
   /** EWMA of escrow amounts as payer in intervals the baseline called normal: the typical escrow. */
   escrow_amount: { n: number; mean: number };
   fees: {
@@ -167,3 +190,6 @@ export interface AgentDetectionState {
 }
 
 export const MAX_FEE_SAMPLES = 64;
+export const MAX_KNOWN_PAYEES = 2_000;
+export const MAX_ALARM_SPANS = 32;
+export type PeakName = 'count' | 'repeat' | 'payee' | 'spend';

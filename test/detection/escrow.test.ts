@@ -25,11 +25,13 @@ const firstLook = (world: SimEscrow[], at = T0) =>
   detectAgent(observation({ at, escrows: view(world, 'a1', at) }), undefined).anomalies;
 
 /** Polls every 30 s over [from, to), carrying state like the caller does (through JSON). */
-function watch(world: SimEscrow[], from: number, to: number, start?: AgentDetectionState) {
+function watch(world: SimEscrow[], from: number, to: number, start?: AgentDetectionState, limit = 200) {
   let state = start;
   const seen: Anomaly[] = [];
   for (let at = from; at < to; at += 30 * SEC) {
-    const r = detectAgent(observation({ at, escrows: view(world, 'a1', at) }), state);
+    // The first look pages back through the history (as the poller does for an agent it has no state for).
+    const first = state === undefined;
+    const r = detectAgent(observation({ at, escrows: view(world, 'a1', at, first ? 5_000 : limit) }), state);
     seen.push(...r.anomalies);
     state = JSON.parse(JSON.stringify(r.state)) as AgentDetectionState;
   }
@@ -49,18 +51,58 @@ describe('escrow_burst on the first observation, with no history', () => {
       repeat_amount_cents: 15_000,
       top_payee: 'vendor-flaky',
       rate_per_min: 30,
-      baseline_per_hour: null,
+      own_peak: null,
+      repeat_kind: 'payee',
     });
     expect(burst?.details.escrow_ids).toHaveLength(5);
   });
 
-  it('sees 8 held escrows to varied payees and amounts within 2 minutes, not 7', () => {
-    const varied = (n: number) =>
+  it('a purchase batch of 20 varied orders in 3 minutes is no burst; 25 within 5 minutes is (rate)', () => {
+    const varied = (n: number, every: number) =>
       Array.from({ length: n }, (_, i) =>
-        escrow({ payee: `p${i}`, amount: 1_000 + i * 700, created_at: T0 - i * 10 * SEC }),
+        escrow({ payee: `p${i}`, amount: 1_000 + i * 700, created_at: T0 - i * every }),
       );
-    expect(signals(firstLook(varied(7)))).toEqual([]);
-    expect(find(firstLook(varied(8)), 'escrow_burst')?.details).toMatchObject({ rule: 'rate', count: 8 });
+    expect(signals(firstLook(varied(20, 9 * SEC)))).toEqual([]);
+    expect(signals(firstLook(varied(24, 12 * SEC)))).toEqual([]);
+    expect(find(firstLook(varied(25, 12 * SEC)), 'escrow_burst')?.details).toMatchObject({
+      rule: 'rate',
+      count: 25,
+    });
+  });
+
+  it('a loop rotating one amount over a few payees, or jittering its amount ±10 %, is a repeat', () => {
+    const rotation = Array.from({ length: 6 }, (_, i) =>
+      escrow({ payee: `v${i % 3}`, amount: 9_900, created_at: T0 - i * 10 * SEC }),
+    );
+    expect(find(firstLook(rotation), 'escrow_burst')?.details).toMatchObject({
+      rule: 'repeat',
+      repeat_kind: 'rotation',
+    });
+    const jittered = Array.from({ length: 5 }, (_, i) =>
+      escrow({
+        payee: 'v',
+        amount: [14_000, 15_500, 14_600, 15_200, 14_300][i]!,
+        created_at: T0 - i * 9 * SEC,
+      }),
+    );
+    expect(find(firstLook(jittered), 'escrow_burst')?.details).toMatchObject({ rule: 'repeat', count: 5 });
+    // A payout of one amount to many distinct payees is no loop.
+    const payout = Array.from({ length: 20 }, (_, i) =>
+      escrow({ payee: `staff-${i}`, amount: 5_000, created_at: T0 - i * 6 * SEC }),
+    );
+    expect(signals(firstLook(payout))).toEqual([]);
+  });
+
+  it('a slow loop of varied payees and amounts is seen through the 30-minute window (45 held)', () => {
+    const slow = (n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        escrow({ payee: `p${i}`, amount: 1_000 + i * 613, created_at: T0 - i * 38 * SEC }),
+      );
+    expect(signals(firstLook(slow(44)))).toEqual([]);
+    expect(find(firstLook(slow(45)), 'escrow_burst')?.details).toMatchObject({
+      rule: 'long_window',
+      count: 45,
+    });
   });
 
   it('counts only held escrows: released or cancelled ones are not a lock-up', () => {
@@ -71,9 +113,9 @@ describe('escrow_burst on the first observation, with no history', () => {
     expect(signals(firstLook(done))).not.toContain('escrow_burst');
   });
 
-  it('sees a loop first observed late, after a blind spell, through the 30-minute window', () => {
+  it('sees a loop first observed late, after a blind spell', () => {
     const late = retryLoop('a1', T0 - 10 * MIN, 40, { perMin: 3 });
-    expect(find(firstLook(late), 'escrow_burst')?.details).toMatchObject({ rule: 'long_window', count: 40 });
+    expect(find(firstLook(late), 'escrow_burst')?.details).toMatchObject({ rule: 'repeat' });
   });
 
   it('a loop that filled the blind spell is still a burst: the catch-up never learns the window it judges', () => {
@@ -86,8 +128,10 @@ describe('escrow_burst on the first observation, with no history', () => {
       const loop = retryLoop('a1', start + 12 * MIN, 360);
       const at = start + 40 * MIN;
       const r = detectAgent(observation({ at, escrows: view(loop, 'a1', at, 500) }), seeded);
+      // The loop's intervals learned in the catch-up were never judged live: they set no bar.
       expect(find(r.anomalies, 'escrow_burst')?.details, `phase ${phase / SEC} s`).toMatchObject({
-        rule: 'long_window',
+        rule: 'repeat',
+        own_peak: null,
       });
     }
   });
@@ -108,23 +152,24 @@ describe('normal traffic', () => {
     expect(state.intervals.spend.length).toBe(288);
   });
 
-  it('a busy agent is judged against its own rate; the same cluster cold would be a burst', () => {
-    const world = normalTraffic('a1', T0 - 6 * HOUR, T0, 60, 5);
-    const { state } = watch(world, T0 - 30 * MIN, T0);
-    // Nine held orders in 90 s: far above a quiet agent, about 4× this one's own rate.
-    const cluster = Array.from({ length: 9 }, (_, i) =>
-      escrow({ payee: `shop-${i % 6}`, amount: 2_000 + i * 311, created_at: T0 + 10 * SEC + i * 10 * SEC }),
+  it('a busy agent is judged against its own peaks; the same cluster cold would be a burst', () => {
+    const world = normalTraffic('a1', T0 - 6 * HOUR, T0, 600, 5);
+    const { state, seen } = watch(world, T0 - 40 * MIN, T0, undefined, 600);
+    expect(seen.filter((a) => a.signal === 'escrow_burst')).toEqual([]);
+    // 30 held orders in 100 s: above any quiet agent's bar (25), well under this one's own peaks.
+    const cluster = Array.from({ length: 30 }, (_, i) =>
+      escrow({ payee: `shop-${i % 17}`, amount: 2_000 + i * 311, created_at: T0 + 10 * SEC + i * 3 * SEC }),
     );
     const at = T0 + 100 * SEC;
     const all = [...world, ...cluster];
-    const warm = detectAgent(observation({ at, escrows: view(all, 'a1', at) }), state);
-    expect(signals(warm.anomalies)).not.toContain('escrow_burst');
-    expect(signals(firstLook(cluster, at))).toContain('escrow_burst');
-    // A real loop still stands out against the busy baseline.
+    const warm = detectAgent(observation({ at, escrows: view(all, 'a1', at, 2_000) }), state);
+    expect(find(warm.anomalies, 'escrow_burst')?.details).toBeUndefined();
+    expect(find(firstLook(cluster, at), 'escrow_burst')?.details).toMatchObject({ rule: 'rate' });
+    // A real loop still stands out against the busy baseline: its repeats are nothing like the agent's.
     const loop = retryLoop('a1', at, 30);
-    const hit = detectAgent(observation({ at, escrows: view([...world, ...loop], 'a1', at) }), state);
-    expect(find(hit.anomalies, 'escrow_burst')?.details).toMatchObject({ rule: 'rate' });
-    expect(find(hit.anomalies, 'escrow_burst')?.details.baseline_per_hour).toBeGreaterThan(30);
+    const hit = detectAgent(observation({ at, escrows: view([...world, ...loop], 'a1', at, 2_000) }), state);
+    expect(find(hit.anomalies, 'escrow_burst')?.details).toMatchObject({ rule: 'repeat' });
+    expect(find(hit.anomalies, 'escrow_burst')?.details.history_intervals).toBeGreaterThan(50);
   });
 });
 
@@ -160,19 +205,46 @@ describe('escrow_exploitation', () => {
         escrow({
           payee: `m${i % 3}`,
           amount: 3_000,
-          created_at: T0 - (i + 1) * 6 * MIN,
-          fate: { status: i < cancelled ? 'refunded' : 'settled', at: T0 - (i + 1) * 6 * MIN + MIN },
+          created_at: T0 - (i + 1) * 5 * MIN,
+          fate: { status: i < cancelled ? 'refunded' : 'settled', at: T0 - (i + 1) * 5 * MIN + MIN },
         }),
       );
-    const a = find(firstLook(decided(8, 5)), 'escrow_exploitation');
-    expect(a?.details).toMatchObject({ rule: 'cancel_rate', cancelled: 5, decided: 8, suspect_payee: 'm0' });
-    expect(signals(firstLook(decided(8, 4)))).toEqual([]);
+    // Cold (a 15 % prior): 7 of 10 is improbable, 6 of 10 is not yet; too few decided is no rate at all.
+    const a = find(firstLook(decided(10, 7)), 'escrow_exploitation');
+    expect(a?.details).toMatchObject({ rule: 'cancel_rate', cancelled: 7, decided: 10, suspect_payee: 'm0' });
+    expect(signals(firstLook(decided(10, 6)))).toEqual([]);
     expect(signals(firstLook(decided(2, 2)))).toEqual([]);
     // Held escrows have not been decided yet: they do not dilute the rate.
     const pending = Array.from({ length: 10 }, (_, i) =>
       escrow({ payee: `q${i}`, created_at: T0 - 50 * MIN + i }),
     );
-    expect(signals(firstLook([...decided(6, 4), ...pending]))).toContain('escrow_exploitation');
+    expect(signals(firstLook([...decided(7, 6), ...pending]))).toContain('escrow_exploitation');
+  });
+
+  it('an agent that cancels 40 % of its orders as a matter of course is judged against its own rate', () => {
+    // A day of orders, two in five cancelled, then an hour with 7 of 10 cancelled.
+    const day = Array.from({ length: 200 }, (_, i) =>
+      escrow({
+        payee: `m${i % 7}`,
+        amount: 2_000 + (i % 13) * 300,
+        created_at: T0 - 2 * HOUR - i * 6 * MIN,
+        fate: { status: i % 5 < 2 ? 'refunded' : 'settled', at: T0 - 2 * HOUR - i * 6 * MIN + MIN },
+      }),
+    );
+    const hour = Array.from({ length: 10 }, (_, i) =>
+      escrow({
+        payee: `m${i % 3}`,
+        amount: 3_000,
+        created_at: T0 - (i + 1) * 5 * MIN,
+        fate: { status: i < 7 ? 'refunded' : 'settled', at: T0 - (i + 1) * 5 * MIN + MIN },
+      }),
+    );
+    const { state } = watch(day, T0 - 90 * MIN, T0 - 60 * MIN);
+    expect(state.cancels?.decided).toBeGreaterThan(20);
+    const r = detectAgent(observation({ escrows: view([...day, ...hour], 'a1', T0, 500) }), state);
+    expect(find(r.anomalies, 'escrow_exploitation')).toBeUndefined();
+    // The same hour from an agent that never cancels is exploitation.
+    expect(signals(firstLook(hour))).toContain('escrow_exploitation');
   });
 
   it('same_payee counts only money that moved to or is held for the payee, never refunds', () => {
@@ -243,12 +315,12 @@ describe('escrow_exploitation', () => {
   });
 
   it('neither rule depends on updated_at (the real get_escrow rows have none)', () => {
-    const decided = Array.from({ length: 8 }, (_, i) =>
+    const decided = Array.from({ length: 10 }, (_, i) =>
       escrow({
         payee: `m${i % 3}`,
         amount: 3_000,
-        created_at: T0 - (i + 1) * 6 * MIN,
-        fate: { status: i < 5 ? 'refunded' : 'settled', at: T0 - (i + 1) * 6 * MIN + MIN },
+        created_at: T0 - (i + 1) * 5 * MIN,
+        fate: { status: i < 7 ? 'refunded' : 'settled', at: T0 - (i + 1) * 5 * MIN + MIN },
       }),
     );
     for (const world of [decided, farm(11)]) {

@@ -129,17 +129,18 @@ describe('the naive rule (benchmark yardstick)', () => {
 describe('thresholds', () => {
   it('post-mortem tightening: k 2.0 → 1.5 → … → 1.0 floor, burst counts down a notch, never up', () => {
     const once = tightenThresholds(DEFAULT_THRESHOLDS, 'missed the 60 s target');
-    expect(once).toMatchObject({ k_sigma: 1.5, escrow_burst_min_count: 6, escrow_burst_repeat_count: 4 });
+    expect(once).toMatchObject({ k_sigma: 1.5, escrow_burst_min_count: 22, escrow_burst_repeat_count: 4 });
     let t = once;
     for (let i = 0; i < 10; i++) t = tightenThresholds(t, 'again');
-    expect(t).toMatchObject({ k_sigma: 1.0, escrow_burst_min_count: 5, escrow_burst_repeat_count: 3 });
+    expect(t).toMatchObject({ k_sigma: 1.0, escrow_burst_min_count: 15, escrow_burst_repeat_count: 3 });
     const configuredLow = tightenThresholds({ ...DEFAULT_THRESHOLDS, k_sigma: 0.8 }, 'x');
     expect(configuredLow.k_sigma).toBe(0.8);
     expect(DEFAULT_THRESHOLDS.k_sigma).toBe(2.0);
   });
 
   it('the tightened thresholds change what is detected', () => {
-    const varied = Array.from({ length: 6 }, (_, i) =>
+    // 23 held orders to varied payees and amounts within 4 minutes: above the tightened floor (22), under 25.
+    const varied = Array.from({ length: 23 }, (_, i) =>
       escrow({ payee: `p${i}`, amount: 1_000 + i * 900, created_at: T0 - i * 10 * SEC }),
     );
     const obs = observation({ escrows: view(varied, 'a1', T0) });

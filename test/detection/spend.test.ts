@@ -11,6 +11,8 @@ import {
 } from '../../src/detection/index.js';
 import { escrow, HOUR, MIN, normalTraffic, observation, SEC, type SimEscrow, T0, view } from './fixtures.js';
 
+/** Past the cold start: these tests judge the baseline, not the first hours of a new agent. */
+const WARM = { ...DEFAULT_THRESHOLDS, cold_start_ms: 0 };
 const cost = (as: Anomaly[]) => as.find((a) => a.signal === 'cost_anomaly');
 
 /** Settled orders to different payees: spend, but neither a burst (not held) nor exploitation. */
@@ -40,7 +42,7 @@ describe('cost_anomaly', () => {
     expect(quiet.state.intervals.spend.length).toBeGreaterThanOrEqual(90);
 
     const warn = cost(
-      detectAgent(observation({ escrows: view([...world, ...spike(30_000, 4)], 'a1', T0) }), undefined)
+      detectAgent(observation({ escrows: view([...world, ...spike(30_000, 4)], 'a1', T0) }), undefined, WARM)
         .anomalies,
     );
     expect(warn).toMatchObject({ severity: 'warning', priority: 'P2' });
@@ -51,7 +53,7 @@ describe('cost_anomaly', () => {
     expect(d.k_sigma).toBe(2);
 
     const crit = cost(
-      detectAgent(observation({ escrows: view([...world, ...spike(60_000, 6)], 'a1', T0) }), undefined)
+      detectAgent(observation({ escrows: view([...world, ...spike(90_000, 6)], 'a1', T0) }), undefined, WARM)
         .anomalies,
     );
     expect(crit).toMatchObject({ severity: 'critical', priority: 'P0' });
@@ -75,7 +77,7 @@ describe('cost_anomaly', () => {
     const seen: Anomaly[] = [];
     const states = new Map<number, AgentDetectionState>();
     for (let at = T0; at < T0 + 2 * HOUR; at += 30 * SEC) {
-      const r = detectAgent(observation({ at, escrows: view(world, 'a1', at) }), state);
+      const r = detectAgent(observation({ at, escrows: view(world, 'a1', at) }), state, WARM);
       seen.push(...r.anomalies);
       state = r.state;
       states.set(at, state);
@@ -90,6 +92,7 @@ describe('cost_anomaly', () => {
       const r = detectAgent(
         observation({ at: at + 10 * SEC, escrows: view(probe, 'a1', at + 10 * SEC) }),
         states.get(at),
+        WARM,
       );
       return cost(r.anomalies)?.details.threshold_cents as number;
     };
@@ -109,6 +112,7 @@ describe('cost_anomaly', () => {
       const r = detectAgent(
         observation({ at, escrows: [], usage: { total_calls: 0, total_cost: total } }),
         state,
+        WARM,
       );
       seen.push(...r.anomalies);
       state = r.state;
@@ -142,7 +146,11 @@ describe('cost_anomaly', () => {
         fate: { status: 'settled', at: T0 - i * 25 * SEC + 10 * SEC },
       }),
     );
-    const r = detectAgent(observation({ escrows: view([...history(), ...farmed], 'a1', T0) }), undefined);
+    const r = detectAgent(
+      observation({ escrows: view([...history(), ...farmed], 'a1', T0) }),
+      undefined,
+      WARM,
+    );
     expect(r.anomalies.find((a) => a.signal === 'escrow_exploitation')).toBeDefined();
     expect(cost(r.anomalies)).toMatchObject({
       severity: 'warning',
@@ -166,7 +174,7 @@ describe('detector state', () => {
         escrows: view(world, 'a1', at),
         usage: { total_calls: i, total_cost: i * 0.37 },
       });
-      const r = detectAgent(obs, state);
+      const r = detectAgent(obs, state, WARM);
       out.push(r.anomalies);
       state = through(r.state);
     }
@@ -185,7 +193,8 @@ describe('detector state', () => {
     const world = normalTraffic('a1', T0 - HOUR, T0 + 3 * 24 * HOUR, 20, 4);
     const { state } = run(world, 3 * 24 * 120, (s) => s);
     expect(state.fees.samples.length).toBeLessThanOrEqual(MAX_FEE_SAMPLES);
-    expect(JSON.stringify(state).length).toBeLessThan(4_000);
+    // Bounded: the series hold a day of intervals, the payees at most MAX_KNOWN_PAYEES.
+    expect(JSON.stringify(state).length).toBeLessThan(12_000);
   });
 
   it('never mutates the state it is given', () => {
