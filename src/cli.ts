@@ -2,7 +2,7 @@
 /**
  * Entry point: parse argv and env, pick the transport, handle signals. Nothing else.
  *
- *   agent-incident-mcp [--sandbox] [--read-only] [--watch] [--config FILE] [--data-dir DIR]
+ *   agent-incident-mcp [--sandbox] [--read-only] [--watch[=shadow]] [--config FILE] [--data-dir DIR]
  *                      [--transport stdio|http] [--host H] [--port N]
  *   agent-incident-mcp sandbox [--port N] [--host H] [--agents N] [--seed S] [--latency-ms N] ...
  *   agent-incident-mcp demo [--agents N] [--latency-ms N]
@@ -20,7 +20,7 @@ import { startWatcher } from './runbooks/watcher.js';
 import { runSandboxCommand } from './sandbox/cli.js';
 import { createServer } from './server.js';
 
-const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch] [--config FILE] [--data-dir DIR]
+const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch[=shadow]] [--config FILE] [--data-dir DIR]
                           [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
        agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N]
                           [--jitter-ms N] [--error-rate R] [--time-scale X]
@@ -38,8 +38,18 @@ function num(name: string, raw: string | undefined): number | undefined {
 }
 
 async function serve(argv: string[]): Promise<number> {
+  // `--watch=shadow` (and `--watch=enforce`): parseArgs has no optional values, so the mode is split off.
+  let watchMode: string | undefined;
+  const args = argv.map((a) => {
+    const m = /^--watch=(.*)$/.exec(a);
+    if (!m) return a;
+    watchMode = m[1];
+    return '--watch';
+  });
+  if (watchMode !== undefined && watchMode !== 'shadow' && watchMode !== 'enforce')
+    throw new ConfigError(`--watch=${watchMode}: expected --watch, --watch=shadow or --watch=enforce`);
   const { values } = parseArgs({
-    args: argv,
+    args,
     options: {
       sandbox: { type: 'boolean' },
       'read-only': { type: 'boolean' },
@@ -73,7 +83,7 @@ async function serve(argv: string[]): Promise<number> {
       timeScale: num('time-scale', values['time-scale']),
       scenarios: values.scenario,
     };
-  if (values.watch) flags.watch = { enabled: true };
+  if (values.watch) flags.watch = { enabled: true, ...(watchMode ? { mode: watchMode } : {}) };
   const config = loadConfig({ file: values.config, flags });
   if (!hasGatewayAccess(config)) throw new ConfigError(MISSING_CREDENTIALS_MESSAGE);
   if (config.transport === 'http' && !config.http.token) {

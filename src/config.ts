@@ -104,6 +104,11 @@ export const ConfigSchema = z
     watch: z
       .object({
         enabled: z.boolean().default(false),
+        /**
+         * `enforce`: the watcher acts (runbooks, alerts). `shadow`: it makes the same decisions and only
+         * records them (shadow_decisions), so check_readiness can report the false-alarm rate first.
+         */
+        mode: z.enum(['enforce', 'shadow']).default('enforce'),
         intervalMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
         webhookPort: z.number().int().min(0).max(65_535).optional(),
         webhookHost: z.string().default('127.0.0.1'),
@@ -113,7 +118,13 @@ export const ConfigSchema = z
         pagerdutyRoutingKey: z.string().optional(),
       })
       .strict()
-      .default({ enabled: false, intervalMs: 30_000, webhookHost: '127.0.0.1', alertFormat: 'slack' }),
+      .default({
+        enabled: false,
+        mode: 'enforce',
+        intervalMs: 30_000,
+        webhookHost: '127.0.0.1',
+        alertFormat: 'slack',
+      }),
     sandbox: z
       .object({
         enabled: z.boolean().default(false),
@@ -244,6 +255,12 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'escalation',
     kind: 'json',
     help: 'JSON object "signal:severity" → tier',
+  },
+  {
+    name: 'INCIDENT_WATCH_MODE',
+    path: 'watch.mode',
+    kind: 'string',
+    help: 'enforce (act) or shadow (record what would be done; see check_readiness)',
   },
   {
     name: 'INCIDENT_WATCH_INTERVAL_MS',

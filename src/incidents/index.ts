@@ -31,4 +31,5 @@ export {
   openStore,
   type PreIncidentState,
   type RecoveryStage,
+  type ShadowDecision,
 } from './store.js';

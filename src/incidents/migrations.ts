@@ -151,4 +151,21 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   `,
+  // 4: shadow mode. What the watcher would have done, decision by decision, so a team can measure the
+  // false-alarm rate on its own fleet before it lets the watcher act.
+  `
+  CREATE TABLE shadow_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    agent_id TEXT NOT NULL,
+    signal TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    action TEXT NOT NULL,
+    runbook TEXT,
+    summary TEXT NOT NULL
+  );
+  CREATE INDEX shadow_decisions_at ON shadow_decisions (at);
+  `,
 ];

@@ -199,6 +199,21 @@ function toAction(r: Row): ActionRecord {
   };
 }
 
+/** One decision the watcher made in shadow mode: what it would have done, and why. */
+export interface ShadowDecision {
+  id: number;
+  at: number;
+  agent_id: string;
+  signal: string;
+  severity: string;
+  priority: string;
+  tier: string;
+  /** `contain` (a runbook would have run), `alert` (a person would have been told), `fleet_shutdown`. */
+  action: 'contain' | 'alert' | 'fleet_shutdown';
+  runbook: string | null;
+  summary: string;
+}
+
 export class IncidentStore {
   readonly db: Database.Database;
   private readonly clock: Clock;
@@ -618,6 +633,21 @@ export class IncidentStore {
   }
 
   // Cursors, de-duplication, alerts
+
+  /** Records what the watcher would have done in shadow mode (shadow_decisions, migration 4). */
+  recordShadowDecision(d: Omit<ShadowDecision, 'id'>): void {
+    this.db
+      .prepare(
+        'INSERT INTO shadow_decisions (at, agent_id, signal, severity, priority, tier, action, runbook, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(d.at, d.agent_id, d.signal, d.severity, d.priority, d.tier, d.action, d.runbook, d.summary);
+  }
+
+  listShadowDecisions(f: { since?: number; limit?: number } = {}): ShadowDecision[] {
+    return this.db
+      .prepare('SELECT * FROM shadow_decisions WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?')
+      .all(f.since ?? 0, f.limit ?? 10_000) as ShadowDecision[];
+  }
 
   getCursor(name: string): string | undefined {
     return (

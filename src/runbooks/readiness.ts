@@ -215,5 +215,60 @@ export async function checkReadiness(
       );
     }
   }
+  const shadow = shadowFalseAlarms(deps, fleet.length);
+  if (shadow)
+    add(
+      'shadow_false_alarm_rate',
+      shadow.judged && shadow.per_40_agent_days <= SHADOW_TARGET_PER_40_AGENT_DAYS,
+      shadow.judged
+        ? `shadow mode over ${shadow.agent_days.toFixed(1)} agent-days: ${shadow.would_contain} containments it would have made, ${shadow.confirmed} matched by an incident a person opened, ${shadow.false_alarms} false (${shadow.per_40_agent_days.toFixed(2)} per 40 agent-days; target ≤ ${SHADOW_TARGET_PER_40_AGENT_DAYS}); ${shadow.would_alert} alerts`
+        : `shadow mode has ${shadow.agent_days.toFixed(1)} agent-days on record; ${SHADOW_MIN_AGENT_DAYS} are needed to judge`,
+      shadow.judged
+        ? 'Read the shadow decisions marked false (store shadow_decisions): raise the thresholds they crossed (INCIDENT_THRESHOLDS) or the escalation tier, then keep shadow mode until the rate holds.'
+        : 'Keep --watch=shadow running on the real fleet until enough agent-days are recorded.',
+    );
   return { ready: items.every((i) => i.passed), items };
+}
+
+/** The false-alarm rate at which enforcement is reasonable: one would-be freeze per 40 agent-days. */
+const SHADOW_TARGET_PER_40_AGENT_DAYS = 1;
+const SHADOW_MIN_AGENT_DAYS = 10;
+const DAY = 24 * 60 * 60_000;
+/** A would-be containment counts as confirmed when a person opened an incident for that agent this close to it. */
+const CONFIRM_WINDOW_MS = 60 * 60_000;
+
+/**
+ * What shadow mode recorded since it started: the containments the watcher would have made, and how many
+ * of them a person confirmed by opening an incident for the same agent within an hour. Undefined when
+ * shadow mode never ran on this store.
+ */
+export function shadowFalseAlarms(deps: OpsDeps, fleetSize: number) {
+  const since = Number(deps.store.getCursor('shadow_since'));
+  if (!Number.isFinite(since) || since <= 0) return undefined;
+  const decisions = deps.store.listShadowDecisions({ since });
+  const acting = decisions.filter((d) => d.action !== 'alert');
+  // One decision per agent and hour: a loop alarms on every poll until someone acts.
+  const distinct = new Map<string, (typeof acting)[number]>();
+  for (const d of [...acting].sort((a, b) => a.at - b.at)) {
+    const key = `${d.agent_id}:${Math.floor(d.at / CONFIRM_WINDOW_MS)}`;
+    if (!distinct.has(key)) distinct.set(key, d);
+  }
+  let confirmed = 0;
+  for (const d of distinct.values()) {
+    const opened = deps.store
+      .listIncidents({ agent_id: d.agent_id, limit: 50 })
+      .some((i) => Math.abs(i.created_at - d.at) <= CONFIRM_WINDOW_MS);
+    if (opened) confirmed++;
+  }
+  const agentDays = (fleetSize * Math.max(0, deps.clock.now() - since)) / DAY;
+  const falseAlarms = distinct.size - confirmed;
+  return {
+    agent_days: agentDays,
+    judged: agentDays >= SHADOW_MIN_AGENT_DAYS,
+    would_contain: distinct.size,
+    would_alert: decisions.length - acting.length,
+    confirmed,
+    false_alarms: falseAlarms,
+    per_40_agent_days: agentDays > 0 ? (falseAlarms / agentDays) * 40 : 0,
+  };
 }

@@ -9,7 +9,10 @@
  *   alert_human    → an alert; plus the non-containing automated responses the SPEC's severity table
  *                    gives P1/P2 (exploitation: freeze payer and payee; degradation: halve the budget),
  *                    unless an explicit escalation override for that pair says alert only
- * A per-agent circuit breaker contains an agent on any anomaly while it is open. Signed webhooks
+ * In shadow mode (`--watch=shadow`) every decision is the same but only recorded (store shadow_decisions):
+ * no runbook runs, no alert is sent; check_readiness reports the would-be false-alarm rate.
+ * A per-agent circuit breaker counts failed operations on the agent (reads the gateway failed); while it is
+ * open, the agent is contained on any anomaly. Warnings never open it. Signed webhooks
  * (X-A2A-Signature, HMAC-SHA256) make an agent due at once; replays are dropped.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
@@ -58,6 +61,10 @@ export async function startWatcher(
 ): Promise<Watcher> {
   const { config, store, clock, logger } = ops;
   const log = logger.child({ component: 'watcher' });
+  const shadow = config.watch.mode === 'shadow';
+  // Where the shadow record starts: check_readiness divides its decisions by the agent-days watched since.
+  if (shadow && store.getCursor('shadow_since') === undefined)
+    store.setCursor('shadow_since', String(clock.now()));
   const nextDue = new Map<string, number>();
   const breakers = new Map<string, CircuitBreaker>();
   const lastAlert = new Map<string, number>();
@@ -131,6 +138,32 @@ export async function startWatcher(
       incident_id: null,
       status: 'alerted',
     };
+    if (shadow) {
+      // Shadow mode: the same decision, recorded instead of carried out. Nothing is frozen, nobody paged.
+      const action =
+        act && runbook && anomaly.signal !== 'detection_failure'
+          ? tier === 'fleet_shutdown'
+            ? 'fleet_shutdown'
+            : 'contain'
+          : 'alert';
+      store.recordShadowDecision({
+        at: anomaly.at,
+        agent_id: anomaly.agent_id,
+        signal: anomaly.signal,
+        severity: anomaly.severity,
+        priority: anomaly.priority,
+        tier,
+        action,
+        runbook: action === 'alert' ? null : (runbook ?? null),
+        summary: anomaly.summary.slice(0, 500),
+      });
+      out.actions.push({
+        ...record,
+        runbook: action === 'alert' ? null : (runbook ?? null),
+        status: `shadow:${action}`,
+      });
+      return;
+    }
     if (!act || !runbook || anomaly.signal === 'detection_failure') {
       if (
         await alert({
@@ -214,8 +247,8 @@ export async function startWatcher(
 
   async function tickOnce(all: boolean): Promise<TickResult> {
     // A containment another process left mid-way (it died, its lease expired) may have the wallet open in a
-    // refund window: finishing it comes before anything else this tick does.
-    const resumed = await ops.resumeInterrupted().catch((e: unknown) => {
+    // refund window: finishing it comes before anything else this tick does. Shadow mode acts on nothing.
+    const resumed = await (shadow ? Promise.resolve([]) : ops.resumeInterrupted()).catch((e: unknown) => {
       log.error({ err: e }, 'resuming an interrupted containment failed');
       return [];
     });
@@ -242,11 +275,13 @@ export async function startWatcher(
     const byAgent = new Map<string, Anomaly[]>();
     for (const a of pass.raw) byAgent.set(a.agent_id, [...(byAgent.get(a.agent_id) ?? []), a]);
     for (const agentId of due) {
-      const bad = (byAgent.get(agentId) ?? []).some(
-        (a) => a.signal !== 'detection_failure' && a.severity !== 'info',
+      // The breaker counts failed operations (reads of this agent the gateway failed), never warnings: five
+      // P2 notices in a row are five notices, not a reason to freeze an agent.
+      const failed = (byAgent.get(agentId) ?? []).some(
+        (a) => a.signal === 'detection_failure' && isGatewayFailure(a),
       );
       const breaker = breakerFor(agentId);
-      if (bad) breaker.recordFailure(now);
+      if (failed) breaker.recordFailure(now);
       else breaker.recordSuccess(now);
       nextDue.set(agentId, now + monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs));
     }
@@ -324,6 +359,12 @@ export async function startWatcher(
     timer = setTimeout(loop, 0).unref();
   }
   return watcher;
+}
+
+/** A blind check caused by the gateway failing (an error, a timeout), not by malformed entries we skipped. */
+function isGatewayFailure(a: Anomaly): boolean {
+  const code = String(a.details.code ?? '');
+  return code !== 'invalid_entries' && code !== 'invalid_observation';
 }
 
 function cascadeAgents(anomaly: Anomaly): string[] {

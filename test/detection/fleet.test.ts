@@ -26,11 +26,14 @@ const fleet = (over: Partial<FleetObservation> = {}): FleetObservation => ({
 });
 
 describe('cascade', () => {
-  it('two agents alerting in one pass: P0, every affected agent, the largest spend as root cause', () => {
+  it('two agents alerting in one pass with a payee in common: P0, every affected agent, the largest spend as root cause', () => {
     const out = detectFleet(
       [
-        result('a1', a('a1', { details: { amount_locked_cents: 4_680_000 } })),
-        result('a2', a('a2', { signal: 'cost_anomaly', details: { spend_cents: 80_000 } })),
+        result('a1', a('a1', { details: { amount_locked_cents: 4_680_000, top_payee: 'vendor-x' } })),
+        result(
+          'a2',
+          a('a2', { signal: 'cost_anomaly', details: { spend_cents: 80_000, top_payee: 'vendor-x' } }),
+        ),
         result('a3'),
       ],
       fleet(),
@@ -45,9 +48,33 @@ describe('cascade', () => {
           rule: 'correlated_alerts',
           affected_agents: ['a1', 'a2'],
           root_cause_candidate: 'a1',
+          related_by: ['payee:vendor-x'],
         }),
       }),
     ]);
+  });
+
+  it('two unrelated alarms within the window are no cascade: different signals, no payee in common', () => {
+    const apart = [
+      result('a1', a('a1', { details: { top_payee: 'vendor-x' } })),
+      result(
+        'a2',
+        a('a2', { signal: 'escrow_exploitation', priority: 'P1', details: { suspect_payee: 'shop-9' } }),
+      ),
+    ];
+    expect(detectFleet(apart, fleet())).toEqual([]);
+    // The same signal is one failure spreading (a shared bug, a shared dependency).
+    const same = [result('a1', a('a1')), result('a2', a('a2'))];
+    expect(detectFleet(same, fleet())[0]?.details).toMatchObject({
+      affected_agents: ['a1', 'a2'],
+      related_by: ['signal:escrow_burst'],
+    });
+    // With a third alarm unrelated to both, only the related pair is affected.
+    const three = [...same, result('a3', a('a3', { signal: 'identity_compromise' }))];
+    expect(detectFleet(three, fleet())[0]?.details).toMatchObject({
+      affected_agents: ['a1', 'a2'],
+      unrelated_alerting: ['a3'],
+    });
   });
 
   it('counts alerts from earlier passes within 5 minutes, not older ones', () => {
@@ -76,10 +103,11 @@ describe('cascade', () => {
     const t = { ...DEFAULT_THRESHOLDS, cascade_max_priority: 2 };
     const warnings = [
       result('a1', a('a1', { signal: 'budget_warning', severity: 'warning', priority: 'P2' })),
-      result('a2', a('a2', { signal: 'cost_anomaly', severity: 'warning', priority: 'P2' })),
+      result('a2', a('a2', { signal: 'budget_warning', severity: 'warning', priority: 'P2' })),
     ];
     expect(detectFleet(warnings, fleet(), t)).toHaveLength(1);
-    const derived = fleet({ recentAlerts: [{ agent_id: 'a2', at: T0, signal: 'identity_compromise' }] });
+    expect(detectFleet(warnings, fleet())).toHaveLength(0);
+    const derived = fleet({ recentAlerts: [{ agent_id: 'a2', at: T0, signal: 'escrow_burst' }] });
     expect(detectFleet([result('a1', a('a1'))], derived)).toHaveLength(1);
   });
 

@@ -131,6 +131,41 @@ describe('watcher per scenario', () => {
   });
 });
 
+describe('shadow mode', () => {
+  it('makes the same decision, records it and acts on nothing; readiness reports the would-be rate', async () => {
+    f = await startFixture({
+      agents: 8,
+      config: (c) => ({ ...c, watch: { intervalMs: 30_000, mode: 'shadow' } }),
+    });
+    watcher = await startWatcher(f.ops, { schedule: false });
+    await watcher.tick({ all: true });
+    const agent = f.sandbox.fleet[3]!;
+    f.sandbox.startScenario('runaway_spending', agent, {});
+    const statuses: string[] = [];
+    for (let t = 0; t < 6; t++) {
+      await f.sandbox.advance(30_000);
+      const r = await watcher.tick();
+      statuses.push(...r.actions.filter((a) => a.agent_id === agent).map((a) => a.status));
+    }
+    // The decision an enforcing watcher makes (contain, with the runaway runbook), recorded, not carried out.
+    expect(statuses).toContain('shadow:contain');
+    const decisions = f.ops.store.listShadowDecisions();
+    expect(decisions.find((d) => d.agent_id === agent)).toMatchObject({
+      action: 'contain',
+      runbook: 'runaway_spending',
+      priority: 'P0',
+    });
+    expect(f.sandbox.fleet.filter((a) => f!.sandbox.groundTruth(a).frozen)).toEqual([]);
+    expect(f.ops.store.findActiveIncident(agent)).toBeUndefined();
+    expect(f.ops.alerts.sent).toEqual([]);
+    // Too few agent-days to judge yet, and said so; a person confirming the alarm makes it a true one.
+    const readiness = await f.ops.checkReadiness();
+    const item = readiness.items.find((i) => i.item === 'shadow_false_alarm_rate');
+    expect(item).toMatchObject({ passed: false });
+    expect(item?.detail).toMatch(/agent-days on record/);
+  });
+});
+
 describe('quiet fleet', () => {
   it('40 agents of normal traffic watched over a simulated 24 h raise no P0 or P1', async () => {
     f = await startFixture({
