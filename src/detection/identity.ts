@@ -46,7 +46,7 @@ export function normalizeKey(key: string): string {
  * identity_compromise from behaviour: a stolen key spends where the agent never did. Fires when, within
  * `new_payee_window_ms`, at least `new_payee_count` escrows as payer go to payees the agent never paid
  * before that window, each above `new_payee_amount_multiple` × its typical escrow. Judged only once the
- * agent's history is known (`cold_start_ms`, at least `new_payee_min_known` payees): a new agent has
+ * agent's history is known (`cold_start_ms`, at least `new_payee_min_known` of its escrows): a new agent has
  * no "usual" to betray. This is what catches a key used without touching the identity record, or swapped
  * before anyone pinned it, or swapped and restored between polls (the record keeps `created_at` on an
  * overwrite, so the record itself shows nothing).
@@ -61,7 +61,7 @@ export function strangerSpending(
   const known = new Set(s.payees ?? []);
   const typical = s.escrow_amount.mean;
   if (
-    known.size < t.new_payee_min_known ||
+    known.size === 0 ||
     s.escrow_amount.n < t.new_payee_min_known ||
     s.known_since === null ||
     s.known_since === undefined ||
@@ -89,7 +89,7 @@ export function strangerSpending(
       count: strange.length,
       threshold_count: t.new_payee_count,
       window_ms: t.new_payee_window_ms,
-      new_payees: [...new Set(strange.map((e) => e.payee))].slice(0, 10),
+      new_payees: [...new Set(strange.map((e) => e.payee))].sort().slice(0, 10),
       amount_cents: total,
       typical_escrow_cents: Math.round(typical),
       known_payees: known.size,

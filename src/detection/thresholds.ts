@@ -65,7 +65,7 @@ export interface Thresholds {
   new_payee_window_ms: number;
   /** …each above this many typical escrows… */
   new_payee_amount_multiple: number;
-  /** …judged once this many of the agent's payees are known. */
+  /** …judged once this many of the agent's escrows are known (its usual amounts and payees). */
   new_payee_min_known: number;
   cascade_min_agents: number;
   cascade_window_ms: number;
@@ -112,7 +112,7 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   new_payee_count: 3,
   new_payee_window_ms: 30 * MIN,
   new_payee_amount_multiple: 3,
-  new_payee_min_known: 10,
+  new_payee_min_known: 20,
   cascade_min_agents: 2,
   cascade_window_ms: 5 * MIN,
   cascade_max_priority: 1,

@@ -377,3 +377,87 @@ describe('thresholds are configurable', () => {
     expect(signals(detectAgent(obs, undefined, t).anomalies)).toContain('escrow_burst');
   });
 });
+
+describe('exploitation over sliding windows', () => {
+  it('11 escrows to one payee within 4.5 min are seen though no poll instant has them all in its trailing 5 min', () => {
+    // Polls every 30 s; the cluster runs from 1:00 to 5:30 and the payee releases each at once.
+    const cluster = Array.from({ length: 11 }, (_, i) =>
+      escrow({
+        payee: 'merchant-shady',
+        amount: 2_000 + i * 1_700,
+        created_at: T0 + MIN + i * 27 * SEC,
+        fate: { status: 'settled', at: T0 + MIN + i * 27 * SEC + 5 * SEC },
+      }),
+    );
+    // A 20-minute blind spell after the first poll: the next poll sees the cluster only after it has begun
+    // leaving the trailing window, yet one sliding window still holds all eleven.
+    const first = detectAgent(observation({ at: T0, escrows: [] }), undefined);
+    const at = T0 + 10 * MIN;
+    const trailing = cluster.filter((e) => e.created_at > at - 5 * MIN).length;
+    expect(trailing).toBeLessThan(11);
+    const r = detectAgent(observation({ at, escrows: view(cluster, 'a1', at) }), first.state);
+    expect(find(r.anomalies, 'escrow_exploitation')?.details).toMatchObject({
+      rule: 'same_payee',
+      suspect_payee: 'merchant-shady',
+      count: 11,
+    });
+  });
+
+  it('just under the 5-minute bar, sustained for an hour, is seen by the 60-minute window', () => {
+    // 8 escrows to one payee every 5 minutes (never more than 10 in any 5), settled to the payee.
+    const farm = Array.from({ length: 12 * 8 }, (_, i) =>
+      escrow({
+        payee: 'merchant-shady',
+        amount: 2_500 + (i % 9) * 900,
+        created_at: T0 - 60 * MIN + i * 37 * SEC,
+        fate: { status: 'settled', at: T0 - 60 * MIN + i * 37 * SEC + 10 * SEC },
+      }),
+    );
+    const short = (at: number) =>
+      farm.filter((e) => e.created_at > at - 5 * MIN && e.created_at <= at).length;
+    expect(Math.max(...farm.map((e) => short(e.created_at)))).toBeLessThanOrEqual(10);
+    const r = detectAgent(observation({ escrows: view(farm, 'a1', T0) }), undefined);
+    expect(find(r.anomalies, 'escrow_exploitation')?.details).toMatchObject({
+      rule: 'same_payee',
+      window_ms: 60 * MIN,
+    });
+    // 30 in the hour is the floor: 25 is not exploitation.
+    const few = farm.filter((_, i) => i % 4 === 0);
+    expect(
+      find(
+        detectAgent(observation({ escrows: view(few, 'a1', T0) }), undefined).anomalies,
+        'escrow_exploitation',
+      ),
+    ).toBeUndefined();
+  });
+});
+
+describe('stranger spending (a stolen key that never touches the identity record)', () => {
+  const history = normalTraffic('a1', T0 - 14 * HOUR, T0 - 31 * MIN, 6, 23);
+  const theft = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      escrow({ payee: `fresh-${i}`, amount: 48_000 + i * 1_111, created_at: T0 - 20 * MIN + i * 4 * MIN }),
+    );
+
+  it('three escrows well above the usual, to payees the agent never paid: identity_compromise (P0)', () => {
+    const { state } = watch(history, T0 - 40 * MIN, T0 - 25 * MIN);
+    const two = detectAgent(observation({ escrows: view([...history, ...theft(2)], 'a1', T0, 500) }), state);
+    expect(find(two.anomalies, 'identity_compromise')).toBeUndefined();
+    const three = detectAgent(
+      observation({ escrows: view([...history, ...theft(3)], 'a1', T0, 500) }),
+      state,
+    );
+    expect(find(three.anomalies, 'identity_compromise')).toMatchObject({
+      priority: 'P0',
+      details: { reason: 'stranger_spending', count: 3, new_payees: ['fresh-0', 'fresh-1', 'fresh-2'] },
+    });
+  });
+
+  it('ordinary amounts to new payees, or a new agent with no history, are no theft', () => {
+    const { state } = watch(history, T0 - 40 * MIN, T0 - 25 * MIN);
+    const small = theft(4).map((e) => ({ ...e, amount: 3_000 }));
+    const r = detectAgent(observation({ escrows: view([...history, ...small], 'a1', T0, 500) }), state);
+    expect(find(r.anomalies, 'identity_compromise')).toBeUndefined();
+    expect(find(firstLook(theft(4)), 'identity_compromise')).toBeUndefined();
+  });
+});
