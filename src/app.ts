@@ -73,6 +73,14 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
   }
   mkdirSync(config.dataDir, { recursive: true });
   const store = openStore({ dataDir: config.dataDir, clock });
+  // Configured keys are the known-good ones: they replace a first-sight pin that disagrees.
+  for (const [agentId, key] of Object.entries(config.pinnedKeys)) {
+    const pinned = store.getPin(agentId);
+    if (pinned?.public_key.toLowerCase() !== key.toLowerCase()) {
+      store.repin(agentId, key.toLowerCase(), 'configuration');
+      if (pinned) logger.warn({ agent_id: agentId }, 'configured key replaces the key pinned at first sight');
+    }
+  }
   const clientOpts = {
     baseUrl: config.greenhelix.baseUrl,
     timeoutMs: config.greenhelix.timeoutMs,

@@ -44,6 +44,16 @@ export const ConfigSchema = z
     fleet: agentList.nullable().default(null),
     /** Wallets several agents draw on; exhausting one is a cascade signal. */
     sharedWallets: agentList.default([]),
+    /**
+     * Known-good public keys (64 hex, raw Ed25519) by agent id. They win over a key pinned at first sight:
+     * a key swapped before the monitor first looked is then a key change, not the pin.
+     */
+    pinnedKeys: z
+      .record(
+        z.string().regex(AGENT_ID, 'agent ids match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$'),
+        z.string().regex(/^[0-9a-fA-F]{64}$/, 'a public key is 64 hex characters (raw Ed25519)'),
+      )
+      .default({}),
     dataDir: z.string().min(1).default(join(homedir(), '.agent-incident-mcp')),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     readOnly: z.boolean().default(false),
@@ -200,6 +210,12 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'fleet',
     kind: 'list',
     help: 'Comma-separated agent ids (default: every agent the monitor key lists)',
+  },
+  {
+    name: 'INCIDENT_PINNED_KEYS',
+    path: 'pinnedKeys',
+    kind: 'json',
+    help: 'JSON object agent id → known-good public key (64 hex); wins over first-sight pins',
   },
   {
     name: 'INCIDENT_SHARED_WALLETS',

@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GreenHelixClient } from '../../src/greenhelix/index.js';
 import { startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
-import { type Fixture, startFixture } from '../helpers/fixture.js';
+import { startSandbox } from '../../src/sandbox/index.js';
+import { FIXTURE_START, type Fixture, startFixture } from '../helpers/fixture.js';
 
 const MIN = 60_000;
 
@@ -163,6 +164,37 @@ describe('shadow mode', () => {
     const item = readiness.items.find((i) => i.item === 'shadow_false_alarm_rate');
     expect(item).toMatchObject({ passed: false });
     expect(item?.detail).toMatch(/agent-days on record/);
+  });
+});
+
+describe('identity pinned from configuration', () => {
+  it('a key swapped before the monitor first looked is a key change, not the pin', async () => {
+    const sandbox = await startSandbox({ agents: 8, seed: 7, timeScale: 0, startAt: FIXTURE_START });
+    try {
+      const agent = sandbox.fleet[2]!;
+      const good = sandbox.groundTruth(agent).public_key!;
+      sandbox.startScenario('identity_compromise', agent, {});
+      await sandbox.advance(10_000);
+      expect(sandbox.groundTruth(agent).public_key).not.toBe(good);
+      f = await startFixture({
+        sandbox,
+        config: (c) => ({ ...c, pinnedKeys: { [agent]: good }, watch: { intervalMs: 30_000 } }),
+      });
+      watcher = await startWatcher(f.ops, { schedule: false });
+      const r = await watcher.tick({ all: true });
+      const hit = r.anomalies.find((a) => a.agent_id === agent && a.signal === 'identity_compromise');
+      expect(hit?.details).toMatchObject({ reason: 'key_changed', pinned_key: good.toLowerCase() });
+      expect(f.ops.store.getPin(agent)).toMatchObject({
+        public_key: good.toLowerCase(),
+        source: 'repin: configuration',
+      });
+    } finally {
+      await watcher?.stop();
+      watcher = undefined;
+      await f?.close();
+      f = undefined;
+      await sandbox.close();
+    }
   });
 });
 
