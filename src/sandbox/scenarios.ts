@@ -8,7 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import type { ToolName } from '../greenhelix/routes.js';
 import { type Caller, type Engine, GatewayError } from './engine.js';
+import type { Scheduler } from './scheduler.js';
 import type { World } from './world.js';
+
+export { Scheduler } from './scheduler.js';
 
 export const SCENARIOS = [
   'normal_traffic',
@@ -23,13 +26,6 @@ export type ScenarioName = (typeof SCENARIOS)[number];
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 
-interface Task {
-  at: number;
-  seq: number;
-  run: (now: number) => void;
-  owner: string;
-}
-
 export interface ScenarioInfo {
   id: string;
   scenario: ScenarioName;
@@ -39,35 +35,6 @@ export interface ScenarioInfo {
   stopped: boolean;
   attempts: number;
   failures: Record<string, number>;
-}
-
-/** Time-ordered tasks on the sandbox clock. */
-export class Scheduler {
-  private tasks: Task[] = [];
-  private seq = 0;
-
-  at(at: number, owner: string, run: (now: number) => void): void {
-    this.tasks.push({ at, seq: this.seq++, run, owner });
-  }
-
-  cancelOwner(owner: string): void {
-    this.tasks = this.tasks.filter((t) => t.owner !== owner);
-  }
-
-  /** Fires every task due by `until`, in time order, moving the clock to each task's time first. */
-  runUntil(until: number, setTime: (t: number) => void): number {
-    let fired = 0;
-    for (;;) {
-      let best: Task | undefined;
-      for (const t of this.tasks)
-        if (t.at <= until && (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq))) best = t;
-      if (!best) return fired;
-      this.tasks.splice(this.tasks.indexOf(best), 1);
-      setTime(best.at);
-      best.run(best.at);
-      fired++;
-    }
-  }
 }
 
 export interface ScenarioHost {
