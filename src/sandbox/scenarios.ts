@@ -6,11 +6,23 @@
  * order, which makes `advance()` deterministic for a given seed.
  */
 import { randomUUID } from 'node:crypto';
-import type { ToolName } from '../greenhelix/routes.js';
-import { type Caller, type Engine, GatewayError } from './engine.js';
-import type { Scheduler } from './scheduler.js';
-import type { World } from './world.js';
+import { GatewayError } from './engine.js';
+import {
+  act,
+  amountOf,
+  HOUR,
+  loop,
+  MIN,
+  money,
+  type Program,
+  pick,
+  rate,
+  type ScenarioHost,
+  type ScenarioInfo,
+  topUp,
+} from './program.js';
 
+export type { IncidentTruth, ScenarioHost, ScenarioInfo } from './program.js';
 export { Scheduler } from './scheduler.js';
 
 export const SCENARIOS = [
@@ -22,31 +34,6 @@ export const SCENARIOS = [
   'cascade_failure',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
-
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-
-export interface ScenarioInfo {
-  id: string;
-  scenario: ScenarioName;
-  agent_id: string;
-  params: Record<string, unknown>;
-  started_at: number;
-  stopped: boolean;
-  attempts: number;
-  failures: Record<string, number>;
-}
-
-export interface ScenarioHost {
-  world: World;
-  engine: Engine;
-  scheduler: Scheduler;
-  random: () => number;
-  callerFor(agentId: string): Caller;
-  fleet: readonly string[];
-  treasury: string | null;
-  counterparties: readonly string[];
-}
 
 export class ScenarioRunner {
   readonly running = new Map<string, ScenarioInfo>();
@@ -64,12 +51,15 @@ export class ScenarioRunner {
       agent_id: agentId,
       params,
       started_at: this.host.world.clock.now(),
+      onset_at: null,
+      truth: null,
       stopped: false,
       attempts: 0,
       failures: {},
     };
     this.running.set(info.id, info);
-    PROGRAMS[info.scenario](this.host, info, this);
+    recordOriginalTruth(this.host, info);
+    PROGRAMS[info.scenario](this.host, info);
     return info;
   }
 
@@ -86,71 +76,39 @@ export class ScenarioRunner {
   }
 }
 
-type Program = (host: ScenarioHost, info: ScenarioInfo, runner: ScenarioRunner) => void;
-
-/** One call as the agent; failures are counted (a loop keeps retrying, as a real one does). */
-function act(
-  host: ScenarioHost,
-  info: ScenarioInfo,
-  tool: ToolName,
-  params: Record<string, unknown>,
-  agentId = info.agent_id,
-): unknown {
-  info.attempts++;
-  try {
-    return host.engine.dispatch(host.callerFor(agentId), tool, params, {
-      via: 'internal',
-      requestId: randomUUID(),
-    }).body;
-  } catch (e) {
-    const code = e instanceof GatewayError ? e.code : 'internal_error';
-    info.failures[code] = (info.failures[code] ?? 0) + 1;
-    return undefined;
+/** Onset and ground truth of the five original scenarios, as their programs below act. */
+function recordOriginalTruth(host: ScenarioHost, info: ScenarioInfo): void {
+  const p = info.params;
+  const t0 = info.started_at;
+  const a = info.agent_id;
+  switch (info.scenario) {
+    case 'runaway_spending':
+      info.onset_at = t0 + MIN / rate(p.rate_per_min, 30);
+      info.truth = { incident: 'runaway_spending', agents: [a], details: {} };
+      break;
+    case 'escrow_exploitation':
+      info.onset_at = t0 + MIN / rate(p.rate_per_min, 4);
+      info.truth = { incident: 'escrow_exploitation', agents: [a], details: {} };
+      break;
+    case 'identity_compromise':
+      info.onset_at = t0 + 5_000;
+      info.truth = { incident: 'identity_compromise', agents: [a], details: {} };
+      break;
+    case 'service_degradation':
+      info.onset_at = t0 + 5 * MIN;
+      info.truth = { incident: 'service_degradation', agents: [a], details: {} };
+      break;
+    case 'cascade_failure': {
+      const downstream = host.fleet
+        .filter((x) => x !== a)
+        .slice(0, typeof p.downstream === 'number' ? p.downstream : 3);
+      info.onset_at = t0 + MIN / rate(p.rate_per_min, 30);
+      info.truth = { incident: 'cascade_failure', agents: [a, ...downstream], details: {} };
+      break;
+    }
+    default:
+      break;
   }
-}
-
-/** Refill from the shared treasury when low (a sandbox-internal transfer; blocked by a freeze on either side). */
-function topUp(host: ScenarioHost, agentId: string, need: number): boolean {
-  const w = host.world;
-  const wallet = w.wallets.get(agentId);
-  if (!wallet || wallet.balance >= need) return true;
-  if (!host.treasury) return false;
-  const treasury = w.wallets.get(host.treasury);
-  if (!treasury || treasury.frozen || wallet.frozen) return false;
-  const amount = Math.min(treasury.balance, Math.max(100_000, need - wallet.balance));
-  if (amount <= 0 || wallet.balance + amount < need) return false;
-  w.debit(host.treasury, amount, 'withdrawal', `transfer to ${agentId}`);
-  w.credit(agentId, amount, 'deposit', `transfer from ${host.treasury}`);
-  return true;
-}
-
-const money = (v: unknown, d: number) => (typeof v === 'number' && v > 0 ? Math.round(v * 100) : d);
-const rate = (v: unknown, d: number) => (typeof v === 'number' && v > 0 ? v : d);
-const pick = <T>(r: () => number, xs: readonly T[]) => xs[Math.floor(r() * xs.length)] as T;
-const amountOf = (cents: number) => (cents / 100).toFixed(2);
-
-/** A loop creating escrows of a set amount to one payee, never releasing them. */
-function loop(
-  host: ScenarioHost,
-  info: ScenarioInfo,
-  agentId: string,
-  perMin: number,
-  cents: number,
-  payee: string,
-): void {
-  const every = MIN / perMin;
-  const tick = (now: number) => {
-    topUp(host, agentId, cents + 1_000);
-    act(
-      host,
-      info,
-      'create_escrow',
-      { payer: agentId, payee, amount: amountOf(cents), description: 'retry: upstream timeout' },
-      agentId,
-    );
-    host.scheduler.at(now + every, info.id, tick);
-  };
-  host.scheduler.at(host.world.clock.now() + every, info.id, tick);
 }
 
 const PROGRAMS: Record<ScenarioName, Program> = {
