@@ -22,6 +22,8 @@ import {
   topUp,
 } from './program.js';
 
+import { PROFILES, type Profile, runProfile } from './traffic.js';
+
 export type { IncidentTruth, ScenarioHost, ScenarioInfo } from './program.js';
 export { Scheduler } from './scheduler.js';
 
@@ -43,6 +45,9 @@ export class ScenarioRunner {
   start(scenario: string, agentId: string, params: Record<string, unknown> = {}): ScenarioInfo {
     if (!(SCENARIOS as readonly string[]).includes(scenario))
       throw new GatewayError(422, 'validation_error', `scenario must be one of ${SCENARIOS.join(', ')}`);
+    const profile = params.profile;
+    if (scenario === 'normal_traffic' && profile !== undefined && !PROFILES.includes(profile as Profile))
+      throw new GatewayError(422, 'validation_error', `profile must be one of ${PROFILES.join(', ')}`);
     if (!this.host.world.agents.has(agentId))
       throw new GatewayError(404, 'agent_not_found', `Agent ${agentId} not found`);
     const info: ScenarioInfo = {
@@ -113,6 +118,8 @@ function recordOriginalTruth(host: ScenarioHost, info: ScenarioInfo): void {
 
 const PROGRAMS: Record<ScenarioName, Program> = {
   normal_traffic(host, info) {
+    // A profile (traffic.ts) other than `steady`; without one, the original steady traffic below.
+    if (runProfile(host, info, String(info.params.profile ?? 'steady'), info.started_at)) return;
     const r = host.random;
     const perHour = rate(info.params.escrows_per_hour, 2);
     const next = () => -Math.log(1 - r()) * (HOUR / perHour);
