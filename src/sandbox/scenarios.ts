@@ -23,6 +23,7 @@ import {
 } from './program.js';
 
 import { PROFILES, type Profile, runProfile } from './traffic.js';
+import { VARIANT_PROGRAMS, VARIANTS } from './variants.js';
 
 export type { IncidentTruth, ScenarioHost, ScenarioInfo } from './program.js';
 export { Scheduler } from './scheduler.js';
@@ -34,6 +35,7 @@ export const SCENARIOS = [
   'identity_compromise',
   'service_degradation',
   'cascade_failure',
+  ...VARIANTS,
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -117,6 +119,7 @@ function recordOriginalTruth(host: ScenarioHost, info: ScenarioInfo): void {
 }
 
 const PROGRAMS: Record<ScenarioName, Program> = {
+  ...VARIANT_PROGRAMS,
   normal_traffic(host, info) {
     // A profile (traffic.ts) other than `steady`; without one, the original steady traffic below.
     if (runProfile(host, info, String(info.params.profile ?? 'steady'), info.started_at)) return;
