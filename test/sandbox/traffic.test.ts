@@ -459,3 +459,14 @@ describe('incident variants', () => {
 function sbTreasuryDraws(s: Sandbox, agents: readonly string[]): boolean {
   return agents.every((a) => Number(s.groundTruth(a).shared_wallet_draws) > 0);
 }
+
+describe('sandbox --traffic', () => {
+  it('refuses an unknown traffic mode, and --traffic with --no-traffic, with exit 2', async () => {
+    const { runSandboxCommand } = await import('../../src/sandbox/cli.js');
+    const err: string[] = [];
+    const io = { stdout: () => undefined, stderr: (x: string) => err.push(x) };
+    expect(await runSandboxCommand(['--traffic', 'sleepy'], io)).toBe(2);
+    expect(err[0]).toMatch(/--traffic: expected one of mixed, steady, none/);
+    expect(await runSandboxCommand(['--traffic', 'mixed', '--no-traffic'], io)).toBe(2);
+  });
+});
