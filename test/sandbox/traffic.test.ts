@@ -168,7 +168,6 @@ describe('normal profiles', () => {
         const h = localHour(e.created_at, tz);
         if (h < 6) night++;
         if (h >= 9 && h < 18) day++;
-        // UTC 09–15 is night at UTC+9 (18–24 is evening, 00–06 night)… so at UTC+9 the UTC morning is quiet.
         if (tz === 9 && localHour(e.created_at, 0) >= 16 && localHour(e.created_at, 0) < 21) utcNightAtNine++;
       }
     });
