@@ -3,7 +3,7 @@
  * keys, fleet, shared wallet) and serves until SIGINT or SIGTERM.
  */
 import { parseArgs } from 'node:util';
-import { startSandbox } from './index.js';
+import { FLEET_TRAFFIC, type FleetTraffic, startSandbox } from './index.js';
 
 export interface SandboxIo {
   stdout: (s: string) => void;
@@ -33,9 +33,17 @@ export async function runSandboxCommand(argv: string[], io: SandboxIo): Promise<
         'error-rate': { type: 'string' },
         'time-scale': { type: 'string' },
         'no-traffic': { type: 'boolean' },
+        traffic: { type: 'string' },
       },
       strict: true,
     });
+    const traffic = values.traffic;
+    if (traffic !== undefined && !(FLEET_TRAFFIC as readonly string[]).includes(traffic))
+      throw new RangeError(
+        `--traffic: expected one of ${FLEET_TRAFFIC.join(', ')}, got ${JSON.stringify(traffic)}`,
+      );
+    if (traffic !== undefined && values['no-traffic'])
+      throw new RangeError('--traffic and --no-traffic: give one');
     opts = {
       port: number('port', values.port, 0, 65_535),
       host: values.host ?? '127.0.0.1',
@@ -46,11 +54,12 @@ export async function runSandboxCommand(argv: string[], io: SandboxIo): Promise<
       errorRate: number('error-rate', values['error-rate'], 0, 1),
       timeScale: number('time-scale', values['time-scale'], 0, 10_000),
       autoStartTraffic: !values['no-traffic'],
+      traffic: traffic as FleetTraffic | undefined,
     };
   } catch (e) {
     io.stderr(`agent-incident-mcp sandbox: ${(e as Error).message}`);
     io.stderr(
-      'usage: agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N] [--jitter-ms N] [--error-rate R] [--time-scale X] [--no-traffic]',
+      'usage: agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N] [--jitter-ms N] [--error-rate R] [--time-scale X] [--traffic mixed|steady|none | --no-traffic]',
     );
     return 2;
   }

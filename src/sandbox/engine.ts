@@ -438,7 +438,7 @@ export class Engine {
     const dedupe = ctx.idempotencyKey ?? `${ctx.requestId}:${tool}`;
     if (this.world.usageKeys.has(dedupe)) return;
     this.world.usageKeys.add(dedupe);
-    this.world.usage.push({ agentId: caller.agentId, tool, cost: fee, at: this.world.clock.now(), dedupe });
+    this.world.recordUsage({ agentId: caller.agentId, tool, cost: fee, at: this.world.clock.now(), dedupe });
     if (fee > 0) this.world.debit(caller.agentId, fee, 'charge', `gateway:${tool}`);
   }
 

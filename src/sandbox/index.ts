@@ -9,10 +9,27 @@ import { SandboxClock } from './clock.js';
 import { type Caller, Engine, GatewayError } from './engine.js';
 import { SCENARIOS, type ScenarioInfo, ScenarioRunner, Scheduler } from './scenarios.js';
 import { createSandboxServer, type Faults, type RequestLogEntry } from './server.js';
-import { prng, World } from './world.js';
+import { assignFleet, type FleetAssignment } from './traffic.js';
+import { type EscrowRec, prng, World } from './world.js';
 
 export { SandboxClock } from './clock.js';
-export { SCENARIOS, type ScenarioName } from './scenarios.js';
+export { type IncidentTruth, SCENARIOS, type ScenarioInfo, type ScenarioName } from './scenarios.js';
+export { assignFleet, type FleetAssignment, MIX, PROFILES, type Profile } from './traffic.js';
+
+export const FLEET_TRAFFIC = ['mixed', 'steady', 'none'] as const;
+export type FleetTraffic = (typeof FLEET_TRAFFIC)[number];
+
+/** One escrow as the sandbox holds it (ground truth; amounts in cents, times in sandbox ms). */
+export interface EscrowRecord {
+  id: string;
+  payer: string;
+  payee: string;
+  amount: number;
+  status: 'held' | 'settled' | 'refunded' | 'expired';
+  description: string;
+  created_at: number;
+  updated_at: number;
+}
 
 export interface SandboxOptions {
   port?: number;
@@ -26,7 +43,13 @@ export interface SandboxOptions {
   timeScale?: number;
   /** Sandbox time at start (epoch ms); default now. A fixed start makes a seeded run repeat exactly. */
   startAt?: number;
-  /** Fleet agents run normal_traffic from the start. */
+  /**
+   * Fleet traffic from the start: `steady` (every agent runs normal_traffic's original profile),
+   * `mixed` (assignFleet's mix of profiles, docs/TRAFFIC.md) or `none`. Default: `steady`, or `none`
+   * when autoStartTraffic is false.
+   */
+  traffic?: FleetTraffic;
+  /** Fleet agents run normal_traffic from the start (`traffic: 'steady'`); `traffic` wins when both are set. */
   autoStartTraffic?: boolean;
   allowLoopbackWebhooks?: boolean;
   deliverBusEvents?: boolean;
@@ -64,7 +87,11 @@ export interface Sandbox {
   fleet: string[];
   sharedWallet: string | null;
   clock: SandboxClock;
+  /** The profile each fleet agent runs (empty unless traffic is `mixed`). */
+  trafficPlan: FleetAssignment[];
   groundTruth(agentId: string): AgentGroundTruth;
+  /** Every escrow the sandbox holds, in creation order, optionally only those `agentId` pays. */
+  escrowRecords(payer?: string): EscrowRecord[];
   advance(ms: number): Promise<void>;
   startScenario(name: string, agentId: string, params?: Record<string, unknown>): string;
   stopScenario(id: string): boolean;
@@ -199,7 +226,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     treasury: TREASURY,
     counterparties: COUNTERPARTIES,
   });
-  if (opts.autoStartTraffic ?? true) for (const id of fleet) runner.start('normal_traffic', id);
+  const traffic = opts.traffic ?? ((opts.autoStartTraffic ?? true) ? 'steady' : 'none');
+  const trafficPlan = traffic === 'mixed' ? assignFleet(fleet, seed) : [];
+  if (traffic === 'steady') for (const id of fleet) runner.start('normal_traffic', id);
+  for (const a of trafficPlan) runner.start('normal_traffic', a.agent_id, a.params);
   // The gateway's expiry scheduler runs every 300 s.
   const expiry = (now: number) => {
     engine.expireEscrows();
@@ -410,7 +440,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     fleet,
     sharedWallet: TREASURY,
     clock,
+    trafficPlan,
     groundTruth,
+    escrowRecords: (payer) => {
+      catchUp();
+      return world.escrowOrder.filter((e) => payer === undefined || e.payer === payer).map(escrowRecord);
+    },
     advance,
     startScenario: (name, agentId, params = {}) => runner.start(name, agentId, params).id,
     stopScenario: (id) => runner.stop(id),
@@ -422,6 +457,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
+  };
+}
+
+function escrowRecord(e: EscrowRec): EscrowRecord {
+  return {
+    id: e.id,
+    payer: e.payer,
+    payee: e.payee,
+    amount: e.amount,
+    status: e.status,
+    description: e.description,
+    created_at: e.createdAt,
+    updated_at: e.updatedAt,
   };
 }
 

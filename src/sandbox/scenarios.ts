@@ -6,9 +6,27 @@
  * order, which makes `advance()` deterministic for a given seed.
  */
 import { randomUUID } from 'node:crypto';
-import type { ToolName } from '../greenhelix/routes.js';
-import { type Caller, type Engine, GatewayError } from './engine.js';
-import type { World } from './world.js';
+import { GatewayError } from './engine.js';
+import {
+  act,
+  amountOf,
+  HOUR,
+  loop,
+  MIN,
+  money,
+  type Program,
+  pick,
+  rate,
+  type ScenarioHost,
+  type ScenarioInfo,
+  topUp,
+} from './program.js';
+
+import { PROFILES, type Profile, runProfile } from './traffic.js';
+import { VARIANT_PROGRAMS, VARIANTS } from './variants.js';
+
+export type { IncidentTruth, ScenarioHost, ScenarioInfo } from './program.js';
+export { Scheduler } from './scheduler.js';
 
 export const SCENARIOS = [
   'normal_traffic',
@@ -17,69 +35,9 @@ export const SCENARIOS = [
   'identity_compromise',
   'service_degradation',
   'cascade_failure',
+  ...VARIANTS,
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
-
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-
-interface Task {
-  at: number;
-  seq: number;
-  run: (now: number) => void;
-  owner: string;
-}
-
-export interface ScenarioInfo {
-  id: string;
-  scenario: ScenarioName;
-  agent_id: string;
-  params: Record<string, unknown>;
-  started_at: number;
-  stopped: boolean;
-  attempts: number;
-  failures: Record<string, number>;
-}
-
-/** Time-ordered tasks on the sandbox clock. */
-export class Scheduler {
-  private tasks: Task[] = [];
-  private seq = 0;
-
-  at(at: number, owner: string, run: (now: number) => void): void {
-    this.tasks.push({ at, seq: this.seq++, run, owner });
-  }
-
-  cancelOwner(owner: string): void {
-    this.tasks = this.tasks.filter((t) => t.owner !== owner);
-  }
-
-  /** Fires every task due by `until`, in time order, moving the clock to each task's time first. */
-  runUntil(until: number, setTime: (t: number) => void): number {
-    let fired = 0;
-    for (;;) {
-      let best: Task | undefined;
-      for (const t of this.tasks)
-        if (t.at <= until && (!best || t.at < best.at || (t.at === best.at && t.seq < best.seq))) best = t;
-      if (!best) return fired;
-      this.tasks.splice(this.tasks.indexOf(best), 1);
-      setTime(best.at);
-      best.run(best.at);
-      fired++;
-    }
-  }
-}
-
-export interface ScenarioHost {
-  world: World;
-  engine: Engine;
-  scheduler: Scheduler;
-  random: () => number;
-  callerFor(agentId: string): Caller;
-  fleet: readonly string[];
-  treasury: string | null;
-  counterparties: readonly string[];
-}
 
 export class ScenarioRunner {
   readonly running = new Map<string, ScenarioInfo>();
@@ -89,6 +47,9 @@ export class ScenarioRunner {
   start(scenario: string, agentId: string, params: Record<string, unknown> = {}): ScenarioInfo {
     if (!(SCENARIOS as readonly string[]).includes(scenario))
       throw new GatewayError(422, 'validation_error', `scenario must be one of ${SCENARIOS.join(', ')}`);
+    const profile = params.profile;
+    if (scenario === 'normal_traffic' && profile !== undefined && !PROFILES.includes(profile as Profile))
+      throw new GatewayError(422, 'validation_error', `profile must be one of ${PROFILES.join(', ')}`);
     if (!this.host.world.agents.has(agentId))
       throw new GatewayError(404, 'agent_not_found', `Agent ${agentId} not found`);
     const info: ScenarioInfo = {
@@ -97,12 +58,15 @@ export class ScenarioRunner {
       agent_id: agentId,
       params,
       started_at: this.host.world.clock.now(),
+      onset_at: null,
+      truth: null,
       stopped: false,
       attempts: 0,
       failures: {},
     };
     this.running.set(info.id, info);
-    PROGRAMS[info.scenario](this.host, info, this);
+    recordOriginalTruth(this.host, info);
+    PROGRAMS[info.scenario](this.host, info);
     return info;
   }
 
@@ -119,75 +83,46 @@ export class ScenarioRunner {
   }
 }
 
-type Program = (host: ScenarioHost, info: ScenarioInfo, runner: ScenarioRunner) => void;
-
-/** One call as the agent; failures are counted (a loop keeps retrying, as a real one does). */
-function act(
-  host: ScenarioHost,
-  info: ScenarioInfo,
-  tool: ToolName,
-  params: Record<string, unknown>,
-  agentId = info.agent_id,
-): unknown {
-  info.attempts++;
-  try {
-    return host.engine.dispatch(host.callerFor(agentId), tool, params, {
-      via: 'internal',
-      requestId: randomUUID(),
-    }).body;
-  } catch (e) {
-    const code = e instanceof GatewayError ? e.code : 'internal_error';
-    info.failures[code] = (info.failures[code] ?? 0) + 1;
-    return undefined;
+/** Onset and ground truth of the five original scenarios, as their programs below act. */
+function recordOriginalTruth(host: ScenarioHost, info: ScenarioInfo): void {
+  const p = info.params;
+  const t0 = info.started_at;
+  const a = info.agent_id;
+  switch (info.scenario) {
+    case 'runaway_spending':
+      info.onset_at = t0 + MIN / rate(p.rate_per_min, 30);
+      info.truth = { incident: 'runaway_spending', agents: [a], details: {} };
+      break;
+    case 'escrow_exploitation':
+      info.onset_at = t0 + MIN / rate(p.rate_per_min, 4);
+      info.truth = { incident: 'escrow_exploitation', agents: [a], details: {} };
+      break;
+    case 'identity_compromise':
+      info.onset_at = t0 + 5_000;
+      info.truth = { incident: 'identity_compromise', agents: [a], details: {} };
+      break;
+    case 'service_degradation':
+      info.onset_at = t0 + 5 * MIN;
+      info.truth = { incident: 'service_degradation', agents: [a], details: {} };
+      break;
+    case 'cascade_failure': {
+      const downstream = host.fleet
+        .filter((x) => x !== a)
+        .slice(0, typeof p.downstream === 'number' ? p.downstream : 3);
+      info.onset_at = t0 + MIN / rate(p.rate_per_min, 30);
+      info.truth = { incident: 'cascade_failure', agents: [a, ...downstream], details: {} };
+      break;
+    }
+    default:
+      break;
   }
 }
 
-/** Refill from the shared treasury when low (a sandbox-internal transfer; blocked by a freeze on either side). */
-function topUp(host: ScenarioHost, agentId: string, need: number): boolean {
-  const w = host.world;
-  const wallet = w.wallets.get(agentId);
-  if (!wallet || wallet.balance >= need) return true;
-  if (!host.treasury) return false;
-  const treasury = w.wallets.get(host.treasury);
-  if (!treasury || treasury.frozen || wallet.frozen) return false;
-  const amount = Math.min(treasury.balance, Math.max(100_000, need - wallet.balance));
-  if (amount <= 0 || wallet.balance + amount < need) return false;
-  w.debit(host.treasury, amount, 'withdrawal', `transfer to ${agentId}`);
-  w.credit(agentId, amount, 'deposit', `transfer from ${host.treasury}`);
-  return true;
-}
-
-const money = (v: unknown, d: number) => (typeof v === 'number' && v > 0 ? Math.round(v * 100) : d);
-const rate = (v: unknown, d: number) => (typeof v === 'number' && v > 0 ? v : d);
-const pick = <T>(r: () => number, xs: readonly T[]) => xs[Math.floor(r() * xs.length)] as T;
-const amountOf = (cents: number) => (cents / 100).toFixed(2);
-
-/** A loop creating escrows of a set amount to one payee, never releasing them. */
-function loop(
-  host: ScenarioHost,
-  info: ScenarioInfo,
-  agentId: string,
-  perMin: number,
-  cents: number,
-  payee: string,
-): void {
-  const every = MIN / perMin;
-  const tick = (now: number) => {
-    topUp(host, agentId, cents + 1_000);
-    act(
-      host,
-      info,
-      'create_escrow',
-      { payer: agentId, payee, amount: amountOf(cents), description: 'retry: upstream timeout' },
-      agentId,
-    );
-    host.scheduler.at(now + every, info.id, tick);
-  };
-  host.scheduler.at(host.world.clock.now() + every, info.id, tick);
-}
-
 const PROGRAMS: Record<ScenarioName, Program> = {
+  ...VARIANT_PROGRAMS,
   normal_traffic(host, info) {
+    // A profile (traffic.ts) other than `steady`; without one, the original steady traffic below.
+    if (runProfile(host, info, String(info.params.profile ?? 'steady'), info.started_at)) return;
     const r = host.random;
     const perHour = rate(info.params.escrows_per_hour, 2);
     const next = () => -Math.log(1 - r()) * (HOUR / perHour);

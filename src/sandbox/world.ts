@@ -183,6 +183,8 @@ export class World {
   readonly usageKeys = new Set<string>();
   readonly calls = new Map<string, number[]>();
   readonly idempotentEscrows = new Map<string, string>();
+  /** Per agent, usage times and running fee totals, so a cap check is a binary search, not a scan. */
+  private readonly spendIndex = new Map<string, { at: number[]; total: number[] }>();
   private seq = 0;
 
   constructor(readonly clock: Clock) {}
@@ -286,12 +288,34 @@ export class World {
     this.credit(agentId, -cents, txType, description, idempotencyKey);
   }
 
+  /** Records one metered call (what `spend` sums). */
+  recordUsage(u: UsageRec): void {
+    this.usage.push(u);
+    let idx = this.spendIndex.get(u.agentId);
+    if (!idx) {
+      idx = { at: [], total: [] };
+      this.spendIndex.set(u.agentId, idx);
+    }
+    // The sandbox clock never moves back, so each agent's times are sorted.
+    idx.at.push(Math.max(u.at, idx.at.at(-1) ?? u.at));
+    idx.total.push((idx.total.at(-1) ?? 0) + u.cost);
+  }
+
   /** Fees (usage cost) over a rolling window: what budget caps limit. */
   spend(agentId: string, windowMs: number): number {
+    const idx = this.spendIndex.get(agentId);
+    if (!idx) return 0;
     const since = this.clock.now() - windowMs;
-    let total = 0;
-    for (const u of this.usage) if (u.agentId === agentId && u.at > since) total += u.cost;
-    return total;
+    // The first record inside the window (at > since).
+    let lo = 0;
+    let hi = idx.at.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((idx.at[mid] as number) > since) hi = mid;
+      else lo = mid + 1;
+    }
+    const all = idx.total.at(-1) ?? 0;
+    return lo === 0 ? all : all - (idx.total[lo - 1] as number);
   }
 
   publish(eventType: string, source: string, payload: unknown): EventRec {
