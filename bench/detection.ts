@@ -1,12 +1,16 @@
 /**
- * Detection quality on the sandbox scenarios, beside the naive rule (mean + 2σ of balance deltas over
- * 30 s polls, needing 5 samples) on the same traffic:
- *   - time to detect, escrows created and CREDITS locked before the freeze, per scenario;
- *   - false alarms per agent-day on normal traffic.
- * Our watcher contains at detection; the naive rule is credited with containing at the moment it fires.
- * Prints a table and writes bench/results/detection.json.
+ * Detection quality on the traffic corpus (docs/TRAFFIC.md), beside the naive rule (mean + 2σ of balance
+ * deltas over 30 s polls, needing 5 samples) on the same traffic:
+ *   - quiet: a mixed fleet (diurnal, batch buyers, busy, payouts, new agents, cancellers) watched for days
+ *     from its first hour: false P0/P1 alarms (episodes, not polls) per 40 agent-days, false freezes, and
+ *     the P2 rate;
+ *   - variants: each incident variant after 13 h of unwatched history (the gateway has it, the watcher
+ *     pages it on first sight): onset → detect, and the escrows and money the agent committed from onset
+ *     until detection, ours vs the naive rule on an uncontained twin of the same seed.
+ * The watcher runs as in production (its own cadence, probes and tiers), ticked every `--step-ms` of
+ * sandbox time. Prints tables and writes bench/results/detection.json.
  *
- *   npx tsx bench/detection.ts [--agents 20] [--hours 24]
+ *   npx tsx bench/detection.ts [--agents 40] [--days 3] [--step-ms 5000] [--variants a,b] [--skip-quiet]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,27 +18,42 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { type NaiveState, naiveStep } from '../src/detection/index.js';
+import { type Anomaly, type NaiveState, naiveStep } from '../src/detection/index.js';
 import { formatCents } from '../src/greenhelix/money.js';
 import { silentLogger } from '../src/logger.js';
 import { startWatcher } from '../src/runbooks/watcher.js';
-import { startSandbox } from '../src/sandbox/index.js';
+import { type Sandbox, SCENARIOS, startSandbox } from '../src/sandbox/index.js';
 
-const { values } = parseArgs({ options: { agents: { type: 'string' }, hours: { type: 'string' } } });
-const QUIET_AGENTS = Number(values.agents ?? 20);
-const QUIET_HOURS = Number(values.hours ?? 24);
-const POLL = 30_000;
-const WARMUP_POLLS = 60;
-/** A fixed origin: the twin worlds see the same times on the detectors' grid, and a rerun repeats. */
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string' },
+    days: { type: 'string' },
+    'step-ms': { type: 'string' },
+    variants: { type: 'string' },
+    'skip-quiet': { type: 'boolean' },
+    'skip-variants': { type: 'boolean' },
+    seed: { type: 'string' },
+  },
+});
+const QUIET_AGENTS = Number(values.agents ?? 40);
+const QUIET_DAYS = Number(values.days ?? 3);
+const STEP = Number(values['step-ms'] ?? 5_000);
+const SEED = Number(values.seed ?? 21);
+const NAIVE_POLL = 30_000;
+const HOUR = 3_600_000;
+const MIN = 60_000;
+/** An alarm on the same agent and signal within this gap of the last one is the same episode. */
+const EPISODE_GAP = 15 * MIN;
+/** A fixed origin: a rerun repeats. */
 const START = Date.UTC(2026, 10, 24, 2, 47, 13);
 
-async function world(agents: number, traffic: boolean) {
+async function world(agents: number, opts: { traffic: 'mixed' | 'steady'; seed: number; watch: boolean }) {
   const sandbox = await startSandbox({
     agents,
-    seed: 21,
+    seed: opts.seed,
     timeScale: 0,
     startAt: START,
-    autoStartTraffic: traffic,
+    traffic: opts.traffic,
   });
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-detect-'));
   const config = loadConfig({
@@ -50,17 +69,17 @@ async function world(agents: number, traffic: boolean) {
       sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
       dataDir,
       logLevel: 'silent',
-      watch: { intervalMs: POLL },
+      watch: { intervalMs: 30_000 },
     },
   });
   const app = await startApp(config, silentLogger(), { clock: sandbox.clock });
-  const watcher = await startWatcher(app.ops, { schedule: false });
+  const watcher = opts.watch ? await startWatcher(app.ops, { schedule: false }) : null;
   return {
     sandbox,
     app,
     watcher,
     close: async () => {
-      await watcher.stop();
+      await watcher?.stop();
       await app.close();
       await sandbox.close();
       rmSync(dataDir, { recursive: true, force: true });
@@ -68,141 +87,212 @@ async function world(agents: number, traffic: boolean) {
   };
 }
 
-const SCENARIOS = [
-  'runaway_spending',
-  'escrow_exploitation',
-  'identity_compromise',
-  'service_degradation',
-  'cascade_failure',
-] as const;
-
-/**
- * One scenario, twice on the same seed: our watcher (which contains at detection) in one world, the
- * naive rule watching an uncontained twin in the other, so each is judged on the same traffic.
- */
-async function scenarioRun(name: (typeof SCENARIOS)[number]) {
-  const limit = 6 * 120;
-  const exposure = async (w: Awaited<ReturnType<typeof world>>, agent: string, t0: number) => {
-    const all = await w.app.ops.deps.monitor.listAllEscrows({ agent_id: agent });
-    const mine = all.filter((e) => e.payer === agent && Date.parse(String(e.created_at)) >= t0);
-    return { count: mine.length, amount: mine.reduce((n, e) => n + e.amount, 0) };
-  };
-
-  const ours = await world(8, true);
-  const agent = ours.sandbox.fleet[3]!;
-  // Both rules get the same 30 minutes of normal traffic first: the naive rule needs history to judge.
-  for (let t = 0; t < WARMUP_POLLS; t++) {
-    await ours.sandbox.advance(POLL);
-    await ours.watcher.tick();
+/** Alarms that page (P0/P1), grouped into episodes per agent and signal. */
+class Episodes {
+  private last = new Map<string, number>();
+  readonly list: { agent_id: string; signal: string; priority: string; rule: string; at: number }[] = [];
+  add(a: Anomaly): boolean {
+    const key = `${a.agent_id}:${a.signal}`;
+    const prev = this.last.get(key);
+    this.last.set(key, a.at);
+    if (prev !== undefined && a.at - prev < EPISODE_GAP) return false;
+    this.list.push({
+      agent_id: a.agent_id,
+      signal: a.signal,
+      priority: a.priority,
+      rule: String(a.details.rule ?? a.details.reason ?? ''),
+      at: a.at,
+    });
+    return true;
   }
-  const t0 = ours.sandbox.clock.now();
-  ours.sandbox.startScenario(name, agent, {});
-  let oursHit: { at: number; count: number; amount: number } | undefined;
-  for (let t = 0; t < limit && !oursHit; t++) {
-    await ours.sandbox.advance(POLL);
-    const r = await ours.watcher.tick();
-    if (r.actions.some((x) => x.runbook && (x.agent_id === agent || x.runbook === 'cascade_failure'))) {
-      oursHit = { at: ours.sandbox.clock.now() - t0, ...(await exposure(ours, agent, t0)) };
-    }
-  }
-  await ours.close();
-
-  const twin = await world(8, true);
-  const naive = new Map<string, NaiveState | undefined>();
-  const step = () => {
-    // The agent's own balance hides a loop refilled from the shared wallet; give the naive rule the
-    // balance it would see if the agent paid everything itself.
-    const truth = twin.sandbox.groundTruth(agent);
-    const b = Math.round((Number(truth.balance) - Number(truth.shared_wallet_draws)) * 100);
-    const r = naiveStep(naive.get(agent), { at: twin.sandbox.clock.now(), balance: b });
-    naive.set(agent, r.state);
-    return r.alert;
-  };
-  step();
-  for (let t = 0; t < WARMUP_POLLS; t++) {
-    await twin.sandbox.advance(POLL);
-    step();
-  }
-  const t1 = twin.sandbox.clock.now();
-  twin.sandbox.startScenario(name, agent, {});
-  let naiveHit: { at: number; count: number; amount: number } | undefined;
-  for (let t = 0; t < limit && !naiveHit; t++) {
-    await twin.sandbox.advance(POLL);
-    if (step()) naiveHit = { at: twin.sandbox.clock.now() - t1, ...(await exposure(twin, agent, t1)) };
-  }
-  await twin.close();
-  const fmt = (x: typeof oursHit) =>
-    x
-      ? { detect_s: Math.round(x.at / 1000), escrows: x.count, locked: formatCents(x.amount) }
-      : { detect_s: 'never (6 h)', escrows: '-', locked: '-' };
-  return { scenario: name, ours: fmt(oursHit), naive: fmt(naiveHit) };
 }
+
+const isPage = (a: Anomaly) => (a.priority === 'P0' || a.priority === 'P1') && a.signal !== 'detection_failure';
+const isP2 = (a: Anomaly) => a.priority === 'P2' && a.signal !== 'detection_failure';
 
 async function quietRun() {
-  const w = await world(QUIET_AGENTS, true);
-  const naive = new Map<string, NaiveState | undefined>();
-  let oursAlarms = 0;
-  let naiveAlarms = 0;
-  /** What our alarms were, by signal and priority: a P2 budget warning is not a P0 page. */
-  const bySignal: Record<string, number> = {};
-  for (let t = 0; t < (QUIET_HOURS * 3_600_000) / POLL; t++) {
-    await w.sandbox.advance(POLL);
-    const r = await w.watcher.tick({ all: true });
+  const w = await world(QUIET_AGENTS, { traffic: 'mixed', seed: SEED, watch: true });
+  const pages = new Episodes();
+  const warnings = new Episodes();
+  const freezes: { agent_id: string; runbook: string; at: number }[] = [];
+  const profiles = new Map(w.sandbox.trafficPlan.map((p) => [p.agent_id, p.params.profile]));
+  const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  let ticks = 0;
+  for (let t = 0; t < (QUIET_DAYS * 24 * HOUR) / STEP; t++) {
+    await w.sandbox.advance(STEP);
+    const r = await w.watcher!.tick();
+    ticks++;
     for (const a of r.anomalies) {
-      if (a.signal === 'detection_failure' || a.severity === 'info') continue;
-      oursAlarms++;
-      const k = `${a.signal}:${a.priority}`;
-      bySignal[k] = (bySignal[k] ?? 0) + 1;
+      if (isPage(a)) pages.add(a);
+      else if (isP2(a)) warnings.add(a);
     }
-    for (const a of w.sandbox.fleet) {
-      const s = naiveStep(naive.get(a), {
-        at: w.sandbox.clock.now(),
-        balance: Math.round(
-          (Number(w.sandbox.groundTruth(a).balance) - Number(w.sandbox.groundTruth(a).shared_wallet_draws)) *
-            100,
-        ),
-      });
-      naive.set(a, s.state);
-      if (s.alert) naiveAlarms++;
-    }
+    for (const x of r.actions)
+      if (x.runbook && x.incident_id) freezes.push({ agent_id: x.agent_id, runbook: x.runbook, at: r.at });
   }
+  const frozenAtEnd = w.sandbox.fleet.filter((a) => w.sandbox.groundTruth(a).frozen);
+  const escrows = w.sandbox.escrowRecords().length;
   await w.close();
-  const agentDays = (QUIET_AGENTS * QUIET_HOURS) / 24;
+  const agentDays = QUIET_AGENTS * QUIET_DAYS;
+  const tally = (xs: { signal: string; priority: string; rule: string; agent_id: string }[]) => {
+    const out: Record<string, number> = {};
+    for (const x of xs) {
+      const k = `${x.signal}:${x.priority}${x.rule ? `:${x.rule}` : ''} (${profiles.get(x.agent_id) ?? '?'})`;
+      out[k] = (out[k] ?? 0) + 1;
+    }
+    return out;
+  };
   return {
+    agents: QUIET_AGENTS,
+    days: QUIET_DAYS,
     agent_days: agentDays,
-    ours_per_agent_day: +(oursAlarms / agentDays).toFixed(3),
-    naive_per_agent_day: +(naiveAlarms / agentDays).toFixed(3),
-    ours_alarms: oursAlarms,
-    ours_by_signal:
-      Object.entries(bySignal)
-        .map(([k, n]) => `${k} ×${n}`)
-        .join(', ') || 'none',
+    escrows,
+    p0_p1_episodes: pages.list.length,
+    p0_p1_per_40_agent_days: +((pages.list.length / agentDays) * 40).toFixed(2),
+    p2_per_agent_day: +(warnings.list.length / agentDays).toFixed(2),
+    false_freezes: freezes.length,
+    frozen_at_end: frozenAtEnd.length,
+    pages_by_signal: tally(pages.list),
+    p2_by_signal: tally(warnings.list),
+    ticks,
+    wall_s: Math.round((Date.now() - t0) / 1000),
+    cpu_s: Math.round((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6),
   };
 }
 
-const scenarios = [];
-for (const s of SCENARIOS) scenarios.push(await scenarioRun(s));
-console.log(
-  '\nTime to detect and exposure before the freeze (30 s polls; naive: mean + 2σ of balance deltas, 5 samples)\n',
-);
-console.table(
-  scenarios.map((s) => ({
-    scenario: s.scenario,
-    ours_detect_s: s.ours.detect_s,
-    ours_escrows: s.ours.escrows,
-    ours_locked: s.ours.locked,
-    naive_detect_s: s.naive.detect_s,
-    naive_escrows: s.naive.escrows,
-    naive_locked: s.naive.locked,
-  })),
-);
-const quiet = await quietRun();
-console.log(
-  `\nFalse alarms on normal traffic (${QUIET_AGENTS} agents × ${QUIET_HOURS} h, polled every 30 s)\n`,
-);
-console.table([quiet]);
+const VARIANTS = SCENARIOS.filter((s) => s !== 'normal_traffic');
+const WARM = 13 * HOUR;
+const LIMIT = 6 * HOUR;
+
+/** The committed escrows of the incident's agents from onset until `until`. */
+function committed(sb: Sandbox, agents: readonly string[], from: number, until: number) {
+  const mine = agents.flatMap((a) =>
+    sb.escrowRecords(a).filter((e) => e.created_at >= from && e.created_at <= until),
+  );
+  return { count: mine.length, cents: mine.reduce((n, e) => n + e.amount, 0) };
+}
+
+/** A steady agent (history enough for every rule) to run the variant on. */
+const subject = (sb: Sandbox) =>
+  sb.trafficPlan.find((p) => p.params.profile === 'steady')?.agent_id ?? (sb.fleet[3] as string);
+
+async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
+  // Ours: 13 h of history nobody watched, then the watcher starts, then the incident.
+  const ours = await world(8, { traffic: 'mixed', seed, watch: true });
+  const agent = subject(ours.sandbox);
+  await ours.sandbox.advance(WARM);
+  const beforeSight = name === 'key_swap_before_sight';
+  let id = beforeSight ? ours.sandbox.startScenario(name, agent, {}) : null;
+  await ours.watcher!.tick({ all: true });
+  for (let t = 0; t < (30 * MIN) / STEP && !beforeSight; t++) {
+    await ours.sandbox.advance(STEP);
+    await ours.watcher!.tick();
+  }
+  id ??= ours.sandbox.startScenario(name, agent, {});
+  const info = () => ours.sandbox.scenarios().find((s) => s.id === id)!;
+  const truthAgents = () => info().truth?.agents ?? [agent];
+  let hit: { at: number; signal: string; rule: string } | undefined;
+  const started = ours.sandbox.clock.now();
+  while (!hit && ours.sandbox.clock.now() - started < LIMIT) {
+    await ours.sandbox.advance(STEP);
+    const r = await ours.watcher!.tick();
+    const a = r.anomalies.find((x) => isPage(x) && truthAgents().includes(x.agent_id));
+    if (a) hit = { at: r.at, signal: a.signal, rule: String(a.details.rule ?? a.details.reason ?? '') };
+  }
+  const onset = info().onset_at ?? started;
+  const oursOut = hit
+    ? {
+        detect_s: Math.round((hit.at - onset) / 1000),
+        by: `${hit.signal}${hit.rule ? `:${hit.rule}` : ''}`,
+        ...committed(ours.sandbox, truthAgents(), onset, hit.at),
+      }
+    : null;
+  await ours.close();
+
+  // The naive rule on an uncontained twin: the same seed, the same warm-up, 30 s balance polls.
+  const twin = await world(8, { traffic: 'mixed', seed, watch: false });
+  const tAgent = subject(twin.sandbox);
+  const naive = new Map<string, NaiveState | undefined>();
+  const step = (a: string) => {
+    const truth = twin.sandbox.groundTruth(a);
+    const b = Math.round((Number(truth.balance) - Number(truth.shared_wallet_draws)) * 100);
+    const r = naiveStep(naive.get(a), { at: twin.sandbox.clock.now(), balance: b });
+    naive.set(a, r.state);
+    return r.alert;
+  };
+  for (let t = 0; t < WARM / NAIVE_POLL; t++) {
+    await twin.sandbox.advance(NAIVE_POLL);
+    step(tAgent);
+  }
+  const tid = twin.sandbox.startScenario(name, tAgent, {});
+  const tinfo = () => twin.sandbox.scenarios().find((s) => s.id === tid)!;
+  const tAgents = () => tinfo().truth?.agents ?? [tAgent];
+  let naiveHit: number | undefined;
+  const t1 = twin.sandbox.clock.now();
+  while (naiveHit === undefined && twin.sandbox.clock.now() - t1 < LIMIT) {
+    await twin.sandbox.advance(NAIVE_POLL);
+    if (tAgents().map(step).some(Boolean)) naiveHit = twin.sandbox.clock.now();
+  }
+  const tOnset = tinfo().onset_at ?? t1;
+  const naiveOut =
+    naiveHit === undefined
+      ? null
+      : { detect_s: Math.round((naiveHit - tOnset) / 1000), ...committed(twin.sandbox, tAgents(), tOnset, naiveHit) };
+  await twin.close();
+  const fmt = (x: { detect_s: number; count: number; cents: number } | null) =>
+    x
+      ? { detect_s: x.detect_s, escrows: x.count, committed: `$${formatCents(x.cents)}` }
+      : { detect_s: 'never (6 h)', escrows: '-', committed: '-' };
+  return {
+    variant: name,
+    truth: info().truth?.incident ?? null,
+    ours: { ...fmt(oursOut), by: oursOut?.by ?? '-' },
+    naive: fmt(naiveOut),
+  };
+}
+
+const wanted = values.variants ? values.variants.split(',') : VARIANTS;
+const variants = [];
+if (!values['skip-variants'])
+  for (const [i, v] of VARIANTS.filter((x) => wanted.includes(x)).entries()) {
+    variants.push(await variantRun(v, SEED + i));
+    process.stderr.write(`${v} done\n`);
+  }
+if (variants.length) {
+  console.log(
+    `\nIncident variants after 13 h of history: onset → detect, escrows and money committed until then (watcher ticked every ${STEP / 1000} s; naive: 30 s balance polls, mean + 2σ)\n`,
+  );
+  console.table(
+    variants.map((v) => ({
+      variant: v.variant,
+      detected_by: v.ours.by,
+      ours_detect_s: v.ours.detect_s,
+      ours_escrows: v.ours.escrows,
+      ours_committed: v.ours.committed,
+      naive_detect_s: v.naive.detect_s,
+      naive_escrows: v.naive.escrows,
+      naive_committed: v.naive.committed,
+    })),
+  );
+}
+const quiet = values['skip-quiet'] ? null : await quietRun();
+if (quiet) {
+  console.log(`\nFalse alarms on the mixed corpus (${quiet.agents} agents × ${quiet.days} days, from first sight)\n`);
+  console.table([
+    {
+      agent_days: quiet.agent_days,
+      escrows: quiet.escrows,
+      'P0/P1 episodes': quiet.p0_p1_episodes,
+      'per 40 agent-days': quiet.p0_p1_per_40_agent_days,
+      false_freezes: quiet.false_freezes,
+      'P2 per agent-day': quiet.p2_per_agent_day,
+    },
+  ]);
+  console.log('P0/P1 by signal (profile):', quiet.pages_by_signal);
+  console.log('P2 by signal (profile):', quiet.p2_by_signal);
+}
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(
   new URL('./results/detection.json', import.meta.url),
-  `${JSON.stringify({ at: new Date().toISOString(), poll_ms: POLL, scenarios, quiet }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), step_ms: STEP, seed: SEED, variants, quiet }, null, 2)}\n`,
 );
