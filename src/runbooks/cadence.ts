@@ -163,8 +163,8 @@ export class PollCadence {
     const m = this.memory(agentId, now);
     const coverMs = escrowCoverMs(t, m.lastPollAt === null ? 0 : now - m.lastPollAt);
     if (full) return { slow: new Set(SLOW_CHECKS), escrowLimit: MAX_ESCROW_PAGE, coverMs };
-    const lookahead = Math.min(baseIntervalMs, this.options.intervalMs);
-    const slow = new Set(SLOW_CHECKS.filter((c) => m.slowDueAt[c] <= now + lookahead));
+    // The next poll comes at most one base interval later (the schedule never sets a longer one).
+    const slow = new Set(SLOW_CHECKS.filter((c) => m.slowDueAt[c] <= now + baseIntervalMs));
     const escrowLimit =
       m.lastPollAt === null || m.rising
         ? MAX_ESCROW_PAGE
