@@ -69,6 +69,9 @@ export interface EscrowSighting {
 }
 
 interface AgentMemory {
+  /** An escrow page has been read: from then on, anything newer than `newestId` is new. */
+  pageSeen: boolean;
+  /** Null when the agent had no escrows at all. */
   newestId: string | null;
   newestAt: number;
   /** Held escrows as payer created within the cover window, on the last page. */
@@ -137,6 +140,7 @@ export class PollCadence {
         slowDueAt[c] = now + phaseOf(`${agentId}\u0000${c}`, every);
       }
       m = {
+        pageSeen: false,
         newestId: null,
         newestAt: Number.NEGATIVE_INFINITY,
         held: 0,
@@ -247,11 +251,7 @@ export class PollCadence {
     return agentIds.filter((a) => {
       const m = this.agents.get(a);
       return (
-        m !== undefined &&
-        m.newestId !== null &&
-        m.nextPollAt > now &&
-        m.nextProbeAt <= now &&
-        m.nextProbeAt < m.nextPollAt
+        m?.pageSeen === true && m.nextPollAt > now && m.nextProbeAt <= now && m.nextProbeAt < m.nextPollAt
       );
     });
   }
@@ -260,7 +260,7 @@ export class PollCadence {
   nextWakeAt(): number | null {
     let t: number | null = null;
     for (const m of this.agents.values()) {
-      const probe = m.newestId !== null && m.nextProbeAt < m.nextPollAt ? m.nextProbeAt : m.nextPollAt;
+      const probe = m.pageSeen && m.nextProbeAt < m.nextPollAt ? m.nextProbeAt : m.nextPollAt;
       const next = Math.min(m.nextPollAt, probe);
       if (t === null || next < t) t = next;
     }
@@ -292,15 +292,16 @@ export class PollCadence {
     remember = true,
   ): EscrowSighting {
     let newAsPayer = 0;
-    if (m.newestId !== null) {
+    if (m.pageSeen) {
       for (const e of page) {
         if (e.id === m.newestId || e.created_at < m.newestAt) break;
         if (e.payer === agentId) newAsPayer++;
       }
     }
     const expected = this.expected(m, at);
-    const rising = m.newestId !== null && newAsPayer >= 1 && newAsPayer > 2 * expected;
+    const rising = m.pageSeen && newAsPayer >= 1 && newAsPayer > 2 * expected;
     const newest = page[0];
+    if (remember) m.pageSeen = true;
     if (remember && newest) {
       m.newestId = newest.id;
       m.newestAt = newest.created_at;

@@ -104,7 +104,11 @@ export function spawnServer(
       const n = ++id;
       const timer = setTimeout(() => {
         waiters.delete(n);
-        reject(new Error(`${method} #${n} (pid ${child.pid}) got no answer in ${timeoutMs} ms; stderr:\n${stderr()}`));
+        reject(
+          new Error(
+            `${method} #${n} (pid ${child.pid}) got no answer in ${timeoutMs} ms; stderr:\n${stderr()}`,
+          ),
+        );
       }, timeoutMs);
       waiters.set(n, (m) => {
         clearTimeout(timer);

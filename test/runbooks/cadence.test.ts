@@ -219,14 +219,21 @@ describe('schedule', () => {
     expect(c.probed(b, T0 + 10 * S, [escrow('someone', T0 + 5 * S, { payee: b })]).rising).toBe(false);
   });
 
+  it('an agent that never had an escrow is probed too, and its first escrow as payer is rising', () => {
+    const c = new PollCadence(opts);
+    poll(c, 'new', T0, []);
+    expect(c.probeDue(['new'], T0 + 10 * S)).toEqual(['new']);
+    expect(c.probed('new', T0 + 10 * S, [escrow('new', T0 + 9 * S, { status: 'held' })]).rising).toBe(true);
+  });
+
   it('the loop timer wakes for the earliest poll or probe', () => {
     const c = new PollCadence(opts);
     expect(c.nextWakeAt()).toBeNull();
     poll(c, 'a', T0, [escrow('a', T0 - MIN)]);
     expect(c.nextWakeAt()).toBe(T0 + 10 * S);
-    poll(c, 'b', T0 + S, []);
-    // b has never had an escrow: nothing to probe against, so its poll is its next wake.
-    expect(c.nextWakeAt()).toBe(T0 + 10 * S);
+    // Never polled: due at once.
+    c.plan('b', T0 + S, t, 30 * S);
+    expect(c.nextWakeAt()).toBe(0);
   });
 
   it('refuses an identity cadence over 2 min', () => {
