@@ -97,10 +97,13 @@ function calls(sb: Sandbox, seq: number): { total: number; byTool: Record<string
   return { total, byTool };
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+/** Wall time, and this process's CPU time (the sandbox runs in it too, serving every call). */
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: number; value: T }> {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const value = await fn();
-  return { ms: performance.now() - t0, value };
+  const c = process.cpuUsage(c0);
+  return { ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000, value };
 }
 
 const short: Record<string, string> = {
@@ -120,21 +123,30 @@ const toolCells = (byTool: Record<string, number>) =>
 async function passAt50() {
   const w = await world({ agents: AGENTS, seed: 31, latencyMs: 50 });
   const rows: Record<string, unknown>[] = [];
-  const row = (pass: string, ms: number, c: ReturnType<typeof calls>) =>
+  const row = (
+    pass: string,
+    t: { ms: number; cpuMs: number },
+    c: ReturnType<typeof calls>,
+    polled = AGENTS,
+    probed = 0,
+  ) =>
     rows.push({
       pass,
       agents: AGENTS,
+      polled,
+      probed,
       rtt_ms: 50,
-      pass_s: +(ms / 1000).toFixed(2),
+      pass_s: +(t.ms / 1000).toFixed(2),
+      cpu_s: +(t.cpuMs / 1000).toFixed(2),
       calls: c.total,
       ...toolCells(c.byTool),
     });
   let seq = lastSeq(w.sandbox);
   const full = await timed(() => w.app.ops.detect({}));
-  row('everything read (detect tool)', full.ms, calls(w.sandbox, seq));
+  row('everything read (detect tool)', full, calls(w.sandbox, seq));
   seq = lastSeq(w.sandbox);
   const cold = await timed(() => w.watcher.tick());
-  row('watcher, first tick (cold)', cold.ms, calls(w.sandbox, seq));
+  row('watcher, first tick (cold)', cold, calls(w.sandbox, seq), cold.value.polled.length);
   const steady: number[] = [];
   for (let k = 0; k < 3; k++) {
     // Probes at +10 s and +20 s, the poll at +30 s.
@@ -146,8 +158,9 @@ async function passAt50() {
     seq = lastSeq(w.sandbox);
     const t = await timed(() => w.watcher.tick());
     steady.push(t.ms);
-    if (k === 2) row('watcher, steady poll (+30 s)', t.ms, calls(w.sandbox, seq));
-    if (t.value.polled.length !== AGENTS) throw new Error(`steady tick polled ${t.value.polled.length}`);
+    // Agents whose escrows rose since are on their own (tighter) schedule: not all are due at +30 s.
+    if (k === 2)
+      row('watcher, poll at +30 s', t, calls(w.sandbox, seq), t.value.polled.length, t.value.probed);
   }
   await w.close();
   return { rows, steady_poll_s: steady.map((x) => +(x / 1000).toFixed(2)) };
@@ -200,7 +213,6 @@ async function quietCost() {
   const c = calls(w.sandbox, seq);
   await w.close();
   const perAgentMin = (n: number) => +(n / AGENTS / 10).toFixed(2);
-  const fleetLevel = (c.byTool.get_events ?? 0) + (c.byTool.get_balance ?? 0) - 0;
   return {
     agents: AGENTS,
     minutes: 10,
@@ -212,7 +224,6 @@ async function quietCost() {
     ),
     monitor_calls_per_s: +(c.total / 600).toFixed(1),
     responses_run: alarms,
-    _fleet_level_calls: fleetLevel,
   };
 }
 
@@ -273,7 +284,7 @@ if (!values['skip-scale']) {
   out.coverage_200ms = c;
   const q = await quietCost();
   console.log('\nquiet fleet: gateway calls per agent-minute (10 simulated min after 5 min warm-up)\n');
-  console.table([{ ...q, by_tool_per_agent_min: undefined, _fleet_level_calls: undefined }]);
+  console.table([{ ...q, by_tool_per_agent_min: undefined }]);
   console.table([q.by_tool_per_agent_min]);
   out.quiet_cost = q;
 }

@@ -1,8 +1,9 @@
 /**
  * The watcher: detection and first response without waiting for a person.
  *
- * Each tick polls the agents that are due (30 s by default, tighter for agents in recovery), reads the
- * event bus from its stored `since_id` cursor, and reacts per the escalation rules:
+ * Each tick polls the agents that are due (30 s by default, tighter for agents in recovery, down to 5 s
+ * for an agent whose escrows are rising; see cadence.ts for the read tiers, probes and the schedule),
+ * reads the event bus from its stored `since_id` cursor, and reacts per the escalation rules:
  *   auto_contain   → the signal's runbook, at once (P0 within one tick of detection)
  *   fleet_shutdown → the cascade runbook on the affected agents, and a P0 alert carrying the prepared
  *                    fleet-shutdown confirmation request; the shutdown itself is never automatic
