@@ -120,6 +120,14 @@ export const ConfigSchema = z
          */
         mode: z.enum(['enforce', 'shadow']).default('enforce'),
         intervalMs: z.number().int().min(1_000).max(3_600_000).default(30_000),
+        /** Tightest poll interval of an agent whose escrows are rising. */
+        minIntervalMs: z.number().int().min(1_000).max(3_600_000).default(5_000),
+        /** A probe (one small list_escrows) between polls; default a third of the interval. */
+        probeIntervalMs: z.number().int().min(1_000).max(3_600_000).optional(),
+        /** Cadence of the slow reads: balance, usage, reputation, metric deltas. */
+        slowReadIntervalMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
+        /** Cadence of the identity read: identity_compromise is P0, so at most 2 min. */
+        identityIntervalMs: z.number().int().min(1_000).max(120_000).default(120_000),
         webhookPort: z.number().int().min(0).max(65_535).optional(),
         webhookHost: z.string().default('127.0.0.1'),
         webhookSecret: z.string().min(8).optional(),
@@ -132,6 +140,9 @@ export const ConfigSchema = z
         enabled: false,
         mode: 'enforce',
         intervalMs: 30_000,
+        minIntervalMs: 5_000,
+        slowReadIntervalMs: 300_000,
+        identityIntervalMs: 120_000,
         webhookHost: '127.0.0.1',
         alertFormat: 'slack',
       }),
@@ -283,6 +294,24 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'watch.intervalMs',
     kind: 'number',
     help: 'Watcher poll interval',
+  },
+  {
+    name: 'INCIDENT_WATCH_MIN_INTERVAL_MS',
+    path: 'watch.minIntervalMs',
+    kind: 'number',
+    help: 'Tightest poll interval, for an agent whose escrows are rising',
+  },
+  {
+    name: 'INCIDENT_WATCH_PROBE_INTERVAL_MS',
+    path: 'watch.probeIntervalMs',
+    kind: 'number',
+    help: 'Probe for new escrows between polls (default: a third of the interval)',
+  },
+  {
+    name: 'INCIDENT_WATCH_SLOW_READ_INTERVAL_MS',
+    path: 'watch.slowReadIntervalMs',
+    kind: 'number',
+    help: 'Cadence of balance, usage, reputation and metric reads',
   },
   {
     name: 'INCIDENT_WEBHOOK_PORT',

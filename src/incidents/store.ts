@@ -527,6 +527,23 @@ export class IncidentStore {
       .run(agentId, JSON.stringify(state), this.clock.now());
   }
 
+  /**
+   * A detection pass's per-agent state and first-sighting key pins, in one transaction: one fsync per
+   * pass instead of one per agent (a 1,000-agent pass would otherwise spend its time in fsync).
+   */
+  saveDetection(
+    rows: readonly { agentId: string; state: unknown; pinKey?: string | undefined }[],
+    source: string,
+  ): void {
+    if (rows.length === 0) return;
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.putDetectionState(r.agentId, r.state);
+        if (r.pinKey) this.pinKey(r.agentId, r.pinKey, source);
+      }
+    })();
+  }
+
   getThresholdOverride(agentId: string): Record<string, number> | undefined {
     const r = this.db
       .prepare('SELECT thresholds FROM threshold_overrides WHERE agent_id = ? ORDER BY id DESC LIMIT 1')

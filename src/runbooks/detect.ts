@@ -17,6 +17,16 @@ import {
   type Thresholds,
 } from '../detection/index.js';
 import { toEpochMs } from '../util/time.js';
+import {
+  escrowCoverMs,
+  MAX_ESCROW_PAGE,
+  type PollCadence,
+  PROBE_PAGE,
+  pageComplete,
+  type ReadPlan,
+  SLOW_CHECKS,
+  type SlowCheck,
+} from './cadence.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
 import { mapBounded } from './limit.js';
@@ -31,10 +41,14 @@ export interface DetectionPass {
   duration_ms: number;
 }
 
-/** Recent escrows read per agent: enough for the burst and exploitation windows at 30/min. */
-const ESCROW_PAGE = 200;
-
 type CallOpts = { signal?: AbortSignal | undefined; timeoutMs?: number };
+
+/** Reads everything: the detect tool, recovery's check, and any pass without a cadence. */
+const FULL_READ = (t: Thresholds): ReadPlan => ({
+  slow: new Set(SLOW_CHECKS),
+  escrowLimit: MAX_ESCROW_PAGE,
+  coverMs: escrowCoverMs(t),
+});
 
 /** Thresholds for one agent: defaults < config < the agent's persisted post-mortem tightening. */
 export function thresholdsFor(deps: OpsDeps, agentId: string): Thresholds {
@@ -42,11 +56,15 @@ export function thresholdsFor(deps: OpsDeps, agentId: string): Thresholds {
   return { ...DEFAULT_THRESHOLDS, ...(deps.config.thresholds as Partial<Thresholds>), ...(override ?? {}) };
 }
 
-/** Reads everything one poll can tell about an agent. Never throws: failures are recorded. */
+/**
+ * Reads what `plan` asks about an agent (default: everything). Never throws: failures are recorded. A
+ * field not in the plan is absent from the observation, which the detectors read as "not read this time".
+ */
 export async function observeAgent(
   deps: OpsDeps,
   agentId: string,
   opts: CallOpts,
+  plan: ReadPlan = FULL_READ(thresholdsFor(deps, agentId)),
 ): Promise<AgentObservation> {
   const m = deps.monitor;
   const failures: AgentObservation['failures'] = [];
@@ -59,14 +77,17 @@ export async function observeAgent(
       return undefined;
     }
   };
+  const slow = <T>(check: SlowCheck, fn: () => Promise<T>): Promise<T | undefined> =>
+    plan.slow.has(check) ? attempt(check, fn) : Promise.resolve(undefined);
+  const at = deps.clock.now();
   const [balance, budget, escrows, usage, reputation, identity, deltas] = await Promise.all([
-    attempt('balance', () => m.getBalance({ agent_id: agentId }, opts)),
+    slow('balance', () => m.getBalance({ agent_id: agentId }, opts)),
     attempt('budget', () => m.getBudgetStatus({ agent_id: agentId }, opts)),
-    attempt('escrows', () => m.listEscrows({ agent_id: agentId, limit: ESCROW_PAGE }, opts)),
-    attempt('usage', () => m.getUsageSummary({ agent_id: agentId }, opts)),
+    attempt('escrows', () => readEscrowPage(deps, agentId, at, plan, opts)),
+    slow('usage', () => m.getUsageSummary({ agent_id: agentId }, opts)),
     // No reputation row (keys made directly in the gateway's database) is an answer, not a blind check.
-    attempt('reputation', () => m.getAgentReputationRecord({ agent_id: agentId }, opts)),
-    attempt('identity', async () => {
+    slow('reputation', () => m.getAgentReputationRecord({ agent_id: agentId }, opts)),
+    slow('identity', async () => {
       try {
         return await m.getAgentIdentity({ agent_id: agentId }, opts);
       } catch (e) {
@@ -78,7 +99,7 @@ export async function observeAgent(
     }),
     // Quality metrics the agent ingests: on the real gateway reputation is computed once (usually all
     // zero) or, for keys made directly, absent, so a degrading agent shows only here.
-    attempt('metrics', () => m.getMetricDeltas({ agent_id: agentId }, opts)),
+    slow('metrics', () => m.getMetricDeltas({ agent_id: agentId }, opts)),
   ]);
   const obs: AgentObservation = { agent_id: agentId, at: deps.clock.now(), failures };
   if (balance) obs.balance = balance.balance;
@@ -92,7 +113,7 @@ export async function observeAgent(
     };
   }
   if (escrows) {
-    obs.escrows = escrows.escrows.map(
+    obs.escrows = escrows.map(
       (e): EscrowObservation => ({
         id: e.id,
         payer: e.payer,
@@ -120,27 +141,89 @@ export async function observeAgent(
   return obs;
 }
 
-/** Runs one pass over the given agents (default: the fleet) and records detector state. */
+/**
+ * The agent's newest escrows, complete back over the detectors' windows: a page that came back full
+ * without reaching `plan.coverMs` back is read again at the full size (new escrows pushed the window off
+ * a small page). At the full size it is what one page can tell, as before pages adapted.
+ */
+async function readEscrowPage(deps: OpsDeps, agentId: string, at: number, plan: ReadPlan, opts: CallOpts) {
+  let limit = plan.escrowLimit;
+  for (;;) {
+    const { escrows } = await deps.monitor.listEscrows({ agent_id: agentId, limit }, opts);
+    const times = escrows.map((e) => ({ created_at: toEpochMs(e.created_at) ?? at }));
+    if (limit >= MAX_ESCROW_PAGE || pageComplete(times, limit, at, plan.coverMs)) return escrows;
+    limit = MAX_ESCROW_PAGE;
+  }
+}
+
+/**
+ * A probe: the agent's newest few escrows, to see whether anything is new since the last poll. Failures
+ * are left to the next poll, which reports them as blind checks.
+ */
+export async function probeEscrows(
+  deps: OpsDeps,
+  agentId: string,
+  opts: CallOpts,
+): Promise<EscrowObservation[] | undefined> {
+  try {
+    const { escrows } = await deps.monitor.listEscrows({ agent_id: agentId, limit: PROBE_PAGE }, opts);
+    const at = deps.clock.now();
+    return escrows.map((e) => ({
+      id: e.id,
+      payer: e.payer,
+      payee: e.payee,
+      amount: e.amount,
+      status: e.status,
+      created_at: toEpochMs(e.created_at) ?? at,
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs one pass over the given agents (default: the fleet) and records detector state in one store
+ * transaction. With a `cadence` (the watcher's), each agent is read per its plan: the fast tier always,
+ * slow reads when due, an adaptive escrow page; `full` reads everything regardless. Without one,
+ * everything is read. Agents are observed `greenhelix.concurrency` at a time, each with its reads in
+ * parallel: the monitor client's limiter keeps the requests in flight at `concurrency`.
+ */
 export async function runDetectionPass(
   deps: OpsDeps,
-  params: { agent_ids?: string[] | undefined; signal?: AbortSignal | undefined },
+  params: {
+    agent_ids?: string[] | undefined;
+    signal?: AbortSignal | undefined;
+    cadence?: PollCadence | undefined;
+    full?: boolean | undefined;
+    /** Each agent's base poll interval, for planning slow reads (default: the configured interval). */
+    intervalOf?: ((agentId: string) => number) | undefined;
+  },
 ): Promise<DetectionPass> {
   const started = deps.clock.now();
   const agents = params.agent_ids ?? (await deps.fleet());
   const opts = { signal: params.signal, timeoutMs: deps.config.greenhelix.timeoutMs };
-  const perAgent = await mapBounded(
-    agents,
-    Math.max(1, Math.floor(deps.config.greenhelix.concurrency / 7)),
-    async (agentId) => {
-      const obs = await observeAgent(deps, agentId, opts);
-      const state = deps.store.getDetectionState(agentId) as Parameters<typeof detectAgent>[1];
-      const pin = deps.store.getPin(agentId)?.public_key ?? null;
-      const result = detectAgent(obs, state, thresholdsFor(deps, agentId), pin);
-      deps.store.putDetectionState(agentId, result.state);
-      if (result.pinKey) deps.store.pinKey(agentId, result.pinKey, 'detection');
-      return { agent_id: agentId, anomalies: result.anomalies, blind: obs.failures.length };
-    },
-  );
+  const { cadence } = params;
+  const writes: { agentId: string; state: unknown; pinKey?: string | undefined }[] = [];
+  const perAgent = await mapBounded(agents, deps.config.greenhelix.concurrency, async (agentId) => {
+    const t = thresholdsFor(deps, agentId);
+    const base = params.intervalOf?.(agentId) ?? deps.config.watch.intervalMs;
+    const plan = cadence
+      ? cadence.plan(agentId, deps.clock.now(), t, base, Boolean(params.full))
+      : FULL_READ(t);
+    const obs = await observeAgent(deps, agentId, opts, plan);
+    cadence?.observed(agentId, obs.at, {
+      escrows: obs.escrows,
+      coverMs: plan.coverMs,
+      slowRead: [...plan.slow].filter((c) => !obs.failures.some((f) => f.check === c)),
+    });
+    const state = deps.store.getDetectionState(agentId) as Parameters<typeof detectAgent>[1];
+    const pin = deps.store.getPin(agentId)?.public_key ?? null;
+    const result = detectAgent(obs, state, t, pin);
+    writes.push({ agentId, state: result.state, pinKey: result.pinKey });
+    return { agent_id: agentId, anomalies: result.anomalies, blind: obs.failures.length };
+  });
+  // One fsync for the pass, not one per agent (the store runs synchronous = FULL).
+  deps.store.saveDetection(writes, 'detection');
   const at = deps.clock.now();
   const sharedWallets = await Promise.all(
     deps.config.sharedWallets.map(async (walletId) => {

@@ -70,10 +70,8 @@ export interface Ops {
   readonly deps: OpsDeps;
   fleet(): Promise<string[]>;
   checkActingKey(): Promise<KeyVerdict>;
-  detect(params: {
-    agent_ids?: string[] | undefined;
-    signal?: AbortSignal | undefined;
-  }): Promise<DetectionPass>;
+  /** One detection pass; the watcher passes its cadence (tiered reads), everything else reads all. */
+  detect(params: Parameters<typeof runDetectionPass>[1]): Promise<DetectionPass>;
   contain(req: ContainRequest, opts?: ContainOptions): Promise<ContainResult>;
   planContainment(
     req: { agent_id: string; suspect_payee?: string | undefined },

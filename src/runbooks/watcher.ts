@@ -1,8 +1,9 @@
 /**
  * The watcher: detection and first response without waiting for a person.
  *
- * Each tick polls the agents that are due (30 s by default, tighter for agents in recovery), reads the
- * event bus from its stored `since_id` cursor, and reacts per the escalation rules:
+ * Each tick polls the agents that are due (30 s by default, tighter for agents in recovery, down to 5 s
+ * for an agent whose escrows are rising; see cadence.ts for the read tiers, probes and the schedule),
+ * reads the event bus from its stored `since_id` cursor, and reacts per the escalation rules:
  *   auto_contain   → the signal's runbook, at once (P0 within one tick of detection)
  *   fleet_shutdown → the cascade runbook on the affected agents, and a P0 alert carrying the prepared
  *                    fleet-shutdown confirmation request; the shutdown itself is never automatic
@@ -19,7 +20,10 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type Anomaly, CircuitBreaker } from '../detection/index.js';
 import type { Alert } from './alerts.js';
+import { PollCadence } from './cadence.js';
 import { errorInfo } from './deps.js';
+import { probeEscrows } from './detect.js';
+import { mapBounded } from './limit.js';
 import type { Ops } from './ops.js';
 import { type RunbookResult, runbookForSignal } from './playbooks.js';
 import { monitoringIntervalMs } from './recover.js';
@@ -38,6 +42,8 @@ export interface WatchAction {
 export interface TickResult {
   at: number;
   polled: string[];
+  /** Agents probed for new escrows between polls (a rising probe also puts the agent in `polled`). */
+  probed: number;
   anomalies: Anomaly[];
   actions: WatchAction[];
   alerts: number;
@@ -65,7 +71,15 @@ export async function startWatcher(
   // Where the shadow record starts: check_readiness divides its decisions by the agent-days watched since.
   if (shadow && store.getCursor('shadow_since') === undefined)
     store.setCursor('shadow_since', String(clock.now()));
-  const nextDue = new Map<string, number>();
+  const cadence = new PollCadence({
+    intervalMs: config.watch.intervalMs,
+    minIntervalMs: config.watch.minIntervalMs,
+    probeIntervalMs:
+      config.watch.probeIntervalMs ?? Math.max(config.watch.minIntervalMs, config.watch.intervalMs / 3),
+    slowReadIntervalMs: config.watch.slowReadIntervalMs,
+    identityIntervalMs: config.watch.identityIntervalMs,
+  });
+  const baseInterval = (agentId: string) => monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs);
   const breakers = new Map<string, CircuitBreaker>();
   const lastAlert = new Map<string, number>();
   let running: Promise<TickResult> | null = null;
@@ -245,6 +259,26 @@ export async function startWatcher(
     });
   }
 
+  /**
+   * Agents due now: named on the bus, due by their schedule, or probed and found rising. Probes run for
+   * agents whose probe time comes before their next poll; one list_escrows each, concurrently.
+   */
+  async function dueAgents(
+    fleet: string[],
+    named: Set<string>,
+    now: number,
+  ): Promise<{ due: string[]; probed: number }> {
+    const due = new Set([...cadence.due(fleet, now), ...fleet.filter((a) => named.has(a))]);
+    const probes = cadence.probeDue(fleet, now).filter((a) => !due.has(a));
+    const opts = { timeoutMs: config.greenhelix.timeoutMs };
+    await mapBounded(probes, config.greenhelix.concurrency, async (agentId) => {
+      const page = await probeEscrows(ops.deps, agentId, opts);
+      if (page && cadence.probed(agentId, clock.now(), page).rising) due.add(agentId);
+      else if (!page) log.debug({ agent_id: agentId }, 'probe failed; the next poll reports it');
+    });
+    return { due: fleet.filter((a) => due.has(a)), probed: probes.length };
+  }
+
   async function tickOnce(all: boolean): Promise<TickResult> {
     // A containment another process left mid-way (it died, its lease expired) may have the wallet open in a
     // refund window: finishing it comes before anything else this tick does. Shadow mode acts on nothing.
@@ -260,17 +294,19 @@ export async function startWatcher(
     const now = clock.now();
     const fleet = await ops.fleet();
     const bus = await readEventBus();
-    const due = fleet.filter((a) => all || bus.agents.has(a) || (nextDue.get(a) ?? 0) <= now);
+    const { due, probed } = all ? { due: fleet, probed: 0 } : await dueAgents(fleet, bus.agents, now);
     const out: TickResult = {
       at: now,
       polled: due,
+      probed,
       anomalies: [],
       actions: [],
       alerts: 0,
       events_read: bus.count,
     };
     if (due.length === 0) return out;
-    const pass = await ops.detect({ agent_ids: due });
+    const pass = await ops.detect({ agent_ids: due, cadence, full: all, intervalOf: baseInterval });
+    for (const agentId of due) cadence.scheduled(agentId, now, baseInterval(agentId));
     out.anomalies = pass.raw;
     const byAgent = new Map<string, Anomaly[]>();
     for (const a of pass.raw) byAgent.set(a.agent_id, [...(byAgent.get(a.agent_id) ?? []), a]);
@@ -283,7 +319,6 @@ export async function startWatcher(
       const breaker = breakerFor(agentId);
       if (failed) breaker.recordFailure(now);
       else breaker.recordSuccess(now);
-      nextDue.set(agentId, now + monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs));
     }
     // Worst first: a P0 on one agent must not wait behind P2 chat alerts on others.
     // A cascade comes before the per-agent anomalies it explains: its runbook contains them all at once.
@@ -332,7 +367,7 @@ export async function startWatcher(
       config.watch.webhookHost,
       port,
       (agents) => {
-        for (const a of agents) nextDue.set(a, 0);
+        for (const a of agents) cadence.wake(a);
         void watcher
           .tick()
           .catch((e) => log.error({ err: (e as Error).message }, 'tick after webhook failed'));
@@ -342,6 +377,16 @@ export async function startWatcher(
     (watcher as { webhookUrl: string | null }).webhookUrl =
       typeof addr === 'object' && addr ? `http://${config.watch.webhookHost}:${addr.port}/webhook` : null;
   }
+
+  /**
+   * Until the earliest poll or probe falls due, between 1 s and 5 s (or the interval if shorter): each
+   * tick also reads the event bus, so the monitor key spends at most one bus read a second on it.
+   */
+  const loopDelayMs = () => {
+    const ceiling = Math.min(config.watch.intervalMs, 5_000);
+    const wake = cadence.nextWakeAt();
+    return wake === null ? ceiling : Math.max(1_000, Math.min(ceiling, wake - clock.now()));
+  };
 
   let timer: NodeJS.Timeout | undefined;
   if (opts.schedule !== false) {
@@ -354,7 +399,7 @@ export async function startWatcher(
       } catch (e) {
         log.error({ err: (e as Error).message }, 'watcher tick failed');
       }
-      if (!stopped) timer = setTimeout(loop, Math.min(config.watch.intervalMs, 5_000)).unref();
+      if (!stopped) timer = setTimeout(loop, loopDelayMs()).unref();
     };
     timer = setTimeout(loop, 0).unref();
   }

@@ -623,12 +623,14 @@ export class Engine {
       case 'list_escrows': {
         const status = p.status as string | undefined;
         const rows: EscrowRec[] = [];
-        for (let i = w.escrowOrder.length - 1; i >= 0; i--) {
+        const end = num(p.offset, 0) + num(p.limit, 50);
+        // Stops at the page's end: a 1,000-agent fleet's pass would otherwise scan every escrow per call.
+        for (let i = w.escrowOrder.length - 1; i >= 0 && rows.length < end; i--) {
           const e = w.escrowOrder[i]!;
           if ((e.payer === p.agent_id || e.payee === p.agent_id) && (!status || e.status === status))
             rows.push(e);
         }
-        const page = rows.slice(num(p.offset, 0), num(p.offset, 0) + num(p.limit, 50));
+        const page = rows.slice(num(p.offset, 0), end);
         return { result: { escrows: page.map(escrowView), count: page.length } };
       }
       case 'release_escrow': {

@@ -50,6 +50,8 @@ export interface RequestLogEntry {
   seq: number;
   method: string;
   path: string;
+  /** The raw query string (without `?`), '' when none. */
+  query: string;
   tool: string | null;
   caller: string | null;
   status: number;
@@ -169,6 +171,7 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
     seq: o.log.length + 1,
     method,
     path: rawUrl.split('?')[0] ?? '/',
+    query: rawUrl.includes('?') ? rawUrl.slice(rawUrl.indexOf('?') + 1) : '',
     tool: null,
     caller: null,
     status: 0,

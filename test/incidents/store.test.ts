@@ -219,3 +219,31 @@ describe('timeline and post-mortem', () => {
     expect(mdCell('a|b\nc')).toBe('a\\|b c');
   });
 });
+
+describe('detection state', () => {
+  it("a pass's states and pins are saved in one transaction: all of them, or none when one row fails", () => {
+    const s = openStore({ dataDir: tmp(), clock: clock() });
+    s.saveDetection(
+      [
+        { agentId: 'a', state: { v: 2, n: 1 } },
+        { agentId: 'b', state: { v: 2, n: 2 }, pinKey: 'ab'.repeat(32) },
+      ],
+      'detection',
+    );
+    expect(s.getDetectionState('b')).toEqual({ v: 2, n: 2 });
+    expect(s.getPin('b')?.public_key).toBe('ab'.repeat(32));
+    // JSON.stringify throws on a BigInt: the whole pass's writes roll back, the earlier state stays.
+    expect(() =>
+      s.saveDetection(
+        [
+          { agentId: 'a', state: { v: 2, n: 10 } },
+          { agentId: 'c', state: { n: 1n } },
+        ],
+        'detection',
+      ),
+    ).toThrow();
+    expect(s.getDetectionState('a')).toEqual({ v: 2, n: 1 });
+    expect(s.getDetectionState('c')).toBeUndefined();
+    s.close();
+  });
+});
