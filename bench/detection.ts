@@ -107,7 +107,8 @@ class Episodes {
   }
 }
 
-const isPage = (a: Anomaly) => (a.priority === 'P0' || a.priority === 'P1') && a.signal !== 'detection_failure';
+const isPage = (a: Anomaly) =>
+  (a.priority === 'P0' || a.priority === 'P1') && a.signal !== 'detection_failure';
 const isP2 = (a: Anomaly) => a.priority === 'P2' && a.signal !== 'detection_failure';
 
 async function quietRun() {
@@ -237,7 +238,10 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   const naiveOut =
     naiveHit === undefined
       ? null
-      : { detect_s: Math.round((naiveHit - tOnset) / 1000), ...committed(twin.sandbox, tAgents(), tOnset, naiveHit) };
+      : {
+          detect_s: Math.round((naiveHit - tOnset) / 1000),
+          ...committed(twin.sandbox, tAgents(), tOnset, naiveHit),
+        };
   await twin.close();
   const fmt = (x: { detect_s: number; count: number; cents: number } | null) =>
     x
@@ -277,7 +281,9 @@ if (variants.length) {
 }
 const quiet = values['skip-quiet'] ? null : await quietRun();
 if (quiet) {
-  console.log(`\nFalse alarms on the mixed corpus (${quiet.agents} agents × ${quiet.days} days, from first sight)\n`);
+  console.log(
+    `\nFalse alarms on the mixed corpus (${quiet.agents} agents × ${quiet.days} days, from first sight)\n`,
+  );
   console.table([
     {
       agent_days: quiet.agent_days,

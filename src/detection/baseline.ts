@@ -47,6 +47,9 @@ export function recordFees(s: AgentDetectionState, at: number, obs: Parameters<t
   const reading = feeReading(obs);
   if (!reading) return;
   const ref = s.fees.ref;
+  // Usage is read less often than the budget (the watcher's slow tier). Its next reading covers the fees
+  // since the last one, so a budget reading in between must not take its place as the reference.
+  if (reading.source === 'budget' && ref?.source === 'usage' && at - ref.at <= MAX_FEE_GAP_MS) return;
   if (ref && ref.source === reading.source && at > ref.at && at - ref.at <= MAX_FEE_GAP_MS) {
     const delta = reading.total_cents - ref.total_cents;
     if (delta > 0) s.fees.samples.push({ from: ref.at, to: at, cents: delta });

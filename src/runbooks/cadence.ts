@@ -56,6 +56,11 @@ export interface ReadPlan {
   escrowLimit: number;
   /** How far back the page must reach to be complete for the detectors, ms. */
   coverMs: number;
+  /**
+   * First sight of an agent: page back this far (up to HISTORY_MAX_ESCROWS) so its baseline and peaks start
+   * from the history the gateway already has, not from one page (a busy agent's page covers minutes).
+   */
+  historyMs?: number;
 }
 
 /** What a poll or a probe learnt from an agent's escrow list. */

@@ -147,6 +147,7 @@ export async function observeAgent(
  * a small page). At the full size it is what one page can tell, as before pages adapted.
  */
 async function readEscrowPage(deps: OpsDeps, agentId: string, at: number, plan: ReadPlan, opts: CallOpts) {
+  if (plan.historyMs) return readEscrowHistory(deps, agentId, at, plan.historyMs, opts);
   let limit = plan.escrowLimit;
   for (;;) {
     const { escrows } = await deps.monitor.listEscrows({ agent_id: agentId, limit }, opts);
@@ -154,6 +155,39 @@ async function readEscrowPage(deps: OpsDeps, agentId: string, at: number, plan: 
     if (limit >= MAX_ESCROW_PAGE || pageComplete(times, limit, at, plan.coverMs)) return escrows;
     limit = MAX_ESCROW_PAGE;
   }
+}
+
+/** At most this many escrows are read on first sight (15 pages of 200). */
+export const HISTORY_MAX_ESCROWS = 3_000;
+
+/**
+ * First sight: pages back by offset until the list reaches `historyMs` back, ends, or HISTORY_MAX_ESCROWS.
+ * The list can grow while it is paged (offsets shift), so entries are de-duplicated by id; one missed at
+ * a page boundary only makes the history a little shorter.
+ */
+async function readEscrowHistory(
+  deps: OpsDeps,
+  agentId: string,
+  at: number,
+  historyMs: number,
+  opts: CallOpts,
+) {
+  const seen = new Set<string>();
+  const out: Awaited<ReturnType<OpsDeps['monitor']['listEscrows']>>['escrows'] = [];
+  for (let offset = 0; offset < HISTORY_MAX_ESCROWS; offset += MAX_ESCROW_PAGE) {
+    const { escrows } = await deps.monitor.listEscrows(
+      { agent_id: agentId, limit: MAX_ESCROW_PAGE, offset },
+      opts,
+    );
+    for (const e of escrows)
+      if (!seen.has(e.id)) {
+        seen.add(e.id);
+        out.push(e);
+      }
+    const oldest = toEpochMs(escrows.at(-1)?.created_at) ?? at;
+    if (escrows.length < MAX_ESCROW_PAGE || oldest <= at - historyMs) break;
+  }
+  return out;
 }
 
 /**
@@ -207,16 +241,19 @@ export async function runDetectionPass(
   const perAgent = await mapBounded(agents, deps.config.greenhelix.concurrency, async (agentId) => {
     const t = thresholdsFor(deps, agentId);
     const base = params.intervalOf?.(agentId) ?? deps.config.watch.intervalMs;
-    const plan = cadence
+    const state = deps.store.getDetectionState(agentId) as Parameters<typeof detectAgent>[1];
+    const planned = cadence
       ? cadence.plan(agentId, deps.clock.now(), t, base, Boolean(params.full))
       : FULL_READ(t);
+    // Never seen before: warm up from the history the gateway already has.
+    const plan =
+      state === undefined ? { ...planned, historyMs: t.baseline_intervals * t.spend_window_ms } : planned;
     const obs = await observeAgent(deps, agentId, opts, plan);
     cadence?.observed(agentId, obs.at, {
       escrows: obs.escrows,
       coverMs: plan.coverMs,
       slowRead: [...plan.slow].filter((c) => !obs.failures.some((f) => f.check === c)),
     });
-    const state = deps.store.getDetectionState(agentId) as Parameters<typeof detectAgent>[1];
     const pin = deps.store.getPin(agentId)?.public_key ?? null;
     const result = detectAgent(obs, state, t, pin);
     writes.push({ agentId, state: result.state, pinKey: result.pinKey });

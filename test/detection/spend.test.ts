@@ -102,6 +102,15 @@ describe('cost_anomaly', () => {
     expect(after / before).toBeLessThan(1.1);
   });
 
+  it('a budget read between two usage reads does not break the usage reference (slow-tier usage)', () => {
+    const usage = (total: number) => ({ total_calls: 0, total_cost: total });
+    const budget = { daily_spend: 999, daily_cap: null, daily_pct: 0, monthly_spend: 0, monthly_cap: null };
+    let s = detectAgent(observation({ at: T0, escrows: [], usage: usage(10) }), undefined).state;
+    s = detectAgent(observation({ at: T0 + 30 * SEC, escrows: [], budget }), s).state;
+    s = detectAgent(observation({ at: T0 + 60 * SEC, escrows: [], usage: usage(12), budget }), s).state;
+    expect(s.fees.samples).toEqual([{ from: T0, to: T0 + 60 * SEC, cents: 200 }]);
+  });
+
   it('counts gateway fees from cumulative usage cost; a falling daily spend is not negative spend', () => {
     let state: AgentDetectionState | undefined;
     let total = 10;

@@ -80,3 +80,32 @@ describe('tiered detection pass', () => {
     expect(f.sandbox.groundTruth(agent).frozen).toBe(true);
   });
 });
+
+describe('first sight of an agent', () => {
+  it('pages back through the history the gateway has, so a busy agent starts with its own peaks', async () => {
+    f = await startFixture({ agents: 8, config: (c) => ({ ...c, watch: { intervalMs: 30_000 } }) });
+    const agent = f.sandbox.fleet[2]!;
+    f.sandbox.startScenario('normal_traffic', agent, { profile: 'busy' });
+    await f.sandbox.advance(2 * 60 * 60_000);
+    const seq = f.sandbox.requestLog().at(-1)?.seq ?? 0;
+    watcher = await startWatcher(f.ops, { schedule: false });
+    const first = await watcher.tick();
+    // ~20 escrows a minute for two hours: far more than one page, read by offset on first sight only.
+    const offsets = f.sandbox
+      .requestLog(seq)
+      .filter((e) => e.tool === 'list_escrows' && e.query.includes(`agent_id=${agent}`))
+      .map((e) => Number(new URLSearchParams(e.query).get('offset') ?? 0));
+    expect(Math.max(...offsets)).toBeGreaterThanOrEqual(MAX_ESCROW_PAGE * 5);
+    const state = f.ops.store.getDetectionState(agent) as { intervals: { count: number[] } };
+    expect(state.intervals.count.filter((n) => n > 0).length).toBeGreaterThan(15);
+    expect(first.anomalies.filter((a) => a.agent_id === agent && a.priority <= 'P1')).toEqual([]);
+    // Later polls do not page back again.
+    const seq2 = f.sandbox.requestLog().at(-1)?.seq ?? 0;
+    await f.sandbox.advance(30_000);
+    await watcher.tick();
+    const again = f.sandbox
+      .requestLog(seq2)
+      .filter((e) => e.tool === 'list_escrows' && new URLSearchParams(e.query).get('offset'));
+    expect(again.filter((e) => Number(new URLSearchParams(e.query).get('offset')) > 0)).toEqual([]);
+  });
+});
