@@ -11,7 +11,9 @@
  *     above the largest legitimate purchase batch (20 in 2–4 min), which no quiet agent's bar allows.
  *   - long_window: ≥ `escrow_burst_long_min_count` (45) within `escrow_burst_long_window_ms` (30 min):
  *     a slow loop, or one first seen late, after a blind spell.
- * A busy agent or a payout run raises its own bar through its peaks; intervals of a poll that alarmed
+ * With no history at all, the rate and long-window rules count only escrows still held
+ * `escrow_burst_cold_age_ms` (3 min) after creation: a busy agent seen for the first time releases its
+ * orders within minutes, a loop's stay held. A busy agent or a payout run raises its own bar through its peaks; intervals of a poll that alarmed
  * are never learned as peaks, and a window is judged only against intervals ending before it starts, so
  * a loop cannot vouch for itself. Only held escrows count: a loop's escrows stay held, and containment's
  * cancellations end the burst.
@@ -47,8 +49,14 @@ export function escrowBurst(
 
   const repeat = largestRepeat(since(t.escrow_burst_window_ms));
   const repeatSet = densest(repeat.set, t.escrow_burst_window_ms, endsAfter);
-  const rate = densest(since(t.escrow_burst_rate_window_ms), t.escrow_burst_rate_window_ms, endsAfter);
-  const long = densest(since(t.escrow_burst_long_window_ms), t.escrow_burst_long_window_ms, endsAfter);
+  // Cold (no history to set a bar): the any-payee rules count only escrows still held after
+  // `escrow_burst_cold_age_ms`. A busy agent's orders are released within minutes; a loop's stay held.
+  // The repeat rule, the retry's own signature, needs no such patience.
+  const cold = !peaks || peaks.intervals === 0;
+  const aged = (xs: EscrowObservation[]) =>
+    cold ? xs.filter((e) => e.created_at <= at - t.escrow_burst_cold_age_ms) : xs;
+  const rate = densest(aged(since(t.escrow_burst_rate_window_ms)), t.escrow_burst_rate_window_ms, endsAfter);
+  const long = densest(aged(since(t.escrow_burst_long_window_ms)), t.escrow_burst_long_window_ms, endsAfter);
   const [pShort, pRate, pLong] = [peaks, peaks, peaks];
   // Peaks are per interval (5 min) or six of them; the short windows compare against the whole interval's
   // peak, which only makes the bar higher.

@@ -57,10 +57,11 @@ describe('escrow_burst on the first observation, with no history', () => {
     expect(burst?.details.escrow_ids).toHaveLength(5);
   });
 
-  it('a purchase batch of 20 varied orders in 3 minutes is no burst; 25 within 5 minutes is (rate)', () => {
-    const varied = (n: number, every: number) =>
+  it('a purchase batch of 20 varied orders in 3 minutes is no burst; 25 within 5 minutes still held 3 min on is (rate)', () => {
+    // Cold, the any-payee rules count only escrows still held 3 minutes after creation.
+    const varied = (n: number, every: number, end = T0 - 3 * MIN) =>
       Array.from({ length: n }, (_, i) =>
-        escrow({ payee: `p${i}`, amount: 1_000 + i * 700, created_at: T0 - i * every }),
+        escrow({ payee: `p${i}`, amount: 1_000 + i * 700, created_at: end - i * every }),
       );
     expect(signals(firstLook(varied(20, 9 * SEC)))).toEqual([]);
     expect(signals(firstLook(varied(24, 12 * SEC)))).toEqual([]);
@@ -68,6 +69,8 @@ describe('escrow_burst on the first observation, with no history', () => {
       rule: 'rate',
       count: 25,
     });
+    // The same 25 just created: a busy agent seen for the first time releases them within minutes.
+    expect(signals(firstLook(varied(25, 7 * SEC, T0)))).toEqual([]);
   });
 
   it('a loop rotating one amount over a few payees, or jittering its amount ±10 %, is a repeat', () => {
@@ -96,7 +99,7 @@ describe('escrow_burst on the first observation, with no history', () => {
   it('a slow loop of varied payees and amounts is seen through the 30-minute window (45 held)', () => {
     const slow = (n: number) =>
       Array.from({ length: n }, (_, i) =>
-        escrow({ payee: `p${i}`, amount: 1_000 + i * 613, created_at: T0 - i * 38 * SEC }),
+        escrow({ payee: `p${i}`, amount: 1_000 + i * 613, created_at: T0 - 3 * MIN - i * 38 * SEC }),
       );
     expect(signals(firstLook(slow(44)))).toEqual([]);
     expect(find(firstLook(slow(45)), 'escrow_burst')?.details).toMatchObject({
@@ -164,7 +167,8 @@ describe('normal traffic', () => {
     const all = [...world, ...cluster];
     const warm = detectAgent(observation({ at, escrows: view(all, 'a1', at, 2_000) }), state);
     expect(find(warm.anomalies, 'escrow_burst')?.details).toBeUndefined();
-    expect(find(firstLook(cluster, at), 'escrow_burst')?.details).toMatchObject({ rule: 'rate' });
+    // Cold, the cluster is a burst once it is still held 3 minutes on.
+    expect(find(firstLook(cluster, at + 4 * MIN), 'escrow_burst')?.details).toMatchObject({ rule: 'rate' });
     // A real loop still stands out against the busy baseline: its repeats are nothing like the agent's.
     const loop = retryLoop('a1', at, 30);
     const hit = detectAgent(observation({ at, escrows: view([...world, ...loop], 'a1', at, 2_000) }), state);
