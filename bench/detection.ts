@@ -120,10 +120,22 @@ async function quietRun() {
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
   let ticks = 0;
+  const naive = new Map<string, NaiveState | undefined>();
+  const naiveEpisodes = new Map<string, number>();
+  let naiveAlarms = 0;
   for (let t = 0; t < (QUIET_DAYS * 24 * HOUR) / STEP; t++) {
     await w.sandbox.advance(STEP);
     const r = await w.watcher!.tick();
     ticks++;
+    if ((t * STEP) % NAIVE_POLL === 0)
+      for (const a of w.sandbox.fleet) {
+        const truth = w.sandbox.groundTruth(a);
+        const b = Math.round((Number(truth.balance) - Number(truth.shared_wallet_draws)) * 100);
+        const s = naiveStep(naive.get(a), { at: r.at, balance: b });
+        naive.set(a, s.state);
+        if (s.alert && r.at - (naiveEpisodes.get(a) ?? Number.NEGATIVE_INFINITY) >= EPISODE_GAP) naiveAlarms++;
+        if (s.alert) naiveEpisodes.set(a, r.at);
+      }
     for (const a of r.anomalies) {
       if (isPage(a)) pages.add(a);
       else if (isP2(a)) warnings.add(a);
@@ -150,6 +162,8 @@ async function quietRun() {
     escrows,
     p0_p1_episodes: pages.list.length,
     p0_p1_per_40_agent_days: +((pages.list.length / agentDays) * 40).toFixed(2),
+    naive_alarm_episodes: naiveAlarms,
+    naive_per_40_agent_days: +((naiveAlarms / agentDays) * 40).toFixed(2),
     p2_per_agent_day: +(warnings.list.length / agentDays).toFixed(2),
     false_freezes: freezes.length,
     frozen_at_end: frozenAtEnd.length,
@@ -173,32 +187,45 @@ function committed(sb: Sandbox, agents: readonly string[], from: number, until: 
   return { count: mine.length, cents: mine.reduce((n, e) => n + e.amount, 0) };
 }
 
-/** A steady agent (history enough for every rule) to run the variant on. */
-const subject = (sb: Sandbox) =>
-  sb.trafficPlan.find((p) => p.params.profile === 'steady')?.agent_id ?? (sb.fleet[3] as string);
+/**
+ * The agent to run a variant on: a steady one (history enough for every rule), or for the busy loop the
+ * fleet's busy agent (busy from the start, as the variant means), with the variant's own busy traffic off.
+ */
+function subject(sb: Sandbox, name: string): { agent: string; params: Record<string, unknown> } {
+  const by = (profile: string) => sb.trafficPlan.find((p) => p.params.profile === profile)?.agent_id;
+  if (name === 'busy_loop') {
+    const busy = by('busy');
+    if (busy) return { agent: busy, params: { with_busy: false } };
+  }
+  return { agent: by('steady') ?? (sb.fleet[3] as string), params: {} };
+}
 
 async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   // Ours: 13 h of history nobody watched, then the watcher starts, then the incident.
   const ours = await world(8, { traffic: 'mixed', seed, watch: true });
-  const agent = subject(ours.sandbox);
+  const { agent, params } = subject(ours.sandbox, name);
   await ours.sandbox.advance(WARM);
   const beforeSight = name === 'key_swap_before_sight';
-  let id = beforeSight ? ours.sandbox.startScenario(name, agent, {}) : null;
+  let id = beforeSight ? ours.sandbox.startScenario(name, agent, params) : null;
   await ours.watcher!.tick({ all: true });
   for (let t = 0; t < (30 * MIN) / STEP && !beforeSight; t++) {
     await ours.sandbox.advance(STEP);
     await ours.watcher!.tick();
   }
-  id ??= ours.sandbox.startScenario(name, agent, {});
+  id ??= ours.sandbox.startScenario(name, agent, params);
   const info = () => ours.sandbox.scenarios().find((s) => s.id === id)!;
   const truthAgents = () => info().truth?.agents ?? [agent];
   let hit: { at: number; signal: string; rule: string } | undefined;
   const started = ours.sandbox.clock.now();
+  let early = 0;
   while (!hit && ours.sandbox.clock.now() - started < LIMIT) {
     await ours.sandbox.advance(STEP);
     const r = await ours.watcher!.tick();
     const a = r.anomalies.find((x) => isPage(x) && truthAgents().includes(x.agent_id));
-    if (a) hit = { at: r.at, signal: a.signal, rule: String(a.details.rule ?? a.details.reason ?? '') };
+    const onsetAt = info().onset_at;
+    // A page before the incident's onset (a variant with a delayed start) is a false alarm, not a detection.
+    if (a && (onsetAt === null || r.at < onsetAt)) early++;
+    else if (a) hit = { at: r.at, signal: a.signal, rule: String(a.details.rule ?? a.details.reason ?? '') };
   }
   const onset = info().onset_at ?? started;
   const oursOut = hit
@@ -212,7 +239,7 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
 
   // The naive rule on an uncontained twin: the same seed, the same warm-up, 30 s balance polls.
   const twin = await world(8, { traffic: 'mixed', seed, watch: false });
-  const tAgent = subject(twin.sandbox);
+  const { agent: tAgent, params: tParams } = subject(twin.sandbox, name);
   const naive = new Map<string, NaiveState | undefined>();
   const step = (a: string) => {
     const truth = twin.sandbox.groundTruth(a);
@@ -225,7 +252,7 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
     await twin.sandbox.advance(NAIVE_POLL);
     step(tAgent);
   }
-  const tid = twin.sandbox.startScenario(name, tAgent, {});
+  const tid = twin.sandbox.startScenario(name, tAgent, tParams);
   const tinfo = () => twin.sandbox.scenarios().find((s) => s.id === tid)!;
   const tAgents = () => tinfo().truth?.agents ?? [tAgent];
   let naiveHit: number | undefined;
@@ -250,7 +277,7 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   return {
     variant: name,
     truth: info().truth?.incident ?? null,
-    ours: { ...fmt(oursOut), by: oursOut?.by ?? '-' },
+    ours: { ...fmt(oursOut), by: oursOut?.by ?? '-', pages_before_onset: early },
     naive: fmt(naiveOut),
   };
 }
@@ -270,6 +297,7 @@ if (variants.length) {
     variants.map((v) => ({
       variant: v.variant,
       detected_by: v.ours.by,
+      pages_before_onset: v.ours.pages_before_onset,
       ours_detect_s: v.ours.detect_s,
       ours_escrows: v.ours.escrows,
       ours_committed: v.ours.committed,
@@ -292,6 +320,7 @@ if (quiet) {
       'per 40 agent-days': quiet.p0_p1_per_40_agent_days,
       false_freezes: quiet.false_freezes,
       'P2 per agent-day': quiet.p2_per_agent_day,
+      'naive alarms per 40 agent-days': quiet.naive_per_40_agent_days,
     },
   ]);
   console.log('P0/P1 by signal (profile):', quiet.pages_by_signal);
