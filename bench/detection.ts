@@ -227,6 +227,19 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
     if (a && (onsetAt === null || r.at < onsetAt)) early++;
     else if (a) hit = { at: r.at, signal: a.signal, rule: String(a.details.rule ?? a.details.reason ?? '') };
   }
+  // After the watcher contained it: 30 minutes more, the scenario still trying against the frozen wallet.
+  // The refunds of the agent's escrows are ours: no spend or escrow signal may page about them. (A swapped
+  // key still differs from the pin, and says so: that is not counted here.)
+  let afterContainment = 0;
+  const fromRefunds = new Set(['escrow_burst', 'escrow_exploitation', 'cost_anomaly']);
+  if (hit)
+    for (let t = 0; t < (30 * MIN) / STEP; t++) {
+      await ours.sandbox.advance(STEP);
+      const r = await ours.watcher!.tick();
+      afterContainment += r.anomalies.filter(
+        (x) => isPage(x) && fromRefunds.has(x.signal) && truthAgents().includes(x.agent_id),
+      ).length;
+    }
   const onset = info().onset_at ?? started;
   const oursOut = hit
     ? {
@@ -277,7 +290,12 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   return {
     variant: name,
     truth: info().truth?.incident ?? null,
-    ours: { ...fmt(oursOut), by: oursOut?.by ?? '-', pages_before_onset: early },
+    ours: {
+      ...fmt(oursOut),
+      by: oursOut?.by ?? '-',
+      pages_before_onset: early,
+      pages_after_containment: afterContainment,
+    },
     naive: fmt(naiveOut),
   };
 }
@@ -298,6 +316,7 @@ if (variants.length) {
       variant: v.variant,
       detected_by: v.ours.by,
       pages_before_onset: v.ours.pages_before_onset,
+      pages_after_containment: v.ours.pages_after_containment,
       ours_detect_s: v.ours.detect_s,
       ours_escrows: v.ours.escrows,
       ours_committed: v.ours.committed,

@@ -50,6 +50,11 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       },
       fleet: config.fleet ?? sandbox.fleet,
       sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
+      // The demo agents sign identity challenges through the sandbox (their own signer on a real fleet).
+      identityChallenge: config.identityChallenge ?? {
+        url: `${sandbox.url}/_sandbox/agents/{agent_id}/sign`,
+        token: sandbox.controlToken,
+      },
       dataDir: join(
         config.dataDir,
         'sandbox',

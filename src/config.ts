@@ -48,6 +48,19 @@ export const ConfigSchema = z
      * Known-good public keys (64 hex, raw Ed25519) by agent id. They win over a key pinned at first sight:
      * a key swapped before the monitor first looked is then a key change, not the pin.
      */
+    /**
+     * Identity challenges (verify_agent): each agent's own signer, a URL template with `{agent_id}`. The
+     * watcher POSTs `{"message": <nonce>}` and expects `{"signature": <hex Ed25519>}`, then asks the gateway
+     * whether that signature matches the registered key. A key swapped by whoever holds the agent's API
+     * key fails it, even one swapped before the monitor first looked.
+     */
+    identityChallenge: z
+      .object({
+        url: z.string().regex(/^https?:\/\/.*\{agent_id\}/, 'an http(s) URL template containing {agent_id}'),
+        token: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
     pinnedKeys: z
       .record(
         z.string().regex(AGENT_ID, 'agent ids match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$'),
@@ -221,6 +234,18 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'fleet',
     kind: 'list',
     help: 'Comma-separated agent ids (default: every agent the monitor key lists)',
+  },
+  {
+    name: 'INCIDENT_CHALLENGE_URL',
+    path: 'identityChallenge.url',
+    kind: 'string',
+    help: "Each agent's challenge signer, a URL template with {agent_id} (verify_agent)",
+  },
+  {
+    name: 'INCIDENT_CHALLENGE_TOKEN',
+    path: 'identityChallenge.token',
+    kind: 'string',
+    help: 'Bearer token for the challenge signer',
   },
   {
     name: 'INCIDENT_PINNED_KEYS',

@@ -673,8 +673,10 @@ async function checkIdentity(
     }
   } else {
     registeredKey = identity.value.public_key ?? null;
-    if (!pin && registeredKey) store.pinKey(agentId, registeredKey, 'containment');
-    else if (pin && registeredKey !== pin.public_key)
+    // An unpinned key is not pinned here: the agent is being contained, possibly because its key was
+    // swapped, and pinning the key registered now would vouch for the thief's. Detection pins on first
+    // sight, after any challenge has passed.
+    if (pin && registeredKey !== pin.public_key)
       reason = 'registered public key differs from the pinned key';
   }
   const detail: Record<string, unknown> = {

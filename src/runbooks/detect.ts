@@ -5,6 +5,8 @@
  * Every failed read becomes a `failures` entry and so a `detection_failure` anomaly: a blind check is
  * never an all-clear.
  */
+
+import { randomBytes } from 'node:crypto';
 import {
   type AgentObservation,
   type Anomaly,
@@ -88,14 +90,19 @@ export async function observeAgent(
     // No reputation row (keys made directly in the gateway's database) is an answer, not a blind check.
     slow('reputation', () => m.getAgentReputationRecord({ agent_id: agentId }, opts)),
     slow('identity', async () => {
+      let record: { public_key?: string | null };
       try {
-        return await m.getAgentIdentity({ agent_id: agentId }, opts);
+        record = await m.getAgentIdentity({ agent_id: agentId }, opts);
       } catch (e) {
         // A missing identity record is an observation (identity_compromise), not a blind check.
         if (errorInfo(e).code === 'not_found' || errorInfo(e).code === 'agent_not_found')
           return { public_key: null };
         throw e;
       }
+      if (!record.public_key || !deps.config.identityChallenge) return record;
+      // The agent signs a fresh nonce; the gateway says whether it matches the registered key.
+      const verified = await attempt('identity_challenge', () => challenge(deps, agentId, opts));
+      return verified === undefined ? record : { ...record, verified };
     }),
     // Quality metrics the agent ingests: on the real gateway reputation is computed once (usually all
     // zero) or, for keys made directly, absent, so a degrading agent shows only here.
@@ -130,7 +137,13 @@ export async function observeAgent(
   if (usage) obs.usage = { total_calls: usage.total_calls, total_cost: usage.total_cost };
   if (reputation) obs.reputation = reputation;
   else if (reputation === null) obs.reputation = { composite_score: 0, found: false, no_record: true };
-  if (identity) obs.identity = { public_key: identity.public_key ?? null };
+  if (identity)
+    obs.identity = {
+      public_key: identity.public_key ?? null,
+      ...('verified' in identity && typeof identity.verified === 'boolean'
+        ? { verified: identity.verified }
+        : {}),
+    };
   if (deltas) {
     obs.metrics = Object.fromEntries(
       Object.entries(deltas.deltas)
@@ -292,4 +305,30 @@ export async function runDetectionPass(
       perAgent.reduce((n, r) => n + r.blind, 0) + sharedWallets.filter((w) => 'failure' in w).length,
     duration_ms: deps.clock.now() - started,
   };
+}
+
+/**
+ * One identity challenge: a fresh nonce to the agent's own signer, its signature to verify_agent. True
+ * when the agent holds the key registered now. Throws when the signer or the gateway cannot answer (a
+ * blind check, never a failed verification).
+ */
+async function challenge(deps: OpsDeps, agentId: string, opts: CallOpts): Promise<boolean> {
+  const c = deps.config.identityChallenge!;
+  const message = `agent-incident-mcp:${agentId}:${randomBytes(16).toString('hex')}`;
+  const res = await fetch(c.url.replaceAll('{agent_id}', encodeURIComponent(agentId)), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(c.token ? { authorization: `Bearer ${c.token}` } : {}),
+    },
+    body: JSON.stringify({ message }),
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
+  });
+  const body = (await res.json().catch(() => ({}))) as { signature?: unknown };
+  if (!res.ok || typeof body.signature !== 'string' || !/^[0-9a-fA-F]+$/.test(body.signature))
+    throw Object.assign(new Error(`challenge signer answered ${res.status} without a hex signature`), {
+      code: 'challenge_unanswered',
+    });
+  const r = await deps.monitor.verifyAgent({ agent_id: agentId, message, signature: body.signature }, opts);
+  return r.valid === true;
 }

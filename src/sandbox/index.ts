@@ -3,7 +3,7 @@
  * quirks, a seeded demo fleet sharing a wallet, scenario agents, fault injection, and ground truth the
  * real API cannot give (whether a wallet is frozen).
  */
-import { randomBytes } from 'node:crypto';
+import { sign as cryptoSign, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SandboxClock } from './clock.js';
 import { type Caller, Engine, GatewayError } from './engine.js';
@@ -299,6 +299,23 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         if (method === 'DELETE' && del) {
           if (!runner.stop(del[1]!)) throw new GatewayError(404, 'not_found', `No scenario ${del[1]}`);
           return { status: 200, body: { id: del[1], stopped: true } };
+        }
+        // The agent's own challenge signer (on a real fleet: an endpoint of the agent's): signs `message`
+        // with the key the agent holds, whatever is registered now.
+        const sign = /^\/agents\/([^/]+)\/sign$/.exec(path);
+        if (method === 'POST' && sign) {
+          const rec = world.agents.get(decodeURIComponent(sign[1]!));
+          if (!rec) throw new GatewayError(404, 'agent_not_found', `Agent ${sign[1]} not found`);
+          if (!rec.signingKey)
+            throw new GatewayError(409, 'invalid_state', `Agent ${sign[1]} holds no signing key`);
+          if (typeof b.message !== 'string' || !b.message)
+            throw new GatewayError(422, 'validation_error', 'message: a non-empty string to sign');
+          return {
+            status: 200,
+            body: {
+              signature: cryptoSign(null, Buffer.from(b.message, 'utf8'), rec.signingKey).toString('hex'),
+            },
+          };
         }
         const agent = /^\/agents\/([^/]+)$/.exec(path);
         if (method === 'GET' && agent)

@@ -11,6 +11,12 @@ export interface AgentRec {
   id: string;
   publicKey: string | null;
   privateKey: KeyObject | null;
+  /**
+   * The private key the agent itself holds (its half of the key it registered at creation). A thief who
+   * overwrites the registered public key does not change it: a challenge the agent signs then fails
+   * verify_agent against the registered key, which is how a swap is proved.
+   */
+  signingKey: KeyObject | null;
   createdAt: number;
   orgId: string;
   /**
@@ -213,6 +219,7 @@ export class World {
       id,
       publicKey,
       privateKey,
+      signingKey: privateKey,
       createdAt: this.clock.now(),
       orgId: 'org-sandbox',
       reputation:

@@ -198,6 +198,37 @@ describe('identity pinned from configuration', () => {
   });
 });
 
+describe('identity challenges (verify_agent)', () => {
+  it("a key swapped before first sight fails the agent's own signed challenge; untouched agents pass", async () => {
+    const sandbox = await startSandbox({ agents: 8, seed: 7, timeScale: 0, startAt: FIXTURE_START });
+    try {
+      const agent = sandbox.fleet[5]!;
+      sandbox.startScenario('key_swap_before_sight', agent, {});
+      const signer = { url: `${sandbox.url}/_sandbox/agents/{agent_id}/sign`, token: sandbox.controlToken };
+      f = await startFixture({
+        sandbox,
+        config: (c) => ({ ...c, identityChallenge: signer, watch: { intervalMs: 30_000 } }),
+      });
+      watcher = await startWatcher(f.ops, { schedule: false });
+      const seq = sandbox.requestLog().at(-1)?.seq ?? 0;
+      const r = await watcher.tick({ all: true });
+      const flagged = r.anomalies.filter((a) => a.signal === 'identity_compromise');
+      expect(flagged.map((a) => [a.agent_id, a.details.reason])).toEqual([[agent, 'verification_failed']]);
+      // Every agent with a key was challenged, and the swapped key was never pinned as good.
+      const verifies = sandbox.requestLog(seq).filter((e) => e.tool === 'verify_agent');
+      expect(verifies.length).toBe(sandbox.fleet.length);
+      expect(f.ops.store.getPin(agent)).toBeUndefined();
+      expect(f.ops.store.getPin(sandbox.fleet[0]!)).toBeDefined();
+    } finally {
+      await watcher?.stop();
+      watcher = undefined;
+      await f?.close();
+      f = undefined;
+      await sandbox.close();
+    }
+  });
+});
+
 describe('quiet fleet', () => {
   it('40 agents of normal traffic watched over a simulated 24 h raise no P0 or P1', async () => {
     f = await startFixture({
