@@ -133,7 +133,8 @@ async function quietRun() {
         const b = Math.round((Number(truth.balance) - Number(truth.shared_wallet_draws)) * 100);
         const s = naiveStep(naive.get(a), { at: r.at, balance: b });
         naive.set(a, s.state);
-        if (s.alert && r.at - (naiveEpisodes.get(a) ?? Number.NEGATIVE_INFINITY) >= EPISODE_GAP) naiveAlarms++;
+        if (s.alert && r.at - (naiveEpisodes.get(a) ?? Number.NEGATIVE_INFINITY) >= EPISODE_GAP)
+          naiveAlarms++;
         if (s.alert) naiveEpisodes.set(a, r.at);
       }
     for (const a of r.anomalies) {

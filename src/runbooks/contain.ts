@@ -676,8 +676,7 @@ async function checkIdentity(
     // An unpinned key is not pinned here: the agent is being contained, possibly because its key was
     // swapped, and pinning the key registered now would vouch for the thief's. Detection pins on first
     // sight, after any challenge has passed.
-    if (pin && registeredKey !== pin.public_key)
-      reason = 'registered public key differs from the pinned key';
+    if (pin && registeredKey !== pin.public_key) reason = 'registered public key differs from the pinned key';
   }
   const detail: Record<string, unknown> = {
     pinned_key: pin?.public_key ?? registeredKey,
