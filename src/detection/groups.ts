@@ -50,9 +50,11 @@ export function largestRepeat<T extends EscrowObservation>(items: readonly T[]):
     const c = largestAmountCluster(g);
     if (c.length > best.set.length) best = { kind: 'payee', set: c };
   }
+  // A rotation repeats its payees: at least twice as many escrows as payees. Five similar amounts to
+  // three of a busy agent's eighty payees are chance; a loop over three payees hits each again and again.
   const c = largestAmountCluster(items);
   const payees = new Set(c.map((e) => e.payee)).size;
-  if (c.length > best.set.length && payees <= ROTATION_MAX_PAYEES && payees < c.length)
+  if (c.length > best.set.length && payees <= ROTATION_MAX_PAYEES && c.length >= 2 * payees)
     best = { kind: 'rotation', set: c };
   return best;
 }

@@ -4,7 +4,8 @@
  * `peak_memory_ms`): a batch buyer's daily batch or a weekly payout is its normal. Warning above the
  * threshold, critical above twice that. Silent until the baseline has `min_baseline_samples` intervals,
  * and at most a warning until `cold_start_ms` of the agent's history is known: a new agent's first
- * batch is worth a look, not a freeze (the burst rules still see a loop from its first escrows).
+ * batch is worth a look, not a freeze (the burst rules still see a loop from its first escrows). Critical
+ * also needs the money concentrated: at least half of the window's principal to one payee.
  */
 import { anomaly, dollars } from './anomaly.js';
 import { feesWithin, ownPeaks, spendThreshold } from './baseline.js';
@@ -12,6 +13,8 @@ import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation, Severity } from './types.js';
 
 const MIN = 60_000;
+/** The share of the window's principal one payee must take for a spend spike to be critical. */
+const SPEND_CONCENTRATION = 0.5;
 
 export function costAnomaly(
   id: string,
@@ -32,8 +35,13 @@ export function costAnomaly(
   const spend = principal + fees;
   if (spend <= th.threshold) return undefined;
   const cold = s.known_since === undefined || s.known_since === null || at - s.known_since < t.cold_start_ms;
-  const severity: Severity = spend > 2 * th.threshold && !cold ? 'critical' : 'warning';
   const top = topPayee(recent);
+  // Fees are paid to one payee, the gateway: a fee spike is as concentrated as a loop.
+  const share = Math.max(top?.cents ?? 0, fees) / Math.max(1, spend);
+  // Critical (a freeze) only when the money goes mostly to one payee: a loop or a theft pays one target,
+  // a payout run or a restocking batch spreads over many. Spread spend stays a warning for a person.
+  const concentrated = share >= SPEND_CONCENTRATION;
+  const severity: Severity = spend > 2 * th.threshold && !cold && concentrated ? 'critical' : 'warning';
   return anomaly(
     id,
     at,
@@ -56,6 +64,7 @@ export function costAnomaly(
       window_ms: t.spend_window_ms,
       top_payee: top?.payee ?? null,
       top_payee_share: top ? Math.round((top.cents / Math.max(1, principal)) * 100) / 100 : 0,
+      concentration: Math.round(share * 100) / 100,
     },
   );
 }

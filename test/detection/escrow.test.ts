@@ -89,6 +89,11 @@ describe('escrow_burst on the first observation, with no history', () => {
       }),
     );
     expect(find(firstLook(jittered), 'escrow_burst')?.details).toMatchObject({ rule: 'repeat', count: 5 });
+    // Five similar amounts over four of a busy agent's payees are chance, not a rotation (payees must repeat).
+    const chance = Array.from({ length: 5 }, (_, i) =>
+      escrow({ payee: `v${i % 4}`, amount: 990 + i * 10, created_at: T0 - i * 10 * SEC }),
+    );
+    expect(signals(firstLook(chance))).toEqual([]);
     // A payout of one amount to many distinct payees is no loop.
     const payout = Array.from({ length: 20 }, (_, i) =>
       escrow({ payee: `staff-${i}`, amount: 5_000, created_at: T0 - i * 6 * SEC }),

@@ -16,10 +16,10 @@ const WARM = { ...DEFAULT_THRESHOLDS, cold_start_ms: 0 };
 const cost = (as: Anomaly[]) => as.find((a) => a.signal === 'cost_anomaly');
 
 /** Settled orders to different payees: spend, but neither a burst (not held) nor exploitation. */
-const spike = (total: number, n: number, end = T0) =>
+const spike = (total: number, n: number, end = T0, payee?: string) =>
   Array.from({ length: n }, (_, i) =>
     escrow({
-      payee: `p${i}`,
+      payee: payee ?? `p${i}`,
       amount: Math.round(total / n),
       created_at: end - i * 20 * SEC,
       fate: { status: 'settled', at: end - i * 20 * SEC + 5 * SEC },
@@ -53,10 +53,20 @@ describe('cost_anomaly', () => {
     expect(d.k_sigma).toBe(2);
 
     const crit = cost(
+      detectAgent(
+        observation({ escrows: view([...world, ...spike(90_000, 6, T0, 'one-payee')], 'a1', T0) }),
+        undefined,
+        WARM,
+      ).anomalies,
+    );
+    expect(crit).toMatchObject({ severity: 'critical', priority: 'P0' });
+    // The same money spread over six payees (a payout run, a restocking batch) stays a warning.
+    const spread = cost(
       detectAgent(observation({ escrows: view([...world, ...spike(90_000, 6)], 'a1', T0) }), undefined, WARM)
         .anomalies,
     );
-    expect(crit).toMatchObject({ severity: 'critical', priority: 'P0' });
+    expect(spread).toMatchObject({ severity: 'warning', details: { concentration: expect.any(Number) } });
+    expect(spread!.details.spend_cents).toBeGreaterThan(spread!.details.critical_above_cents as number);
     expect(crit!.details.spend_cents).toBeGreaterThan(crit!.details.critical_above_cents as number);
   });
 
