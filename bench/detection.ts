@@ -229,17 +229,19 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
     else if (a) hit = { at: r.at, signal: a.signal, rule: String(a.details.rule ?? a.details.reason ?? '') };
   }
   // After the watcher contained it: 30 minutes more, the scenario still trying against the frozen wallet.
-  // The refunds of the agent's escrows are ours: no spend or escrow signal may page about them. (A swapped
-  // key still differs from the pin, and says so: that is not counted here.)
+  // The escrows our containment refunded must never be evidence of a page (the agent's own cancellations
+  // before containment still are, and a swapped key still differs from the pin: not counted here).
   let afterContainment = 0;
-  const fromRefunds = new Set(['escrow_burst', 'escrow_exploitation', 'cost_anomaly']);
   if (hit)
     for (let t = 0; t < (30 * MIN) / STEP; t++) {
       await ours.sandbox.advance(STEP);
       const r = await ours.watcher!.tick();
-      afterContainment += r.anomalies.filter(
-        (x) => isPage(x) && fromRefunds.has(x.signal) && truthAgents().includes(x.agent_id),
-      ).length;
+      for (const x of r.anomalies) {
+        if (!isPage(x) || !truthAgents().includes(x.agent_id)) continue;
+        const ours_ = ours.app.ops.store.escrowIdsCancelledByUs(x.agent_id);
+        const ids = Array.isArray(x.details.escrow_ids) ? (x.details.escrow_ids as string[]) : [];
+        if (ids.some((id) => ours_.has(id))) afterContainment++;
+      }
     }
   const onset = info().onset_at ?? started;
   const oursOut = hit
