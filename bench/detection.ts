@@ -235,12 +235,21 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   if (hit)
     for (let t = 0; t < (30 * MIN) / STEP; t++) {
       await ours.sandbox.advance(STEP);
+      // What our containments had refunded before this tick (a containment inside the tick answers the
+      // tick's own detection, whose evidence are the escrows it then refunds).
+      const before = new Map(truthAgents().map((a) => [a, ours.app.ops.store.escrowIdsCancelledByUs(a)]));
       const r = await ours.watcher!.tick();
       for (const x of r.anomalies) {
         if (!isPage(x) || !truthAgents().includes(x.agent_id)) continue;
-        const ours_ = ours.app.ops.store.escrowIdsCancelledByUs(x.agent_id);
+        const ours_ = before.get(x.agent_id) ?? new Set<string>();
         const ids = Array.isArray(x.details.escrow_ids) ? (x.details.escrow_ids as string[]) : [];
-        if (ids.some((id) => ours_.has(id))) afterContainment++;
+        if (ids.some((id) => ours_.has(id))) {
+          afterContainment++;
+          if (process.env.BENCH_DEBUG)
+            process.stderr.write(
+              `after containment: ${x.agent_id} ${x.signal} ${JSON.stringify({ ...x.details, escrow_ids: undefined })} incident=${ours.app.ops.store.findActiveIncident(x.agent_id)?.status}\n`,
+            );
+        }
       }
     }
   const onset = info().onset_at ?? started;
