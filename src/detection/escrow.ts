@@ -11,7 +11,8 @@
  *     above the largest legitimate purchase batch (20 in 2–4 min), which no quiet agent's bar allows.
  *   - long_window: ≥ `escrow_burst_long_min_count` (45) within `escrow_burst_long_window_ms` (30 min):
  *     a slow loop, or one first seen late, after a blind spell.
- * With no history at all, the rate and long-window rules count only escrows still held
+ * A fan-out (at least 90 % of the set's payees paid once: a payout run) has its own floor,
+ * `escrow_burst_fanout_count` (100). With no history at all, the rate and long-window rules count only escrows still held
  * `escrow_burst_cold_age_ms` (3 min) after creation: a busy agent seen for the first time releases its
  * orders within minutes, a loop's stay held. A busy agent or a payout run raises its own bar through its peaks; intervals of a poll that alarmed
  * are never learned as peaks, and a window is judged only against intervals ending before it starts, so
@@ -60,9 +61,21 @@ export function escrowBurst(
   const [pShort, pRate, pLong] = [peaks, peaks, peaks];
   // Peaks are per interval (5 min) or six of them; the short windows compare against the whole interval's
   // peak, which only makes the bar higher.
+  // A fan-out pays each payee once (a payout run to staff or suppliers): no retry looks like that, so its
+  // floor is `escrow_burst_fanout_count`, above a payout run, not the batch-sized one.
+  const fanout = (xs: EscrowObservation[]) =>
+    xs.length > 0 && new Set(xs.map((e) => e.payee)).size >= 0.9 * xs.length;
   const repeatNeed = bar(t.escrow_burst_repeat_count, pShort?.repeat);
-  const rateNeed = bar(t.escrow_burst_min_count, pRate?.count);
-  const longNeed = bar(t.escrow_burst_long_min_count, pLong?.count6);
+  const rateNeed = bar(
+    fanout(rate) ? Math.max(t.escrow_burst_min_count, t.escrow_burst_fanout_count) : t.escrow_burst_min_count,
+    pRate?.count,
+  );
+  const longNeed = bar(
+    fanout(long)
+      ? Math.max(t.escrow_burst_long_min_count, t.escrow_burst_fanout_count)
+      : t.escrow_burst_long_min_count,
+    pLong?.count6,
+  );
 
   let hit:
     | { rule: Rule; set: EscrowObservation[]; windowMs: number; threshold: number; peaks: OwnPeaks | null }

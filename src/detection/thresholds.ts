@@ -37,6 +37,8 @@ export interface Thresholds {
   escrow_burst_repeat_count: number;
   /** With history, a count must also exceed this many times the agent's own peak for that window. */
   escrow_burst_factor: number;
+  /** The floor of the any-payee rules for a fan-out (each payee paid once: a payout run of 60). */
+  escrow_burst_fanout_count: number;
   /** With no history, the any-payee rules count only escrows still held this long after creation. */
   escrow_burst_cold_age_ms: number;
   /** The long window: a loop seen late, after a blind spell. */
@@ -100,6 +102,7 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   escrow_burst_repeat_count: 5,
   escrow_burst_factor: 2,
   escrow_burst_cold_age_ms: 3 * MIN,
+  escrow_burst_fanout_count: 100,
   escrow_burst_long_window_ms: 30 * MIN,
   escrow_burst_long_min_count: 45,
   exploitation_same_payee_count: 10,
@@ -146,6 +149,7 @@ const RULES: Record<keyof Thresholds, Rule> = {
   escrow_burst_repeat_count: count,
   escrow_burst_factor: { min: 1 },
   escrow_burst_cold_age_ms: { min: 0, integer: true },
+  escrow_burst_fanout_count: count,
   escrow_burst_long_window_ms: duration,
   escrow_burst_long_min_count: count,
   exploitation_same_payee_count: count,

@@ -61,7 +61,7 @@ describe('escrow_burst on the first observation, with no history', () => {
     // Cold, the any-payee rules count only escrows still held 3 minutes after creation.
     const varied = (n: number, every: number, end = T0 - 3 * MIN) =>
       Array.from({ length: n }, (_, i) =>
-        escrow({ payee: `p${i}`, amount: 1_000 + i * 700, created_at: end - i * every }),
+        escrow({ payee: `p${i % 9}`, amount: 1_000 + i * 700, created_at: end - i * every }),
       );
     expect(signals(firstLook(varied(20, 9 * SEC)))).toEqual([]);
     expect(signals(firstLook(varied(24, 12 * SEC)))).toEqual([]);
@@ -71,6 +71,11 @@ describe('escrow_burst on the first observation, with no history', () => {
     });
     // The same 25 just created: a busy agent seen for the first time releases them within minutes.
     expect(signals(firstLook(varied(25, 7 * SEC, T0)))).toEqual([]);
+    // A payout run, 60 payees paid once each in 10 minutes and still held: a fan-out, no burst.
+    const payout = Array.from({ length: 60 }, (_, i) =>
+      escrow({ payee: `staff-${i}`, amount: 2_000 + i * 417, created_at: T0 - 3 * MIN - i * 10 * SEC }),
+    );
+    expect(signals(firstLook(payout))).toEqual([]);
   });
 
   it('a loop rotating one amount over a few payees, or jittering its amount ±10 %, is a repeat', () => {
@@ -104,7 +109,7 @@ describe('escrow_burst on the first observation, with no history', () => {
   it('a slow loop of varied payees and amounts is seen through the 30-minute window (45 held)', () => {
     const slow = (n: number) =>
       Array.from({ length: n }, (_, i) =>
-        escrow({ payee: `p${i}`, amount: 1_000 + i * 613, created_at: T0 - 3 * MIN - i * 38 * SEC }),
+        escrow({ payee: `p${i % 12}`, amount: 1_000 + i * 613, created_at: T0 - 3 * MIN - i * 38 * SEC }),
       );
     expect(signals(firstLook(slow(44)))).toEqual([]);
     expect(find(firstLook(slow(45)), 'escrow_burst')?.details).toMatchObject({

@@ -141,7 +141,7 @@ describe('thresholds', () => {
   it('the tightened thresholds change what is detected', () => {
     // 23 held orders to varied payees and amounts within 4 minutes: above the tightened floor (22), under 25.
     const varied = Array.from({ length: 23 }, (_, i) =>
-      escrow({ payee: `p${i}`, amount: 1_000 + i * 900, created_at: T0 - 3 * MIN - i * 10 * SEC }),
+      escrow({ payee: `p${i % 7}`, amount: 1_000 + i * 900, created_at: T0 - 3 * MIN - i * 10 * SEC }),
     );
     const obs = observation({ escrows: view(varied, 'a1', T0) });
     expect(detectAgent(obs, undefined, DEFAULT_THRESHOLDS).anomalies).toEqual([]);
