@@ -20,7 +20,7 @@
  * cancellations end the burst.
  */
 import { anomaly, dollars, idList } from './anomaly.js';
-import { type OwnPeaks, ownPeaks } from './baseline.js';
+import { ownPeaks } from './baseline.js';
 import { densest, groupBy, largestGroup, largestRepeat, newestFirst } from './groups.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation } from './types.js';
@@ -58,52 +58,39 @@ export function escrowBurst(
     cold ? xs.filter((e) => e.created_at <= at - t.escrow_burst_cold_age_ms) : xs;
   const rate = densest(aged(since(t.escrow_burst_rate_window_ms)), t.escrow_burst_rate_window_ms, endsAfter);
   const long = densest(aged(since(t.escrow_burst_long_window_ms)), t.escrow_burst_long_window_ms, endsAfter);
-  const [pShort, pRate, pLong] = [peaks, peaks, peaks];
-  // Peaks are per interval (5 min) or six of them; the short windows compare against the whole interval's
-  // peak, which only makes the bar higher.
   // A fan-out pays each payee once (a payout run to staff or suppliers): no retry looks like that, so its
   // floor is `escrow_burst_fanout_count`, above a payout run, not the batch-sized one.
   const fanout = (xs: EscrowObservation[]) =>
     xs.length > 0 && new Set(xs.map((e) => e.payee)).size >= 0.9 * xs.length;
-  const repeatNeed = bar(t.escrow_burst_repeat_count, pShort?.repeat);
-  const rateNeed = bar(
-    fanout(rate) ? Math.max(t.escrow_burst_min_count, t.escrow_burst_fanout_count) : t.escrow_burst_min_count,
-    pRate?.count,
-  );
-  const longNeed = bar(
-    fanout(long)
-      ? Math.max(t.escrow_burst_long_min_count, t.escrow_burst_fanout_count)
-      : t.escrow_burst_long_min_count,
-    pLong?.count6,
-  );
-
-  let hit:
-    | { rule: Rule; set: EscrowObservation[]; windowMs: number; threshold: number; peaks: OwnPeaks | null }
-    | undefined;
-  if (repeatSet.length >= repeatNeed)
-    hit = {
-      rule: 'repeat',
-      set: repeatSet,
-      windowMs: t.escrow_burst_window_ms,
-      threshold: repeatNeed,
-      peaks: pShort,
-    };
-  else if (rate.length >= rateNeed)
-    hit = {
-      rule: 'rate',
-      set: rate,
-      windowMs: t.escrow_burst_rate_window_ms,
-      threshold: rateNeed,
-      peaks: pRate,
-    };
-  else if (long.length >= longNeed)
-    hit = {
-      rule: 'long_window',
-      set: long,
-      windowMs: t.escrow_burst_long_window_ms,
-      threshold: longNeed,
-      peaks: pLong,
-    };
+  const floor = (xs: EscrowObservation[], f: number) =>
+    fanout(xs) ? Math.max(f, t.escrow_burst_fanout_count) : f;
+  // Peaks are per interval (5 min) or six of them: the 2-minute repeat window is held to a whole
+  // interval's peak, which only makes its bar higher. The first rule met is reported.
+  const rules: { rule: Rule; set: EscrowObservation[]; windowMs: number; threshold: number; own?: number }[] =
+    [
+      {
+        rule: 'repeat',
+        set: repeatSet,
+        windowMs: t.escrow_burst_window_ms,
+        threshold: bar(t.escrow_burst_repeat_count, peaks?.repeat),
+        own: peaks?.repeat,
+      },
+      {
+        rule: 'rate',
+        set: rate,
+        windowMs: t.escrow_burst_rate_window_ms,
+        threshold: bar(floor(rate, t.escrow_burst_min_count), peaks?.count),
+        own: peaks?.count,
+      },
+      {
+        rule: 'long_window',
+        set: long,
+        windowMs: t.escrow_burst_long_window_ms,
+        threshold: bar(floor(long, t.escrow_burst_long_min_count), peaks?.count6),
+        own: peaks?.count6,
+      },
+    ];
+  const hit = rules.find((r) => r.set.length >= r.threshold);
   if (!hit) return undefined;
 
   const { set, windowMs } = hit;
@@ -122,15 +109,8 @@ export function escrowBurst(
       threshold_count: hit.threshold,
       window_ms: windowMs,
       rate_per_min: round2(perMin),
-      own_peak:
-        hit.peaks === null
-          ? null
-          : hit.rule === 'repeat'
-            ? hit.peaks.repeat
-            : hit.rule === 'rate'
-              ? hit.peaks.count
-              : hit.peaks.count6,
-      history_intervals: hit.peaks?.intervals ?? 0,
+      own_peak: hit.own ?? null,
+      history_intervals: peaks?.intervals ?? 0,
       amount_locked_cents: locked,
       top_payee: byPayee[0]?.payee ?? null,
       top_payee_count: byPayee.length,
