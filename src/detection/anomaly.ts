@@ -1,7 +1,7 @@
 /**
  * Building anomalies: the priority each (signal, severity) carries, and money in summaries.
  */
-import { formatCents } from '../greenhelix/money.js';
+import { moneyText } from '../greenhelix/money.js';
 import type { Anomaly, Priority, Severity, Signal } from './types.js';
 
 /**
@@ -39,7 +39,8 @@ export function anomaly(
 }
 
 /** Money for summaries: 15000 → "$150.00". */
-export const dollars = (cents: number): string => `$${formatCents(Math.round(cents))}`;
+/** An amount in a summary, written as everywhere else: "150.00 CREDITS". */
+export const credits = (cents: number): string => moneyText(Math.round(cents));
 
 /** At most `max` ids, with a flag when some were left out, so details stay small. */
 export function idList(ids: string[], max = 50): { escrow_ids: string[]; escrow_ids_truncated?: true } {

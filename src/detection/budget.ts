@@ -7,7 +7,7 @@
  * block like 0 and are treated the same. The percentage is computed from spend and cap, not taken from
  * `daily_pct`, which the gateway zeroes whenever it considers the cap absent.
  */
-import { anomaly, dollars } from './anomaly.js';
+import { anomaly, credits } from './anomaly.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentObservation, Anomaly } from './types.js';
 
@@ -27,7 +27,7 @@ export function budgetSignals(
     warning_pct: t.budget_warning_pct,
     exhaustion_pct: t.budget_exhaustion_pct,
   };
-  const summary = `${id} used ${pct.toFixed(0)} % of its daily budget (${dollars(b.daily_spend)} of ${dollars(cap)})`;
+  const summary = `${id} used ${pct.toFixed(0)} % of its daily budget (${credits(b.daily_spend)} of ${credits(cap)})`;
   if (pct >= t.budget_exhaustion_pct)
     return anomaly(id, at, 'budget_exhaustion', 'critical', summary, details);
   if (pct >= t.budget_warning_pct) return anomaly(id, at, 'budget_warning', 'warning', summary, details);

@@ -19,7 +19,7 @@
  * a loop cannot vouch for itself. Only held escrows count: a loop's escrows stay held, and containment's
  * cancellations end the burst.
  */
-import { anomaly, dollars, idList } from './anomaly.js';
+import { anomaly, credits, idList } from './anomaly.js';
 import { ownPeaks } from './baseline.js';
 import { densest, groupBy, largestGroup, largestRepeat, newestFirst } from './groups.js';
 import type { Thresholds } from './thresholds.js';
@@ -102,7 +102,7 @@ export function escrowBurst(
     at,
     'escrow_burst',
     'critical',
-    `${id} created ${set.length} held escrows in ${windowMs / MIN} min (${perMin.toFixed(1)}/min, ${dollars(locked)} locked)`,
+    `${id} created ${set.length} held escrows in ${windowMs / MIN} min (${perMin.toFixed(1)}/min, ${credits(locked)} locked)`,
     {
       rule: hit.rule,
       count: set.length,

@@ -17,7 +17,7 @@
  * The likely root cause is the affected agent with the largest spend anomaly in this pass (spend or
  * escrow principal locked), then the earliest to alert.
  */
-import { anomaly, dollars, PRIORITY, priorityLevel } from './anomaly.js';
+import { anomaly, credits, PRIORITY, priorityLevel } from './anomaly.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 import { type Anomaly, type Priority, SEVERITIES, type Severity, SIGNALS, type Signal } from './types.js';
 
@@ -110,7 +110,7 @@ export function detectFleet(
     ),
     unrelated_alerting: [...alerting.keys()].filter((a) => !inGroup.has(a)).sort(),
   };
-  const walletText = exhausted.map((w) => `${w.agent_id} (${dollars(w.balance ?? 0)})`).join(', ');
+  const walletText = exhausted.map((w) => `${w.agent_id} (${credits(w.balance ?? 0)})`).join(', ');
 
   if (affected.length >= t.cascade_min_agents)
     out.push(

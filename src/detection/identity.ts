@@ -4,7 +4,7 @@
  * key can overwrite its registered key (CONTRACT §10), so a changed key is treated as a breach until a
  * person says otherwise. Keys are compared as lower-case hex: the gateway stores what it was sent.
  */
-import { anomaly, dollars, idList } from './anomaly.js';
+import { anomaly, credits, idList } from './anomaly.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, AgentObservation, Anomaly, EscrowObservation } from './types.js';
 
@@ -83,7 +83,7 @@ export function strangerSpending(
     at,
     'identity_compromise',
     'critical',
-    `${id} sent ${strange.length} escrows (${dollars(total)}) to payees it never paid, each over ${t.new_payee_amount_multiple}× its typical escrow`,
+    `${id} sent ${strange.length} escrows (${credits(total)}) to payees it never paid, each over ${t.new_payee_amount_multiple}× its typical escrow`,
     {
       reason: 'stranger_spending',
       count: strange.length,

@@ -7,7 +7,7 @@
  * batch is worth a look, not a freeze (the burst rules still see a loop from its first escrows). Critical
  * also needs the money concentrated: at least half of the window's principal to one payee.
  */
-import { anomaly, dollars } from './anomaly.js';
+import { anomaly, credits } from './anomaly.js';
 import { feesWithin, ownPeaks, spendThreshold } from './baseline.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation, Severity } from './types.js';
@@ -47,7 +47,7 @@ export function costAnomaly(
     at,
     'cost_anomaly',
     severity,
-    `${id} spent ${dollars(spend)} in ${t.spend_window_ms / MIN} min against a threshold of ${dollars(th.threshold)}`,
+    `${id} spent ${credits(spend)} in ${t.spend_window_ms / MIN} min against a threshold of ${credits(th.threshold)}`,
     {
       spend_cents: spend,
       principal_cents: principal,

@@ -50,3 +50,44 @@ export function sumCents(values: Iterable<Cents>): Cents {
   for (const v of values) total += v;
   return total as Cents;
 }
+
+/** The gateway's one currency: every amount a model or operator sees carries it. */
+export const CURRENCY = 'CREDITS';
+
+/** Money as a model or operator sees it: the exact decimal string and its currency. */
+export interface Money {
+  amount: string;
+  currency: typeof CURRENCY;
+}
+
+/** 4680000 → `{amount: "46800.00", currency: "CREDITS"}`. */
+export function money(cents: Cents): Money {
+  return { amount: formatCents(cents), currency: CURRENCY };
+}
+
+/** 4680000 → `"46800.00 CREDITS"`, the one way amounts are written in text. */
+export function moneyText(cents: Cents): string {
+  return `${formatCents(cents)} ${CURRENCY}`;
+}
+
+/** A decimal string as the engine reports it ("46800.00") → Money; throws on a malformed amount. */
+export function moneyOf(decimal: string): Money {
+  return money(parseCents(decimal));
+}
+
+/**
+ * Evidence as a model reads it: every `<name>_cents` number (at any depth) becomes `<name>` as Money, so
+ * no amount reaches a model in cents. Other values are kept as they are.
+ */
+export function centsToMoney(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(centsToMoney);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (k.endsWith('_cents') && (typeof v === 'number' || v === null)) {
+      const name = k.slice(0, -'_cents'.length);
+      out[name] = typeof v === 'number' && Number.isFinite(v) ? money(Math.round(v)) : null;
+    } else out[k] = centsToMoney(v);
+  }
+  return out;
+}

@@ -4,8 +4,10 @@
  * carries severity, agent, signal, actions taken and the incident id, and is recorded in the store.
  * Sending never blocks or fails the response that raised it.
  */
+
 import { request } from 'undici';
 import type { Config } from '../config.js';
+import { centsToMoney } from '../greenhelix/money.js';
 import type { IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../util/clock.js';
@@ -49,8 +51,12 @@ export class AlertSink {
   }
 
   /** Records and fans out an alert; resolves when every sink has been tried. */
-  async send(alert: Alert): Promise<void> {
+  async send(raw: Alert): Promise<void> {
     const { store, logger, clock, config } = this.deps;
+    // Evidence carries cents internally; every sink shows amounts as Money.
+    const alert: Alert = raw.details
+      ? { ...raw, details: centsToMoney(raw.details) as Record<string, unknown> }
+      : raw;
     const at = clock.now();
     this.sent.push(alert);
     const sinks = [

@@ -10,7 +10,7 @@
  * Every stage and every gate verdict is persisted before the next gateway call.
  */
 import { normalizeKey } from '../detection/index.js';
-import { centsToNumber, formatCents, parseCents } from '../greenhelix/money.js';
+import { centsToNumber, formatCents, moneyText, parseCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
 import { publishQuietly } from './contain.js';
@@ -326,7 +326,7 @@ async function budgetGate(
     verdict: {
       gate: 'budget_restorable',
       passed: true,
-      reason: `restore ${spec.percent} % of ${formatCents(preDaily)}/${formatCents(preMonthly)}`,
+      reason: `restore ${spec.percent} % of ${moneyText(preDaily)} daily / ${moneyText(preMonthly)} monthly`,
     },
     caps: { daily, monthly },
   };

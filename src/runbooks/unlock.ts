@@ -18,7 +18,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Escrow } from '../greenhelix/index.js';
-import { formatCents, sumCents } from '../greenhelix/money.js';
+import { money, sumCents } from '../greenhelix/money.js';
 import type { EscrowCancelState } from '../incidents/index.js';
 import type { OpsDeps, Recorded, StepReport } from './deps.js';
 import { errorInfo } from './deps.js';
@@ -186,7 +186,7 @@ export async function unlockEscrows(ctx: UnlockContext, firstList: HeldList): Pr
           {
             round,
             escrow_ids: todo.map((e) => e.id),
-            amount: formatCents(sumCents(todo.map((e) => e.amount))),
+            amount: money(sumCents(todo.map((e) => e.amount))),
           },
           async () => {
             outcomes = await mapBounded(
@@ -355,7 +355,7 @@ function summarizeCancels(results: CancelOutcome[]): Record<string, unknown> {
   return {
     attempted: results.length,
     cancelled: outcomes.cancelled ?? 0,
-    amount_unlocked: formatCents(unlocked),
+    amount_unlocked: money(unlocked),
     outcomes,
     failures,
   };
