@@ -43,10 +43,16 @@ export {
 } from './keys.js';
 export { type FilterableTool, filterTools, type ToolFilter } from './readonly.js';
 export {
+  markUntrusted,
   REDACT_PATHS,
   redactKey,
   type SanitizeLimits,
   sanitizeGatewayData,
+  UNTRUSTED_CLOSE,
+  UNTRUSTED_LEGEND,
+  UNTRUSTED_OPEN,
+  type UntrustedData,
+  untrustedInline,
   untrustedText,
 } from './redact.js';
 export { type GuardRefusal, refusal, refusalError } from './refusal.js';
