@@ -2,7 +2,8 @@
  * Timeline and post-mortem from recorded facts only. Every time in the timeline is a time the store
  * recorded; a missing one is null and said so, never estimated.
  */
-import { formatCents } from '../greenhelix/money.js';
+import { type Money, money, moneyText } from '../greenhelix/money.js';
+import { UNTRUSTED_LEGEND, untrustedInline, untrustedText } from '../guards/redact.js';
 import type { ActionRecord, GateRecord, Incident, RecoveryStage } from './store.js';
 
 export interface TimelineEntry {
@@ -70,7 +71,8 @@ export function buildTimeline(
         a.finished_at === null
           ? 'never finished (interrupted)'
           : a.error_code
-            ? `${a.error_code}: ${(a.error_message ?? '').slice(0, 160)}`
+            ? // Both come from the gateway's problem details: the message is marked as its data.
+              `${untrustedText(a.error_code, 60)}: ${untrustedInline(a.error_message ?? '', 160)}`
             : null,
     });
   }
@@ -96,7 +98,7 @@ export function buildTimeline(
       target: null,
       success: true,
       duration_ms: null,
-      detail: `caps ${formatCents(s.daily_cap)}/${formatCents(s.monthly_cap)}`,
+      detail: `caps ${moneyText(s.daily_cap)} daily / ${moneyText(s.monthly_cap)} monthly`,
     });
   entries.sort((x, y) => x.at - y.at);
 
@@ -155,14 +157,14 @@ export interface PostmortemReport {
   widened_to: string | null;
   timeline: Timeline;
   impact: {
-    balance: string | null;
-    usage: { total_calls: number; total_cost: number } | null;
+    balance: Money | null;
+    usage: { total_calls: number; total_cost: Money } | null;
     escrows_still_locked: number;
-    amount_still_locked: string;
+    amount_still_locked: Money;
     escrows_cancelled: number;
-    amount_recovered: string;
+    amount_recovered: Money;
     escrows_released: number;
-    amount_lost: string;
+    amount_lost: Money;
     escrows_expired: number;
     window: { start: string; end: string };
   };
@@ -172,12 +174,14 @@ export interface PostmortemReport {
     failed_steps: string[];
     escrows_cancelled: number;
     escrows_failed: number;
-    amount_unlocked: string;
+    amount_unlocked: Money;
     time_to_freeze_ms: number | null;
     elapsed_ms: number | null;
   };
   recommendations: string[];
   gaps: string[];
+  /** What the ⟪ ⟫ marks in this report mean. */
+  untrusted_text: string;
   generated_at: number;
 }
 
@@ -200,11 +204,11 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
     recs.push('The freeze did not succeed: check the containment key’s admin scope and run check_readiness.');
   if (impact.escrows_still_locked > 0)
     recs.push(
-      `${impact.escrows_still_locked} escrows (${formatCents(impact.amount_still_locked_cents)} CREDITS) are still held: cancel them or let them expire.`,
+      `${impact.escrows_still_locked} escrows (${moneyText(impact.amount_still_locked_cents)}) are still held: cancel them or let them expire.`,
     );
   if (impact.escrows_released > 0)
     recs.push(
-      `${impact.escrows_released} escrows (${formatCents(impact.amount_lost_cents)} CREDITS) were released to payees during the window: review them and open disputes where warranted.`,
+      `${impact.escrows_released} escrows (${moneyText(impact.amount_lost_cents)}) were released to payees during the window: review them and open disputes where warranted.`,
     );
   if (i.widened_to === 'compromised')
     recs.push(
@@ -223,7 +227,7 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
       'Recovery is not finished: restore the budget in stages with recover_agent once the root cause is fixed.',
     );
   const roots = input.audit.claim_chains
-    .map((c) => String((c as { merkle_root?: unknown }).merkle_root ?? ''))
+    .map((c) => untrustedText((c as { merkle_root?: unknown }).merkle_root ?? '', 80))
     .filter(Boolean);
   return {
     incident_id: i.id,
@@ -238,14 +242,20 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
     widened_to: i.widened_to,
     timeline,
     impact: {
-      balance: impact.balance_cents === null ? null : formatCents(impact.balance_cents),
-      usage: impact.usage,
+      balance: impact.balance_cents === null ? null : money(impact.balance_cents),
+      usage: impact.usage
+        ? {
+            total_calls: impact.usage.total_calls,
+            // The gateway reports fees as a float of CREDITS; shown to the cent.
+            total_cost: money(Math.round(impact.usage.total_cost * 100)),
+          }
+        : null,
       escrows_still_locked: impact.escrows_still_locked,
-      amount_still_locked: formatCents(impact.amount_still_locked_cents),
+      amount_still_locked: money(impact.amount_still_locked_cents),
       escrows_cancelled: impact.escrows_cancelled,
-      amount_recovered: formatCents(impact.amount_recovered_cents),
+      amount_recovered: money(impact.amount_recovered_cents),
       escrows_released: impact.escrows_released,
-      amount_lost: formatCents(impact.amount_lost_cents),
+      amount_lost: money(impact.amount_lost_cents),
       escrows_expired: impact.escrows_expired,
       window: { start: iso(impact.window.start), end: iso(impact.window.end) },
     },
@@ -260,12 +270,13 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
       failed_steps: [...failed, ...interrupted],
       escrows_cancelled: i.escrows_cancelled ?? 0,
       escrows_failed: i.escrows_failed ?? 0,
-      amount_unlocked: formatCents(i.amount_unlocked_cents ?? 0),
+      amount_unlocked: money(i.amount_unlocked_cents ?? 0),
       time_to_freeze_ms: i.time_to_freeze_ms,
       elapsed_ms: i.containment_elapsed_ms,
     },
     recommendations: recs,
     gaps: [...input.gaps, ...timeline.missing.map((m) => `not recorded: ${m}`)],
+    untrusted_text: UNTRUSTED_LEGEND,
     generated_at: now,
   };
 }
@@ -279,6 +290,8 @@ export function mdCell(value: unknown, max = 200): string {
     .replace(/[\\`*_[\]<>|#!]/g, (c) => `\\${c}`)
     .replace(/(https?):\/\//gi, '$1\u200b://');
 }
+
+const moneyMd = (m: Money) => `${m.amount} ${m.currency}`;
 
 export function renderPostmortemMarkdown(r: PostmortemReport): string {
   const t = r.timeline;
@@ -296,6 +309,8 @@ export function renderPostmortemMarkdown(r: PostmortemReport): string {
     `| Reason | ${mdCell(r.reason)} |`,
     r.widened_to ? `| Widened to | ${mdCell(r.widened_to)} |` : '',
     '',
+    `> ${UNTRUSTED_LEGEND}`,
+    '',
     '## Timeline',
     '',
     `Detection → freeze: **${ms(t.phases.detect_to_freeze_ms)}**; detection → contained: **${ms(t.phases.detect_to_contained_ms)}** (target ${t.sla_ms / 1000} s: ${t.met_sla === null ? 'not recorded' : t.met_sla ? 'met' : '**missed**'}).`,
@@ -304,27 +319,27 @@ export function renderPostmortemMarkdown(r: PostmortemReport): string {
     '|---|---|---|---|---|---|---|',
     ...t.entries.map(
       (e) =>
-        `| ${e.iso} | ${e.phase} | ${mdCell(e.action)} | ${mdCell(e.agent_id)} | ${mdCell(e.target)} | ${e.success === null ? 'pending' : e.success ? 'ok' : `failed${e.detail ? `: ${mdCell(e.detail, 120)}` : ''}`} | ${e.duration_ms ?? '–'} |`,
+        `| ${e.iso} | ${e.phase} | ${mdCell(e.action)} | ${mdCell(e.agent_id)} | ${mdCell(e.target)} | ${e.success === null ? 'pending' : e.success ? 'ok' : `failed${e.detail ? `: ${mdCell(e.detail, 400)}` : ''}`} | ${e.duration_ms ?? '–'} |`,
     ),
     '',
     '## Impact',
     '',
-    '| | escrows | CREDITS |',
+    '| | escrows | amount |',
     '|---|---|---|',
-    `| Cancelled (recovered) | ${r.impact.escrows_cancelled} | ${r.impact.amount_recovered} |`,
-    `| Released to payees (lost) | ${r.impact.escrows_released} | ${r.impact.amount_lost} |`,
-    `| Still locked | ${r.impact.escrows_still_locked} | ${r.impact.amount_still_locked} |`,
+    `| Cancelled (recovered) | ${r.impact.escrows_cancelled} | ${moneyMd(r.impact.amount_recovered)} |`,
+    `| Released to payees (lost) | ${r.impact.escrows_released} | ${moneyMd(r.impact.amount_lost)} |`,
+    `| Still locked | ${r.impact.escrows_still_locked} | ${moneyMd(r.impact.amount_still_locked)} |`,
     `| Expired | ${r.impact.escrows_expired} | – |`,
     '',
-    `Balance now: ${r.impact.balance ?? 'not read'}. Metered usage in the window: ${r.impact.usage ? `${r.impact.usage.total_calls} calls, ${r.impact.usage.total_cost} in fees` : 'not read'}. Window ${r.impact.window.start} → ${r.impact.window.end}.`,
+    `Balance now: ${r.impact.balance ? moneyMd(r.impact.balance) : 'not read'}. Metered usage in the window: ${r.impact.usage ? `${r.impact.usage.total_calls} calls, ${moneyMd(r.impact.usage.total_cost)} in fees` : 'not read'}. Window ${r.impact.window.start} → ${r.impact.window.end}.`,
     '',
     '## Audit trail',
     '',
-    `Claim chains in the window: ${r.audit.claim_chains}${r.audit.claim_chain_roots.length ? ` (roots: ${r.audit.claim_chain_roots.map((x) => `\`${mdCell(x, 80)}\``).join(', ')})` : ''}. Verified claims: ${r.audit.verified_claims}.`,
+    `Claim chains in the window: ${r.audit.claim_chains}${r.audit.claim_chain_roots.length ? ` (roots: ${r.audit.claim_chain_roots.map((x) => untrustedInline(mdCell(x, 80), 120)).join(', ')})` : ''}. Verified claims: ${r.audit.verified_claims}.`,
     '',
     '## Containment',
     '',
-    `${r.containment.steps} steps; ${r.containment.escrows_cancelled} escrows cancelled, ${r.containment.escrows_failed} failed; ${r.containment.amount_unlocked} CREDITS unlocked; freeze after ${r.containment.time_to_freeze_ms ?? '–'} ms, done after ${r.containment.elapsed_ms ?? '–'} ms.`,
+    `${r.containment.steps} steps; ${r.containment.escrows_cancelled} escrows cancelled, ${r.containment.escrows_failed} failed; ${moneyMd(r.containment.amount_unlocked)} unlocked; freeze after ${r.containment.time_to_freeze_ms ?? '–'} ms, done after ${r.containment.elapsed_ms ?? '–'} ms.`,
     ...(r.containment.failed_steps.length
       ? ['', 'Failed or interrupted steps:', ...r.containment.failed_steps.map((s) => `- ${mdCell(s)}`)]
       : []),

@@ -180,6 +180,7 @@ async function containLocked(
     priority: req.priority,
     runbook: req.runbook,
     kind: req.suspect_payee ? 'escrow_exploitation' : 'containment',
+    suspect_payee: req.suspect_payee,
     detected_at: detectedAt,
     parent_incident_id: req.parent_incident_id,
   });
@@ -718,6 +719,8 @@ export function publishQuietly(
     agent_id: String(payload.agent_id ?? ''),
     phase: 'learn',
     action: `publish_${eventType}`,
+    // What was published, so a caller can tell whether the same event already went out.
+    params: payload,
   });
   const published = actor
     .publishEvent(

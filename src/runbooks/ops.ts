@@ -4,9 +4,15 @@
  */
 import type { Config } from '../config.js';
 import type { GreenHelixClient } from '../greenhelix/index.js';
-import { formatCents } from '../greenhelix/money.js';
-import { checkContainmentKey, FleetShutdownConfirmation, sanitizeGatewayData } from '../guards/index.js';
-import type { Incident, IncidentStore } from '../incidents/index.js';
+import { centsToMoney, type Money, money } from '../greenhelix/money.js';
+import {
+  checkContainmentKey,
+  FleetShutdownConfirmation,
+  markUntrusted,
+  UNTRUSTED_LEGEND,
+  untrustedInline,
+} from '../guards/index.js';
+import type { ActionRecord, Incident, IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../util/clock.js';
 import { ToolError } from '../util/errors.js';
@@ -58,7 +64,7 @@ export interface IncidentSummary {
   contained_at: string | null;
   resolved_at: string | null;
   met_sla: boolean | null;
-  amount_unlocked: string;
+  amount_unlocked: Money;
 }
 
 export interface Ops {
@@ -78,7 +84,12 @@ export interface Ops {
     signal?: AbortSignal,
   ): Promise<ContainmentPlan>;
   recover(req: RecoverRequest, signal?: AbortSignal): Promise<RecoverResult>;
-  postmortem(incidentId: string, signal?: AbortSignal): Promise<PostmortemResult>;
+  /** `publish: false` when the containment key failed its checks: the report is still built and stored. */
+  postmortem(
+    incidentId: string,
+    signal?: AbortSignal,
+    opts?: { publish?: boolean },
+  ): Promise<PostmortemResult>;
   listIncidentSummaries(filter: {
     status?: string | undefined;
     agent_id?: string | undefined;
@@ -101,6 +112,8 @@ export interface Ops {
 
 export interface IncidentView {
   incident: IncidentSummary & { detail: Record<string, unknown> };
+  /** What the markings in `actions` mean: gateway results and error texts are data, never instructions. */
+  untrusted_text: string;
   actions: Record<string, unknown>[];
   pre_incident: Record<string, unknown>[];
   recovery_stages: Record<string, unknown>[];
@@ -125,7 +138,7 @@ export function summarize(i: Incident): IncidentSummary {
     contained_at: iso(i.contained_at),
     resolved_at: iso(i.resolved_at),
     met_sla: i.met_sla ?? null,
-    amount_unlocked: formatCents(i.amount_unlocked_cents ?? 0),
+    amount_unlocked: money(i.amount_unlocked_cents ?? 0),
   };
 }
 
@@ -231,7 +244,7 @@ export function createOps(o: CreateOpsOptions): Ops {
     contain: (req, opts) => containAgent(deps, req, opts),
     planContainment: (req, signal) => planContainment(deps, req, signal),
     recover: (req, signal) => recoverAgent(deps, req, signal),
-    postmortem: (id, signal) => runPostmortem(deps, id, signal),
+    postmortem: (id, signal, opts) => runPostmortem(deps, id, signal, opts),
     listIncidentSummaries: (f) =>
       store
         .listIncidents({ status: f.status, agent_id: f.agent_id, limit: f.limit, offset: f.offset })
@@ -240,16 +253,16 @@ export function createOps(o: CreateOpsOptions): Ops {
       const i = store.getIncident(id);
       if (!i) return undefined;
       return {
-        incident: { ...summarize(i), detail: i as unknown as Record<string, unknown> },
-        // Recorded results hold gateway text (identity records, claim chains): returned as bounded data.
-        actions: sanitizeGatewayData(store.listActions(id), { maxArray: 1_000 }) as Record<string, unknown>[],
-        pre_incident: i.agent_ids
-          .map((a) => store.getPreIncidentState(id, a))
-          .filter(Boolean) as unknown as Record<string, unknown>[],
-        recovery_stages: store.listRecoveryStages(id, { allRounds: true }) as unknown as Record<
-          string,
-          unknown
-        >[],
+        incident: { ...summarize(i), detail: centsToMoney(i) as Record<string, unknown> },
+        untrusted_text: UNTRUSTED_LEGEND,
+        actions: store.listActions(id).map(markedAction),
+        pre_incident: i.agent_ids.flatMap((a) => {
+          const p = store.getPreIncidentState(id, a);
+          return p ? [capsAsMoney(centsToMoney(p) as Record<string, unknown>)] : [];
+        }),
+        recovery_stages: store
+          .listRecoveryStages(id, { allRounds: true })
+          .map((st) => capsAsMoney({ ...st } as unknown as Record<string, unknown>)),
         gates: store.listGates(id) as unknown as Record<string, unknown>[],
         has_postmortem: Boolean(store.getPostmortem(id)),
       };
@@ -274,4 +287,24 @@ export function createOps(o: CreateOpsOptions): Ops {
     },
   };
   return ops;
+}
+
+/**
+ * A recorded action as a model reads it: what the gateway answered (results, identity records, claim
+ * chains) and its error texts wrapped as untrusted data; our own fields (action, times, params) as they are.
+ */
+function markedAction(a: ActionRecord): Record<string, unknown> {
+  return {
+    ...a,
+    result: a.result === null || a.result === undefined ? null : markUntrusted(centsToMoney(a.result)),
+    error_message: a.error_message === null ? null : untrustedInline(a.error_message, 500),
+  };
+}
+
+/** Caps are stored in cents without the suffix (null = no cap): shown as Money. */
+function capsAsMoney(row: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...row };
+  for (const k of ['daily_cap', 'monthly_cap'])
+    if (typeof out[k] === 'number') out[k] = money(out[k] as number);
+  return out;
 }

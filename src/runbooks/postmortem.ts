@@ -5,7 +5,7 @@
  */
 import { tightenThresholds } from '../detection/index.js';
 import { sumCents } from '../greenhelix/money.js';
-import { sanitizeGatewayData } from '../guards/index.js';
+import { markUntrusted } from '../guards/index.js';
 import { buildPostmortem, renderPostmortemMarkdown } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
 import { toEpochMs } from '../util/time.js';
@@ -17,8 +17,11 @@ import { thresholdsFor } from './detect.js';
 export interface PostmortemResult {
   incident_id: string;
   report: Record<string, unknown>;
-  markdown_uri: string;
+  markdown: string;
+  /** Where the stored report can be read; null in read-only mode, where nothing is stored. */
+  markdown_uri: string | null;
   thresholds_tightened: boolean;
+  /** An incident_post_mortem event with this content went out, now or on an earlier call. */
   event_published: boolean;
 }
 
@@ -26,6 +29,7 @@ export async function runPostmortem(
   deps: OpsDeps,
   incidentId: string,
   signal?: AbortSignal,
+  options: { publish?: boolean } = {},
 ): Promise<PostmortemResult> {
   const { store, monitor, clock, config } = deps;
   const incident = store.getIncident(incidentId);
@@ -80,14 +84,17 @@ export async function runPostmortem(
     window: { start: windowStart, end: windowEnd },
   };
 
-  const tightened = maybeTighten(deps, incident);
+  // Read-only mode: the report is built and returned, and nothing else changes (no tightening, no
+  // stored report, no event), which is what the tool's read-only hints promise in that mode.
+  const readOnly = config.readOnly;
+  const tightened = readOnly ? false : maybeTighten(deps, incident);
   const report = buildPostmortem({
     incident: store.getIncident(incidentId) ?? incident,
     actions: store.listActions(incidentId),
     stages: store.listRecoveryStages(incidentId, { allRounds: true }),
     gates: store.listGates(incidentId),
     audit: {
-      identity: identity ? sanitizeGatewayData(identity) : null,
+      identity: identity ? markUntrusted(identity) : null,
       claim_chains: (chains?.chains ?? []).filter((c) => {
         const t = toEpochMs(c.created_at);
         return t === undefined || (t >= windowStart && t <= windowEnd);
@@ -100,23 +107,41 @@ export async function runPostmortem(
     sla_ms: config.containment.slaMs,
   });
   const markdown = renderPostmortemMarkdown(report);
-  store.savePostmortem(incidentId, { json: report, markdown });
-  const publish = !config.readOnly && deps.actor !== null;
-  if (publish) {
-    publishQuietly(deps, incidentId, 'incident_post_mortem', {
-      agent_id: agentId,
-      met_sla: incident.met_sla ?? null,
-      amount_recovered: impact.amount_recovered_cents / 100,
-      amount_lost: impact.amount_lost_cents / 100,
-    });
-  }
+  if (!readOnly) store.savePostmortem(incidentId, { json: report, markdown });
+  const event = {
+    agent_id: agentId,
+    met_sla: incident.met_sla ?? null,
+    amount_recovered: impact.amount_recovered_cents / 100,
+    amount_lost: impact.amount_lost_cents / 100,
+  };
+  const published =
+    !readOnly && deps.actor !== null && options.publish !== false && publishOnce(deps, incidentId, event);
   return {
     incident_id: incidentId,
     report: report as unknown as Record<string, unknown>,
-    markdown_uri: `incident://${incidentId}/postmortem`,
+    markdown,
+    markdown_uri: readOnly ? null : `incident://${incidentId}/postmortem`,
     thresholds_tightened: tightened,
-    event_published: publish,
+    event_published: published,
   };
+}
+
+/**
+ * Publishes the post-mortem event unless the same content already went out (or is going out) for this
+ * incident: calling run_postmortem again on an unchanged incident adds nothing to the bus.
+ */
+function publishOnce(deps: OpsDeps, incidentId: string, event: Record<string, unknown>): boolean {
+  const same = JSON.stringify(event);
+  const sent = deps.store
+    .listActions(incidentId)
+    .some(
+      (a) =>
+        a.action === 'publish_incident_post_mortem' &&
+        a.success !== false &&
+        JSON.stringify(a.params) === same,
+    );
+  if (!sent) publishQuietly(deps, incidentId, 'incident_post_mortem', event);
+  return true;
 }
 
 /** Missed the 60 s target: tighten this agent's detection once per incident, and keep it. */

@@ -210,7 +210,10 @@ describe('timeline and post-mortem', () => {
       thresholds_tightened: true,
       sla_ms: 60_000,
     });
-    expect(report.impact).toMatchObject({ amount_recovered: '450.00', amount_lost: '150.00' });
+    expect(report.impact).toMatchObject({
+      amount_recovered: { amount: '450.00', currency: 'CREDITS' },
+      amount_lost: { amount: '150.00', currency: 'CREDITS' },
+    });
     expect(report.recommendations.join(' ')).toMatch(/tightened/);
     const md = renderPostmortemMarkdown(report);
     expect(md).not.toContain('<script>');
