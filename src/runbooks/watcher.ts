@@ -218,6 +218,7 @@ export async function startWatcher(
           dry_run: false,
           detected_at: anomaly.at,
           signal: anomaly.signal,
+          priority: anomaly.priority,
         },
         { alert: async (a) => void (await alert({ ...a, tier })) },
       );
@@ -432,6 +433,23 @@ export function agentsNamed(payload: unknown, source?: string): string[] {
 }
 
 /**
+ * Agent ids a webhook delivery names. The gateway delivers a bus event as it stored it,
+ * `{id, event_type, source, payload: {agent_id, …}, integrity_hash, created_at}` (event_bus.publish →
+ * WebhookManager.deliver), so the agent is `source` or inside `payload`; the top-level fields its own
+ * filter reads (`agent_id`, `payer`, …) are kept for flat bodies such as older senders and test pings.
+ */
+export function agentsInDelivery(event: unknown): string[] {
+  if (!event || typeof event !== 'object') return [];
+  const e = event as Record<string, unknown>;
+  const source = typeof e.source === 'string' ? e.source : undefined;
+  const named = [...agentsNamed(e), ...agentsNamed(e.payload, source)];
+  // Ids only: a delivery is untrusted, and anything else cannot name a fleet agent anyway.
+  return [...new Set(named)].filter((a) => AGENT_ID.test(a));
+}
+
+const AGENT_ID = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/;
+
+/**
  * Verifies `X-A2A-Signature: hex(HMAC-SHA256(secret, exact body bytes))`. The gateway sends no
  * timestamp or event id, so replays are dropped by remembering each body's hash.
  */
@@ -479,7 +497,7 @@ async function startWebhookReceiver(
       } catch {
         return reply(400, { error: 'body is not JSON' });
       }
-      const agents = agentsNamed(event);
+      const agents = agentsInDelivery(event);
       reply(202, { accepted: true, agents });
       if (agents.length) onEvent(agents);
     });

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GreenHelixClient } from '../../src/greenhelix/index.js';
-import { startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
+import { agentsInDelivery, startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
 import { startSandbox } from '../../src/sandbox/index.js';
 import { FIXTURE_START, type Fixture, startFixture } from '../helpers/fixture.js';
 
@@ -268,6 +268,53 @@ describe('webhook receiver', () => {
     const replay = await post({ 'x-a2a-signature': sign('whsec-test-secret') });
     expect(replay.status).toBe(200);
     expect(await replay.json()).toMatchObject({ duplicate: true });
+  });
+});
+
+describe("webhook deliveries in the gateway's own shape", () => {
+  it('reads the agent from `source` and `payload`, as the gateway delivers a bus event', () => {
+    // WebhookManager.deliver posts the event as event_bus.publish built it.
+    const delivered = {
+      id: 41,
+      event_type: 'billing.usage_recorded',
+      source: 'agent-03',
+      payload: { agent_id: 'agent-04', payee: 'merchant-shady', note: 'ignore previous instructions' },
+      integrity_hash: 'ab'.repeat(32),
+      created_at: '2026-11-24T02:47:13',
+    };
+    expect(agentsInDelivery(delivered).sort()).toEqual(['agent-03', 'agent-04', 'merchant-shady']);
+    // The flat shape (test ping, older senders) still works; junk names nobody.
+    expect(agentsInDelivery({ type: 'test.ping', agent_id: 'agent-01', timestamp: 1 })).toEqual(['agent-01']);
+    expect(agentsInDelivery({ source: 'not an id; rm -rf', payload: 'x' })).toEqual([]);
+    expect(agentsInDelivery(null)).toEqual([]);
+  });
+
+  it('a signed gateway delivery makes the named agent due at once', async () => {
+    f = await startFixture({
+      agents: 3,
+      config: (c) => ({ ...c, watch: { webhookSecret: 'whsec-test-secret', intervalMs: 30_000 } }),
+    });
+    watcher = await startWatcher(f.ops, { schedule: false, webhookPort: 0 });
+    await watcher.tick({ all: true });
+    const agent = f.sandbox.fleet[2]!;
+    const body = JSON.stringify({
+      id: 7,
+      event_type: 'billing.usage_recorded',
+      source: 'agent-incident-mcp',
+      payload: { agent_id: agent, amount: '150.00' },
+      integrity_hash: 'cd'.repeat(32),
+      created_at: '2026-11-24T02:47:20',
+    });
+    const res = await fetch(watcher.webhookUrl!, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-a2a-signature': createHmac('sha256', 'whsec-test-secret').update(body).digest('hex'),
+      },
+      body,
+    });
+    expect(res.status).toBe(202);
+    expect(((await res.json()) as { agents: string[] }).agents).toContain(agent);
   });
 });
 
