@@ -37,7 +37,8 @@ export interface DetectionPass {
   checked_at: string;
   at: number;
   agents_checked: number;
-  anomalies: (Omit<Anomaly, 'at'> & { tier: string })[];
+  /** Each with the ISO time it was detected (`detected_at`), to pass on to contain_agent/run_runbook. */
+  anomalies: (Omit<Anomaly, 'at'> & { detected_at: string; tier: string })[];
   raw: Anomaly[];
   blind_checks: number;
   duration_ms: number;
@@ -299,7 +300,11 @@ export async function runDetectionPass(
     checked_at: new Date(at).toISOString(),
     at,
     agents_checked: agents.length,
-    anomalies: raw.map(({ at: _at, ...a }) => ({ ...a, tier: escalate(a, rules) })),
+    anomalies: raw.map(({ at: seen, ...a }) => ({
+      ...a,
+      detected_at: new Date(seen).toISOString(),
+      tier: escalate(a, rules),
+    })),
     raw,
     blind_checks:
       perAgent.reduce((n, r) => n + r.blind, 0) + sharedWallets.filter((w) => 'failure' in w).length,

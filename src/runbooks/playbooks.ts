@@ -2,7 +2,7 @@
  * The five runbooks as code (their data is in catalog.ts). Each runs on the same engine as the tools
  * (containAgent, the store, the alert sink); nothing here talks HTTP directly.
  */
-import { centsToNumber, formatCents, sumCents } from '../greenhelix/money.js';
+import { centsToNumber, money, moneyText, sumCents } from '../greenhelix/money.js';
 import { ToolError } from '../util/errors.js';
 import { toEpochMs } from '../util/time.js';
 import type { Alert } from './alerts.js';
@@ -28,9 +28,11 @@ export interface RunbookRequest {
   agent_ids: string[];
   params: { payee?: string | undefined; open_dispute?: boolean | undefined; reason?: string | undefined };
   dry_run: boolean;
-  /** When the triggering anomaly was detected (watcher); the SLA runs from here. */
+  /** When the triggering anomaly was detected (watcher, or the caller's anomaly); the SLA runs from here. */
   detected_at?: number | undefined;
+  /** The triggering anomaly's signal and priority, recorded in the incident (default: the runbook's own). */
   signal?: string | undefined;
+  priority?: string | undefined;
 }
 
 export interface RunbookStep extends StepReport {
@@ -185,7 +187,7 @@ async function runContainmentRunbook(
         agent_id: agentId,
         reason,
         signal: req.signal,
-        priority: info.priority,
+        priority: req.priority ?? info.priority,
         runbook: req.runbook,
         detected_at: req.detected_at,
         stop_if_freeze_fails: how.stop_if_freeze_fails,
@@ -229,14 +231,14 @@ async function runContainmentRunbook(
     return out;
   }
   const cancelled = results.reduce((n, r) => n + r.escrows_cancelled, 0);
-  const amount = formatCents(sumCents(results.map((r) => r.amount_unlocked_cents)));
+  const amount = moneyText(sumCents(results.map((r) => r.amount_unlocked_cents)));
   out.page = await page(opts, {
     level: 'page',
     priority: info.priority,
     severity: 'critical',
     agent_id: results[0]?.agent_id ?? req.agent_ids[0]!,
     signal: req.signal ?? req.runbook,
-    title: `${info.title}: contained ${agents}; ${cancelled} escrows cancelled, ${amount} CREDITS recovered`,
+    title: `${info.title}: contained ${agents}; ${cancelled} escrows cancelled, ${amount} recovered`,
     actions: ['freeze_wallet', 'set_budget_caps_to_zero', 'cancel_held_escrows', 'check_identity'],
     incident_id: out.incident_id ?? undefined,
     tier: 'auto_contain',
@@ -316,8 +318,8 @@ async function runExploitation(
         agent_id: agentId,
         reason: req.params.reason ?? `escrow exploitation by ${payee}`,
         suspect_payee: payee,
-        signal: 'escrow_exploitation',
-        priority: 'P1',
+        signal: req.signal ?? 'escrow_exploitation',
+        priority: req.priority ?? 'P1',
         runbook: req.runbook,
         detected_at: req.detected_at,
       },
@@ -494,7 +496,7 @@ async function runDegradation(
       primary_agent_id: agentId,
       reason: req.params.reason ?? 'service degradation',
       signal: req.signal ?? 'reputation_drift',
-      priority: 'P2',
+      priority: req.priority ?? 'P2',
       runbook: req.runbook,
       kind: 'service_degradation',
       detected_at: req.detected_at ?? deps.clock.now(),
@@ -551,7 +553,7 @@ async function runDegradation(
         callOpts,
       );
       halved = true;
-      return { daily_cap_before: formatCents(daily), daily_cap: formatCents(next) };
+      return { daily_cap_before: money(daily), daily_cap: money(next) };
     });
     await act('read_reputation_and_usage', agentId, async () => {
       const [rep, usage] = await Promise.all([
@@ -598,8 +600,8 @@ async function runCascade(deps: OpsDeps, req: RunbookRequest, opts: RunbookOptio
     agent_ids: req.agent_ids,
     primary_agent_id: root ?? req.agent_ids[0]!,
     reason: req.params.reason ?? `cascade across ${req.agent_ids.length} agents`,
-    signal: 'cascade',
-    priority: 'P0',
+    signal: req.signal ?? 'cascade',
+    priority: req.priority ?? 'P0',
     runbook: req.runbook,
     kind: 'cascade',
     detected_at: req.detected_at ?? t0,
@@ -613,8 +615,8 @@ async function runCascade(deps: OpsDeps, req: RunbookRequest, opts: RunbookOptio
         {
           agent_id: agentId,
           reason: `cascade ${parent.id}${agentId === root ? ' (root cause)' : ''}`,
-          signal: 'cascade',
-          priority: 'P0',
+          signal: req.signal ?? 'cascade',
+          priority: req.priority ?? 'P0',
           runbook: req.runbook,
           detected_at: req.detected_at ?? t0,
           parent_incident_id: parent.id,
