@@ -6,10 +6,9 @@ export const checkReadiness = defineTool({
   title: 'Check production readiness',
   toolset: 'runbooks',
   description:
-    'Check the readiness list against the live configuration and gateway: separate containment key with the ' +
-    'permissions it needs, fleet reachable, identities pinned, thresholds set, pre-incident budgets on record, ' +
-    'monitoring interval, webhooks/event bus, forensics data present, and containment timed against the gateway ' +
-    '(a dry-run plan costed at the measured round trip). Each item passes or fails with the fix. Reads only.',
+    'Check production readiness against the live configuration and gateway: key separation and permissions, fleet, ' +
+    'identities pinned, thresholds, pre-incident budgets, monitoring, event bus, forensics data, containment timing. ' +
+    'Each failing item comes with its fix. Reads only.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   input: z.object({}),
   output: z.object({
@@ -25,7 +24,10 @@ export const checkReadiness = defineTool({
       structured: r,
       text: r.ready
         ? `Ready: all ${r.items.length} checks pass.`
-        : `Not ready: ${failed.map((i) => i.item).join(', ')}.`,
+        : [
+            `Not ready: ${failed.length} of ${r.items.length} checks fail.`,
+            ...failed.map((i) => `- ${i.item}: ${i.detail}${i.fix ? ` Fix: ${i.fix}` : ''}`),
+          ].join('\n'),
     };
   },
 });

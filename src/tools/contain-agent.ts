@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import { agentId, dryRun, plannedCall, reason, stepSchema } from './schemas.js';
+import { CURRENCY, money, moneyOf, moneyText } from '../greenhelix/money.js';
+import type { ContainResult } from '../runbooks/contain.js';
+import {
+  agentId,
+  anomalyRef,
+  answeredAnomaly,
+  dryRun,
+  int,
+  markStepErrors,
+  moneySchema,
+  plannedCall,
+  reason,
+  stepSchema,
+} from './schemas.js';
 import { defineTool } from './types.js';
 
 export const containAgent = defineTool({
@@ -7,54 +20,45 @@ export const containAgent = defineTool({
   title: 'Contain an agent',
   toolset: 'contain',
   description:
-    "Stop an agent's spending and unlock its money, reversibly: records its budget caps, freezes its wallet and sets " +
-    'its caps to 0 in the first round trips, then cancels every held escrow it pays (in a short, measured refund ' +
-    'window, since the gateway refuses refunds into a frozen wallet), then checks its identity against the pinned ' +
-    'key. With suspect_payee (escrow exploitation) only escrows to that payee are cancelled and the payee is frozen ' +
-    'too, so it cannot release them to itself. Each step is reported separately; a failed step is reported as ' +
-    'failed; anything still exposed (wallet not frozen, escrows still held) is named in `exposure` and paged. ' +
-    'Idempotent: on an agent already contained it returns the existing incident and does nothing; on a partial or ' +
-    'failed containment it resumes, retrying only what is left (no escrow is ever cancelled twice). Does not ' +
-    'revoke keys or stop the process. Undo with recover_agent. Use dry_run first to see the planned calls.',
+    "Stop an agent's spending and unlock its money, reversibly: freeze its wallet, caps to 0 (old caps recorded), " +
+    'cancel every held escrow it pays (in a short measured refund window), check its identity. With suspect_payee ' +
+    'only escrows to that payee are cancelled and the payee is frozen too. Anything still exposed is named in ' +
+    '`exposure` and paged. Idempotent: a contained agent returns its incident; a partial one resumes. Pass `anomaly` ' +
+    'so the SLA runs from detection. dry_run first; undo with recover_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.object({
     agent_id: agentId,
     reason,
-    suspect_payee: agentId.optional().describe('Escrow exploitation: the payee farming this agent'),
+    suspect_payee: agentId.optional().describe('Escrow exploitation: the payee'),
+    anomaly: anomalyRef,
     dry_run: dryRun,
   }),
   output: z.object({
     dry_run: z.boolean(),
     incident_id: z.string().nullable(),
     agent_id: z.string(),
-    existing: z
-      .boolean()
-      .describe('True when nothing was done now: already contained, or being contained by another process'),
+    existing: z.boolean().describe('Nothing done now (already contained, or another process is on it)'),
     status: z
       .string()
-      .describe(
-        'contained (frozen, caps 0, nothing held) | containment_partial (frozen, something still exposed) | ' +
-          'containment_failed (wallet not frozen) | containing (another process is on it) | planned',
-      ),
+      .describe('contained | containment_partial | containment_failed | containing | planned'),
     steps: z.array(stepSchema),
-    escrows_cancelled: z.number().int(),
-    escrows_failed: z.number().int(),
-    escrows_skipped: z.number().int().describe('Escrows that left "held" on their own meanwhile'),
-    amount_unlocked: z.string().describe('CREDITS returned to the payer, exact, e.g. "46800.00"'),
+    escrows_cancelled: int(),
+    escrows_failed: int(),
+    escrows_skipped: int(),
+    amount_unlocked: moneySchema,
     time_to_freeze_ms: z.number().nullable(),
-    refund_window_ms: z.number().nullable().describe('How long the wallet was unfrozen to receive refunds'),
+    refund_window_ms: z.number().nullable(),
     elapsed_ms: z.number(),
     met_sla: z.boolean().describe('Detection to containment complete within 60 s'),
     identity_compromised: z.boolean(),
     exposure: z
       .object({
-        wallet_frozen: z.boolean().describe('The last wallet call was a successful freeze'),
+        wallet_frozen: z.boolean(),
         caps_zero: z.boolean(),
-        held_escrows: z.number().int().nullable().describe('Still held at the end; null when unreadable'),
-        held_amount: z.string().nullable(),
+        held_escrows: int().nullable().describe('null: unreadable'),
+        held_amount: moneySchema.nullable(),
       })
-      .optional()
-      .describe('What is still exposed at the end: nothing for "contained"'),
+      .optional(),
     planned_calls: z.array(plannedCall).optional(),
   }),
   // The suspect payee is usually a counterparty outside the fleet; freezing it is the one deliberate
@@ -62,41 +66,67 @@ export const containAgent = defineTool({
   targets: (args) => [args.agent_id],
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
+    const answered = answeredAnomaly(args.anomaly, ctx.ops.clock.now());
     const req = { agent_id: args.agent_id, reason: args.reason, suspect_payee: args.suspect_payee };
     if (args.dry_run) {
       const plan = await ctx.ops.planContainment(req, ctx.signal);
+      const calls = plan.planned_calls.length;
       return {
-        structured: plan,
-        text: `Dry run: ${plan.planned_calls?.length ?? 0} kinds of call planned; nothing changed.`,
+        structured: { ...plan, amount_unlocked: moneyOf(plan.amount_unlocked) },
+        text: [
+          `Dry run for ${plan.agent_id}: nothing changed.`,
+          `Would freeze the wallet, set caps to 0 and cancel ${plan.held_escrows} held escrows` +
+            `${args.suspect_payee ? ` to ${args.suspect_payee} (and freeze ${args.suspect_payee})` : ''}; ${calls} kinds of gateway call.`,
+          'Next: contain_agent without dry_run.',
+        ].join('\n'),
       };
     }
-    const r = await ctx.ops.contain(req, {
-      signal: ctx.signal,
-      onProgress: (done, total, message) => void ctx.progress(done, total, message),
-    });
-    const { amount_unlocked_cents: _cents, ...rest } = r;
+    const r = await ctx.ops.contain(
+      { ...req, ...answered },
+      {
+        signal: ctx.signal,
+        onProgress: (done, total, message) => void ctx.progress(done, total, message),
+      },
+    );
+    const { amount_unlocked_cents, ...rest } = r;
     const e = r.exposure;
-    const exposed =
-      r.status === 'contained'
-        ? ''
-        : ` STILL EXPOSED: ${[
-            e.wallet_frozen ? '' : 'wallet NOT frozen',
-            e.caps_zero ? '' : 'caps not 0',
-            e.held_escrows === null
-              ? 'held escrows unknown'
-              : e.held_escrows > 0
-                ? `${e.held_escrows} escrows held (${e.held_amount})`
-                : '',
-          ]
-            .filter(Boolean)
-            .join(', ')}. Call contain_agent again to resume.`;
-    const text = r.existing
-      ? r.status === 'containing'
-        ? `${r.agent_id} is being contained by another process (incident ${r.incident_id}); nothing done here. Check get_incident shortly.`
-        : `${r.agent_id} is already contained (incident ${r.incident_id}, ${r.status}); nothing done.`
-      : `${r.agent_id}: ${r.status} in ${r.elapsed_ms} ms (freeze ${r.time_to_freeze_ms ?? 'FAILED'} ms). ` +
-        `${r.escrows_cancelled} escrows cancelled, ${r.escrows_failed} still held, ${r.amount_unlocked} unlocked. ` +
-        `Incident ${r.incident_id}.${r.identity_compromised ? ' Identity COMPROMISED: incident widened.' : ''}${exposed}`;
-    return { structured: { dry_run: false, ...rest }, text };
+    const structured = {
+      dry_run: false,
+      ...rest,
+      steps: markStepErrors(r.steps),
+      amount_unlocked: money(amount_unlocked_cents),
+      exposure: { ...e, held_amount: e.held_amount === null ? null : moneyOf(e.held_amount) },
+    };
+    return { structured, text: containText(r, args.suspect_payee) };
   },
 });
+
+/** The facts a model needs to decide what comes next, in a few lines. */
+function containText(r: ContainResult, suspectPayee: string | undefined): string {
+  const e = r.exposure;
+  if (r.existing && r.status === 'containing')
+    return `${r.agent_id} is being contained by another process (incident ${r.incident_id}); nothing done here.\nNext: get_incident ${r.incident_id} shortly.`;
+  const exposed = [
+    e.wallet_frozen ? '' : 'wallet NOT frozen',
+    e.caps_zero ? '' : 'caps not 0',
+    e.held_escrows === null
+      ? 'held escrows unknown'
+      : e.held_escrows > 0
+        ? `${e.held_escrows} escrows held (${e.held_amount} ${CURRENCY})`
+        : '',
+  ].filter(Boolean);
+  return [
+    r.existing
+      ? `${r.agent_id}: already ${r.status} (incident ${r.incident_id}); nothing done now.`
+      : `${r.agent_id}: ${r.status} (incident ${r.incident_id}) in ${r.elapsed_ms} ms; freeze ${r.time_to_freeze_ms === null ? 'FAILED' : `after ${r.time_to_freeze_ms} ms`}; SLA 60 s ${r.met_sla ? 'met' : 'MISSED'}.`,
+    `Money: ${r.escrows_cancelled} escrows cancelled, ${moneyText(r.amount_unlocked_cents)} unlocked; ${r.escrows_failed} failed.`,
+    ...(suspectPayee ? [`Suspect payee: ${suspectPayee} (frozen; only its escrows cancelled).`] : []),
+    ...(r.identity_compromised ? ['Identity COMPROMISED: incident widened; rotate keys.'] : []),
+    exposed.length
+      ? `STILL EXPOSED: ${exposed.join(', ')}.`
+      : 'Exposure: none (wallet frozen, caps 0, nothing held).',
+    exposed.length
+      ? 'Next: call contain_agent again to resume.'
+      : `Next: run_postmortem ${r.incident_id}; recover_agent once the root cause is fixed.`,
+  ].join('\n');
+}

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { agentId, anomalySchema } from './schemas.js';
+import { centsToMoney } from '../greenhelix/money.js';
+import { untrustedInline, untrustedText } from '../guards/index.js';
+import type { DetectionPass } from '../runbooks/detect.js';
+import { agentId, anomalySchema, int } from './schemas.js';
 import { defineTool } from './types.js';
 
 export const detectAnomalies = defineTool({
@@ -7,12 +10,9 @@ export const detectAnomalies = defineTool({
   title: 'Detect anomalies',
   toolset: 'detect',
   description:
-    'Run one detection pass over the given agents (or the whole fleet) against the live gateway and return every ' +
-    'anomaly with its evidence: cost_anomaly, escrow_burst, escrow_exploitation, budget_warning, budget_exhaustion, ' +
-    'reputation_drift, identity_compromise, cascade and detection_failure. A check that could not reach or parse the ' +
-    'gateway is reported as detection_failure, never as "all clear". Reads only (monitor key); it updates the ' +
-    "server's own baselines and pins each agent's public key on first sight. Call this first; then contain_agent " +
-    'or run_runbook for what it finds. Each anomaly also says the escalation tier the rules give it.',
+    'Run one detection pass over the given agents (or the whole fleet): every anomaly with its evidence, priority, ' +
+    'tier and detected_at. A check that failed is a detection_failure, never "all clear". Reads only (it updates ' +
+    "the server's own baselines and key pins). Call this first; then contain_agent or run_runbook with the anomaly.",
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   input: z.object({
     agent_ids: z
@@ -24,27 +24,48 @@ export const detectAnomalies = defineTool({
   }),
   output: z.object({
     checked_at: z.string().describe('ISO time of the pass'),
-    agents_checked: z.number().int(),
+    agents_checked: int(),
     anomalies: z.array(
-      anomalySchema.extend({ tier: z.string().describe('alert_human | auto_contain | fleet_shutdown') }),
+      anomalySchema.extend({
+        detected_at: z.string(),
+        tier: z.string().describe('alert_human | auto_contain | fleet_shutdown'),
+      }),
     ),
-    blind_checks: z
-      .number()
-      .int()
-      .describe('How many checks could not be made (see detection_failure anomalies)'),
+    blind_checks: z.number().int(),
     duration_ms: z.number(),
   }),
   async handler(ctx, args) {
     const pass = await ctx.ops.detect({ agent_ids: args.agent_ids, signal: ctx.signal });
-    const worst = pass.anomalies.filter((a) => a.priority === 'P0').length;
-    const text =
-      pass.anomalies.length === 0
-        ? `Checked ${pass.agents_checked} agents: no anomalies, all checks answered.`
-        : `Checked ${pass.agents_checked} agents: ${pass.anomalies.length} anomalies (${worst} P0, ${pass.blind_checks} blind checks). ` +
-          pass.anomalies
-            .slice(0, 8)
-            .map((a) => `${a.agent_id} ${a.signal} ${a.priority}`)
-            .join('; ');
-    return { structured: pass, text };
+    const anomalies = pass.anomalies.map((a) => ({
+      ...a,
+      // A blind check's message is the gateway's problem detail.
+      details: centsToMoney(
+        typeof a.details.message === 'string'
+          ? { ...a.details, message: untrustedInline(a.details.message, 300) }
+          : a.details,
+      ) as Record<string, unknown>,
+    }));
+    return { structured: { ...pass, anomalies }, text: detectText(pass) };
   },
 });
+
+const SHOWN = 10;
+
+/** One line per anomaly with what acting on it needs (signal, priority, tier, time, payee), worst first. */
+function detectText(pass: DetectionPass): string {
+  if (pass.anomalies.length === 0)
+    return `Checked ${pass.agents_checked} agents at ${pass.checked_at}: no anomalies, all checks answered.`;
+  const rank = (p: string) => Number(p.slice(1)) || 9;
+  const sorted = [...pass.anomalies].sort((x, y) => rank(x.priority) - rank(y.priority));
+  const p0 = sorted.filter((a) => a.priority === 'P0').length;
+  return [
+    `Checked ${pass.agents_checked} agents at ${pass.checked_at}: ${sorted.length} anomalies (${p0} P0), ${pass.blind_checks} blind checks.`,
+    ...sorted.slice(0, SHOWN).map((a) => {
+      const payee =
+        typeof a.details.suspect_payee === 'string' ? ` suspect_payee=${a.details.suspect_payee}` : '';
+      return `- ${a.agent_id} ${a.signal} ${a.priority} tier=${a.tier} detected_at=${a.detected_at}${payee}: ${untrustedText(a.summary, 240)}`;
+    }),
+    ...(sorted.length > SHOWN ? [`- … ${sorted.length - SHOWN} more in structuredContent.anomalies`] : []),
+    'Next: contain_agent (or run_runbook, dry_run first) with anomaly {signal, priority, detected_at}.',
+  ].join('\n');
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { agentId, dryRun, plannedCall, reason } from './schemas.js';
+import { moneyOf, moneyText, parseCents, sumCents } from '../greenhelix/money.js';
+import { agentId, dryRun, int, moneySchema, plannedCall, reason } from './schemas.js';
 import { defineTool } from './types.js';
 
 export const fleetShutdown = defineTool({
@@ -33,7 +34,7 @@ export const fleetShutdown = defineTool({
   output: z.object({
     status: z.enum(['confirmation_required', 'declined', 'executed', 'planned']),
     request_id: z.string().nullable(),
-    agent_count: z.number().int(),
+    agent_count: int(),
     agent_ids: z.array(z.string()),
     expires_at: z.string().nullable(),
     how_to_confirm: z.string().nullable(),
@@ -43,9 +44,9 @@ export const fleetShutdown = defineTool({
         agent_id: z.string(),
         incident_id: z.string().nullable(),
         status: z.string(),
-        escrows_cancelled: z.number().int(),
-        escrows_failed: z.number().int(),
-        amount_unlocked: z.string(),
+        escrows_cancelled: int(),
+        escrows_failed: int(),
+        amount_unlocked: moneySchema,
         error: z.string().optional(),
       }),
     ),
@@ -61,14 +62,28 @@ export const fleetShutdown = defineTool({
       elicit: ctx.elicit,
       onProgress: (done, total, message) => void ctx.progress(done, total, message),
     });
+    const contained = r.results.filter((x) => x.status === 'contained').length;
+    const notContained = r.results.filter((x) => x.status !== 'contained');
+    const unlocked = sumCents(r.results.map((x) => parseCents(x.amount_unlocked)));
+    const agents = `${r.agent_ids.slice(0, 20).join(', ')}${r.agent_ids.length > 20 ? `, … (${r.agent_ids.length} in all)` : ''}`;
     const text =
       r.status === 'confirmation_required'
-        ? `Confirmation required to contain ${r.agent_count} agents. ${r.how_to_confirm}`
+        ? `Confirmation required to contain ${r.agent_count} agents (${agents}). ${r.how_to_confirm}`
         : r.status === 'executed'
-          ? `Fleet shutdown: ${r.results.filter((x) => x.status === 'contained').length}/${r.agent_count} contained in ${r.elapsed_ms} ms (incident ${r.incident_id}).`
+          ? [
+              `Fleet shutdown: ${contained}/${r.agent_count} contained in ${r.elapsed_ms} ms (incident ${r.incident_id}).`,
+              `Money: ${r.results.reduce((n, x) => n + x.escrows_cancelled, 0)} escrows cancelled, ${moneyText(unlocked)} unlocked.`,
+              notContained.length
+                ? `NOT contained: ${notContained
+                    .slice(0, 10)
+                    .map((x) => `${x.agent_id} ${x.status}`)
+                    .join(', ')}. Next: contain_agent on each to resume.`
+                : 'Next: run_postmortem; recover_agent per agent once the cause is fixed.',
+            ].join('\n')
           : r.status === 'declined'
             ? 'Fleet shutdown declined or not confirmed; nothing changed.'
-            : `Dry run: would contain ${r.agent_count} agents; nothing changed.`;
-    return { structured: r, text };
+            : `Dry run: would contain ${r.agent_count} agents (${agents}); nothing changed.`;
+    const results = r.results.map((x) => ({ ...x, amount_unlocked: moneyOf(x.amount_unlocked) }));
+    return { structured: { ...r, results }, text };
   },
 });

@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { incidentId, incidentSummary } from './schemas.js';
+import { untrustedText } from '../guards/index.js';
+import type { IncidentView } from '../runbooks/ops.js';
+import { anyObject, incidentId, incidentSummary } from './schemas.js';
 import { defineTool, ToolError } from './types.js';
 
 export const getIncident = defineTool({
@@ -12,11 +14,12 @@ export const getIncident = defineTool({
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: z.object({ incident_id: incidentId }),
   output: z.object({
-    incident: incidentSummary.extend({ detail: z.record(z.string(), z.unknown()) }),
-    actions: z.array(z.record(z.string(), z.unknown())),
-    pre_incident: z.array(z.record(z.string(), z.unknown())),
-    recovery_stages: z.array(z.record(z.string(), z.unknown())),
-    gates: z.array(z.record(z.string(), z.unknown())),
+    incident: incidentSummary.extend({ detail: anyObject() }),
+    untrusted_text: z.string(),
+    actions: z.array(anyObject()),
+    pre_incident: z.array(anyObject()),
+    recovery_stages: z.array(anyObject()),
+    gates: z.array(anyObject()),
     has_postmortem: z.boolean(),
   }),
   async handler(ctx, args) {
@@ -28,9 +31,37 @@ export const getIncident = defineTool({
         false,
         'Call list_incidents to find the id.',
       );
-    return {
-      structured: view,
-      text: `${view.incident.incident_id} ${view.incident.agent_id} ${view.incident.status}: ${view.actions.length} actions recorded.`,
-    };
+    return { structured: view, text: incidentText(view) };
   },
 });
+
+/** The record's decision-relevant facts in a few lines; gateway error texts stay marked. */
+function incidentText(view: IncidentView): string {
+  const i = view.incident;
+  const d = i.detail;
+  const failed = view.actions.filter((a) => a.success === false);
+  const stage = view.recovery_stages.reduce((n, st) => Math.max(n, Number(st.stage) || 0), 0);
+  const next =
+    i.status === 'resolved'
+      ? 'none (resolved)'
+      : i.status === 'containing' || i.status === 'containment_partial' || i.status === 'containment_failed'
+        ? `contain_agent ${i.agent_id} to resume`
+        : `recover_agent once the root cause is fixed${view.has_postmortem ? '' : '; run_postmortem'}`;
+  return [
+    `${i.incident_id} ${i.kind}: ${i.status}. Agents: ${i.agent_ids.join(', ')}.`,
+    `Signal ${i.signal ?? 'not recorded'}, priority ${i.priority ?? 'not recorded'}; detected ${i.detected_at ?? 'not recorded'}, contained ${i.contained_at ?? 'not yet'}; SLA 60 s ${i.met_sla === null ? 'not known' : i.met_sla ? 'met' : 'MISSED'}.`,
+    `Money: ${i.amount_unlocked.amount} ${i.amount_unlocked.currency} unlocked; ${d.escrows_cancelled ?? 0} escrows cancelled, ${d.escrows_failed ?? 0} failed.`,
+    ...(typeof d.suspect_payee === 'string' ? [`Suspect payee: ${d.suspect_payee}.`] : []),
+    ...(d.widened_to ? [`Widened to: ${String(d.widened_to)}.`] : []),
+    `Reason: ${untrustedText(i.reason, 300)}`,
+    `${view.actions.length} actions recorded, ${failed.length} failed${failed.length ? ':' : '.'}`,
+    ...failed
+      .slice(0, 8)
+      .map((a) =>
+        `- ${String(a.action)}${a.target ? ` (${String(a.target)})` : ''}: ${String(a.error_code ?? 'failed')} ${a.error_message ?? ''}`.trimEnd(),
+      ),
+    ...(failed.length ? [view.untrusted_text] : []),
+    `Recovery: ${stage ? `stage ${stage} of 3` : 'not started'}. Post-mortem: ${view.has_postmortem ? `incident://${i.incident_id}/postmortem` : 'not written'}.`,
+    `Next: ${next}.`,
+  ].join('\n');
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { agentId, incidentSummary } from './schemas.js';
+import { agentId, incidentSummary, int } from './schemas.js';
 import { defineTool } from './types.js';
 
 export const listIncidents = defineTool({
@@ -26,13 +26,19 @@ export const listIncidents = defineTool({
     limit: z.number().int().min(1).max(200).default(50),
     offset: z.number().int().min(0).default(0),
   }),
-  output: z.object({ incidents: z.array(incidentSummary), count: z.number().int() }),
+  output: z.object({ incidents: z.array(incidentSummary), count: int() }),
   async handler(ctx, args) {
     const incidents = ctx.ops.listIncidentSummaries(args);
     return {
       structured: { incidents, count: incidents.length },
       text: incidents.length
-        ? incidents.map((i) => `${i.incident_id} ${i.agent_id} ${i.status}`).join('\n')
+        ? incidents
+            .map(
+              (i) =>
+                `${i.incident_id} ${i.agent_id} ${i.kind} ${i.status} signal=${i.signal ?? '–'} priority=${i.priority ?? '–'} ` +
+                `detected=${i.detected_at ?? '–'} unlocked=${i.amount_unlocked.amount} ${i.amount_unlocked.currency}`,
+            )
+            .join('\n')
         : 'No incidents match.',
     };
   },

@@ -6,9 +6,8 @@ export const listRunbooks = defineTool({
   title: 'List runbooks',
   toolset: 'runbooks',
   description:
-    'List the five incident runbooks (runaway_spending, escrow_exploitation, identity_compromise, ' +
-    'service_degradation, cascade_failure) with trigger signals, severity, automated steps and the follow-up left ' +
-    'to people. Full text of each: resource runbook://{name}. Then run one with run_runbook (dry_run first).',
+    'List the five incident runbooks with trigger signals, priority, automated steps and the follow-up left to ' +
+    'people. Full text: resource runbook://{name}. Run one with run_runbook (dry_run first).',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: z.object({}),
   output: z.object({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { dryRun, incidentId, stepSchema } from './schemas.js';
+import { moneyOf } from '../greenhelix/money.js';
+import { dryRun, incidentId, int, moneySchema, stepSchema } from './schemas.js';
 import { defineTool } from './types.js';
 
 export const recoverAgent = defineTool({
@@ -7,41 +8,22 @@ export const recoverAgent = defineTool({
   title: 'Recover a contained agent',
   toolset: 'recover',
   description:
-    'Bring a contained agent back in safe steps, behind three gates checked in order: (1) root cause confirmed fixed ' +
-    '(you state it; it is recorded), (2) identity matches the pinned key and reputation has not collapsed, (3) budget ' +
-    'restorable at a safe level (pre-incident caps on record, and for later stages the waiting time passed with no ' +
-    'anomaly). Stages: 1 = 50 % of the pre-incident caps and unfreeze (30 s monitoring), 2 = 75 % after 6 h, ' +
-    '3 = 100 % after 24 h (incident resolved; standard 5 min monitoring after 48 h). Without `stage` it applies the ' +
-    'next one. A gate that fails says which and why and nothing changes. Never call it while the cause may be live. ' +
-    'Undo: contain_agent again.',
-  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    'Bring a contained agent back in stages, behind three gates: root cause confirmed fixed (you state it), identity ' +
+    'and reputation intact, pre-incident caps on record (later stages: the wait passed with no anomaly). Stage 1 = ' +
+    '50 % of the caps and unfreeze; 2 = 75 % after 6 h; 3 = 100 % after 24 h. Without `stage`: the next one. A ' +
+    'failing gate says why and changes nothing. Never while the cause may be live. Undo: contain_agent.',
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   input: z.object({
     incident_id: incidentId,
-    root_cause_fixed: z
-      .boolean()
-      .describe('True only when a person or the supervising agent has confirmed the root cause is fixed'),
-    confirmed_by: z
-      .string()
-      .trim()
-      .min(1)
-      .max(200)
-      .optional()
-      .describe('Who confirmed the fix (kept in the record)'),
+    root_cause_fixed: z.boolean().describe('True only when a person confirmed the fix'),
+    confirmed_by: z.string().trim().min(1).max(200).optional().describe('Who confirmed the fix'),
     note: z.string().max(2000).optional().describe('What was fixed'),
-    stage: z
-      .number()
-      .int()
-      .min(1)
-      .max(3)
-      .optional()
-      .describe('Stage to apply (1, 2 or 3); default: the next one'),
+    stage: z.number().int().min(1).max(3).optional().describe('Default: the next one'),
     restore_daily_cap: z
       .string()
       .regex(/^\d+(\.\d{1,2})?$/, 'a decimal amount of CREDITS with at most 2 decimals, e.g. "500.00"')
       .optional()
-      .describe(
-        'Only when the agent had no daily cap before the incident: the daily cap (CREDITS) to restore in steps',
-      ),
+      .describe('Only if the agent had no daily cap before: the cap (CREDITS) to restore'),
     dry_run: dryRun,
   }),
   output: z.object({
@@ -49,14 +31,14 @@ export const recoverAgent = defineTool({
     agent_id: z.string(),
     dry_run: z.boolean(),
     applied: z.boolean().describe('True when the stage was applied now'),
-    stage: z.number().int(),
+    stage: int(),
     percent: z.number(),
     gates: z.array(z.object({ gate: z.string(), passed: z.boolean(), reason: z.string() })),
-    daily_cap: z.string().nullable(),
-    monthly_cap: z.string().nullable(),
+    daily_cap: moneySchema.nullable(),
+    monthly_cap: moneySchema.nullable(),
     unfrozen: z.boolean(),
     status: z.string(),
-    next_stage: z.number().int().nullable(),
+    next_stage: int().nullable(),
     next_stage_not_before: z.string().nullable().describe('ISO time the next stage may be applied'),
     monitoring_interval_s: z.number(),
     steps: z.array(stepSchema),
@@ -65,13 +47,27 @@ export const recoverAgent = defineTool({
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
     const r = await ctx.ops.recover(args, ctx.signal);
-    const failed = r.gates.find((g) => !g.passed);
-    const text = r.applied
-      ? `Stage ${r.stage} applied to ${r.agent_id}: caps ${r.daily_cap}/${r.monthly_cap} (${r.percent} %), status ${r.status}.` +
-        (r.next_stage ? ` Next: stage ${r.next_stage} not before ${r.next_stage_not_before}.` : '')
-      : failed
-        ? `Not applied: gate "${failed.gate}" failed: ${failed.reason}`
-        : `Dry run: stage ${r.stage} would set caps ${r.daily_cap}/${r.monthly_cap}.`;
-    return { structured: r, text };
+    const cap = (v: string | null) => (v === null ? 'none' : `${v} CREDITS`);
+    const caps = `daily ${cap(r.daily_cap)}, monthly ${cap(r.monthly_cap)} (${r.percent} % of pre-incident)`;
+    const failed = r.gates.filter((g) => !g.passed);
+    const lines = r.applied
+      ? [
+          `Stage ${r.stage} applied to ${r.agent_id} (incident ${r.incident_id}): caps ${caps}; wallet ${r.unfrozen ? 'UNFROZEN, spending possible again' : 'still frozen'}; status ${r.status}.`,
+          `Watch: monitoring every ${r.monitoring_interval_s} s.`,
+          r.next_stage
+            ? `Next: stage ${r.next_stage} not before ${r.next_stage_not_before}, if no anomaly meanwhile.`
+            : 'Next: none; recovery complete.',
+        ]
+      : failed.length
+        ? [
+            `Not applied to ${r.agent_id} (incident ${r.incident_id}); nothing changed.`,
+            ...failed.map((g) => `Gate ${g.gate} failed: ${g.reason}`),
+          ]
+        : [`Dry run: stage ${r.stage} on ${r.agent_id} would set caps ${caps}; nothing changed.`];
+    const toMoney = (v: string | null) => (v === null ? null : moneyOf(v));
+    return {
+      structured: { ...r, daily_cap: toMoney(r.daily_cap), monthly_cap: toMoney(r.monthly_cap) },
+      text: lines.join('\n'),
+    };
   },
 });

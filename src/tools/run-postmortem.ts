@@ -1,32 +1,51 @@
 import { z } from 'zod';
-import { incidentId } from './schemas.js';
+import { anyObject, incidentId } from './schemas.js';
 import { defineTool } from './types.js';
+
+/** The body goes into the text whole up to here (a host may pass only text to the model); past it, cut. */
+const TEXT_BODY_MAX = 12_000;
 
 export const runPostmortem = defineTool({
   name: 'run_postmortem',
   title: 'Write the post-mortem',
   toolset: 'learn',
   description:
-    'Build the post-mortem of an incident from recorded facts: audit trail (identity record, claim chains and ' +
-    'verified claims in the window), financial impact (escrows still locked, cancelled = recovered, released = ' +
-    'lost; balance and usage), the timeline from recorded action times with phase durations and whether containment ' +
-    'met 60 s, and recommendations. If containment missed 60 s, detection for that agent is tightened and kept. ' +
-    'Stores the report (JSON and Markdown, readable as incident://{id}/postmortem) and publishes an ' +
-    'incident_post_mortem event unless in read-only mode. Safe to call again: it rebuilds the report.',
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    'Build the post-mortem of an incident from recorded facts: timeline and the 60 s SLA verdict, money recovered, ' +
+    'lost and still locked, audit trail, recommendations. Stores it (incident://{id}/postmortem), publishes an ' +
+    "incident_post_mortem event once per content, and if containment missed 60 s tightens that agent's detection " +
+    'once. In read-only mode it only returns the report.',
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  readOnlyModeAnnotations: {
+    readOnlyHint: true,
+    destructiveHint: false,
+    idempotentHint: true,
+    openWorldHint: true,
+  },
   input: z.object({ incident_id: incidentId }),
   output: z.object({
     incident_id: z.string(),
-    report: z.record(z.string(), z.unknown()).describe('The structured post-mortem'),
-    markdown_uri: z.string(),
+    report: anyObject().describe('The structured post-mortem'),
+    markdown_uri: z.string().nullable().describe('null in read-only mode'),
     thresholds_tightened: z.boolean(),
     event_published: z.boolean(),
   }),
   async handler(ctx, args) {
-    const r = await ctx.ops.postmortem(args.incident_id, ctx.signal);
-    return {
-      structured: r,
-      text: `Post-mortem for ${args.incident_id} stored (${r.markdown_uri}).${r.thresholds_tightened ? ' Containment missed 60 s: detection tightened for this agent.' : ''}`,
-    };
+    // The event goes out with the containment key, so only when that key passes the separation guard.
+    const publish = !ctx.ops.config.readOnly && (await ctx.ops.checkActingKey()).ok;
+    const r = await ctx.ops.postmortem(args.incident_id, ctx.signal, { publish });
+    const body =
+      r.markdown.length <= TEXT_BODY_MAX
+        ? r.markdown
+        : `${r.markdown.slice(0, TEXT_BODY_MAX)}\n…[cut at ${TEXT_BODY_MAX} of ${r.markdown.length} chars; full report: ${r.markdown_uri ?? 'structuredContent.report'}]`;
+    const head = [
+      r.markdown_uri
+        ? `Post-mortem stored: ${r.markdown_uri}.`
+        : 'Post-mortem built (read-only mode: not stored).',
+      r.thresholds_tightened ? 'Containment missed 60 s: detection tightened for this agent.' : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    const { markdown: _markdown, ...structured } = r;
+    return { structured, text: `${head}\n\n${body}` };
   },
 });

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { agentId, dryRun, plannedCall, stepSchema } from './schemas.js';
+import { moneyText, sumCents } from '../greenhelix/money.js';
+import type { RunbookResult } from '../runbooks/playbooks.js';
+import {
+  agentId,
+  anomalyRef,
+  answeredAnomaly,
+  dryRun,
+  markStepErrors,
+  plannedCall,
+  stepSchema,
+} from './schemas.js';
 import { defineTool } from './types.js';
 
 export const runRunbook = defineTool({
@@ -7,14 +17,12 @@ export const runRunbook = defineTool({
   title: 'Run a runbook',
   toolset: 'runbooks',
   description:
-    'Execute one of the five runbooks on the given agents. dry_run (do it first) returns the plan: every gateway call ' +
-    'it would make, and changes nothing. A real run returns per-step results and the incident id. runaway_spending: ' +
-    'full containment, stops and pages "manual intervention required" if the freeze fails. escrow_exploitation: ' +
-    'params.payee required; freezes payer and payee, cancels only escrows to that payee, reads and flags the payee, ' +
-    'params.open_dispute=true opens a dispute on the held escrows. identity_compromise: preserves identity and claim ' +
-    'chains first, then full containment and a security event. service_degradation: no freeze, halves the daily ' +
-    'budget. cascade_failure: contains every listed agent at once and names the root-cause agent.',
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+    'Execute one of the five runbooks on the given agents (dry_run first: the calls it would make). ' +
+    'runaway_spending: full containment; pages if the freeze fails. escrow_exploitation: params.payee required; ' +
+    'freezes payer and payee, cancels only escrows to the payee (params.open_dispute disputes them). ' +
+    'identity_compromise: preserves evidence, then contains. service_degradation: halves the daily budget, no ' +
+    'freeze. cascade_failure: contains every listed agent, names the root cause. Pass `anomaly` to record it.',
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   input: z.object({
     runbook: z.enum([
       'runaway_spending',
@@ -26,15 +34,13 @@ export const runRunbook = defineTool({
     agent_ids: z.array(agentId).min(1).max(1000),
     params: z
       .object({
-        payee: agentId.optional().describe('escrow_exploitation: the suspect payee'),
-        open_dispute: z
-          .boolean()
-          .optional()
-          .describe('escrow_exploitation: open a dispute on escrows to the payee'),
+        payee: agentId.optional(),
+        open_dispute: z.boolean().optional(),
         reason: z.string().max(500).optional(),
       })
       .strict()
       .default({}),
+    anomaly: anomalyRef,
     dry_run: dryRun,
   }),
   output: z.object({
@@ -51,13 +57,49 @@ export const runRunbook = defineTool({
   targets: (args) => args.agent_ids,
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
-    const r = await ctx.ops.runRunbook(args, {
-      signal: ctx.signal,
-      onProgress: (done, total, message) => void ctx.progress(done, total, message),
-    });
-    const text = r.dry_run
-      ? `Dry run of ${r.runbook}: ${r.planned_calls.length} planned gateway calls; nothing changed.`
-      : `${r.runbook}: ${r.status}${r.incident_id ? ` (incident ${r.incident_id})` : ''}. ${r.steps.filter((s) => !s.success).length} failed steps.`;
-    return { structured: r, text };
+    const answered = answeredAnomaly(args.anomaly, ctx.ops.clock.now());
+    const { anomaly: _anomaly, ...req } = args;
+    const r = await ctx.ops.runRunbook(
+      { ...req, ...answered },
+      {
+        signal: ctx.signal,
+        onProgress: (done, total, message) => void ctx.progress(done, total, message),
+      },
+    );
+    return { structured: { ...r, steps: markStepErrors(r.steps) }, text: runbookText(r, args.params.payee) };
   },
 });
+
+/** Decision, agents, money, suspect payee, failures and what people still have to do, in a few lines. */
+function runbookText(r: RunbookResult, payee: string | undefined): string {
+  if (r.dry_run)
+    return [
+      `Dry run of ${r.runbook}: ${r.planned_calls.length} planned gateway calls; nothing changed.`,
+      ...(payee ? [`Suspect payee: ${payee}.`] : []),
+      'Next: run_runbook again without dry_run.',
+    ].join('\n');
+  const failed = r.steps.filter((s) => !s.success && !s.pending);
+  const cancelled = r.contained.reduce((n, c) => n + c.escrows_cancelled, 0);
+  const unlocked = sumCents(r.contained.map((c) => c.amount_unlocked_cents));
+  return [
+    `${r.runbook}: ${r.status}${r.incident_id ? ` (incident ${r.incident_id})` : ''}.`,
+    ...(r.contained.length
+      ? [
+          `Agents: ${r.contained.map((c) => `${c.agent_id} ${c.status}${c.existing ? ' (already)' : ''}`).join(', ')}.`,
+        ]
+      : []),
+    ...(r.root_cause_agent ? [`Root cause: ${r.root_cause_agent}.`] : []),
+    ...(payee ? [`Suspect payee: ${payee}.`] : []),
+    ...(r.contained.length
+      ? [`Money: ${cancelled} escrows cancelled, ${moneyText(unlocked)} unlocked.`]
+      : []),
+    failed.length
+      ? `Failed steps: ${failed
+          .slice(0, 6)
+          .map((s) => `${s.action}${s.agent_id ? ` (${s.agent_id})` : ''}: ${s.error?.code ?? 'failed'}`)
+          .join('; ')}${failed.length > 6 ? `; ${failed.length - 6} more` : ''}.`
+      : 'Failed steps: none.',
+    ...(r.page ? [`Paged: ${r.page}`] : []),
+    `Follow-up for people: ${r.follow_up.join('; ')}.`,
+  ].join('\n');
+}

@@ -1,5 +1,21 @@
 /** Zod pieces shared by several tools' input and output schemas. */
 import { z } from 'zod';
+import { SIGNALS } from '../detection/index.js';
+import { CURRENCY } from '../greenhelix/money.js';
+import { untrustedInline } from '../guards/index.js';
+import { ToolError } from '../util/errors.js';
+
+/** Money as every tool reports it: the exact decimal string and the currency, never cents or "$". */
+export const moneySchema = z.object({ amount: z.string(), currency: z.literal(CURRENCY) });
+
+/**
+ * An integer as tools/list shows it: plain `{"type":"integer"}`. zod adds ±(2^53−1) bounds to every
+ * integer (some 80 characters each, read by the model on every turn); validation still checks a safe integer.
+ */
+export const int = () => z.number().int().meta({ minimum: undefined, maximum: undefined });
+
+/** A JSON object of any keys, advertised as `{"type":"object","additionalProperties":{}}`. */
+export const anyObject = () => z.record(z.string(), z.unknown()).meta({ propertyNames: undefined });
 
 export const agentId = z
   .string()
@@ -7,7 +23,7 @@ export const agentId = z
     /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/,
     'an agent id: letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128 characters',
   )
-  .describe('GreenHelix agent id, e.g. "agent-07"');
+  .describe('e.g. "agent-07"');
 
 export const incidentId = z
   .string()
@@ -15,43 +31,37 @@ export const incidentId = z
     /^inc_[A-Za-z0-9_-]{4,64}$/,
     'an incident id as returned by contain_agent or list_incidents, e.g. "inc_01J…"',
   )
-  .describe('Incident id, e.g. "inc_01JX…" (from contain_agent or list_incidents)');
+  .describe('From contain_agent or list_incidents');
 
 export const reason = z
   .string()
   .trim()
   .min(3, 'say in a few words why (kept in the incident record)')
   .max(500)
-  .describe('Why: kept in the incident record and the post-mortem');
+  .describe('Why; kept in the record');
 
-export const dryRun = z
-  .boolean()
-  .default(false)
-  .describe('When true, change nothing: return the gateway calls that would be made');
+export const dryRun = z.boolean().default(false).describe('Plan only: change nothing, return the calls');
 
 export const stepSchema = z.object({
   action: z.string(),
   target: z.string().optional(),
   success: z.boolean(),
   skipped: z.boolean().optional(),
-  pending: z
-    .boolean()
-    .optional()
-    .describe('Begun, outcome not recorded yet (in flight, or left by a stopped process)'),
+  pending: z.boolean().optional(),
   error: z.object({ code: z.string(), message: z.string(), retryable: z.boolean() }).optional(),
-  detail: z.record(z.string(), z.unknown()).optional(),
-  started_at: z.number().describe('ms since epoch'),
+  detail: anyObject().optional(),
+  started_at: z.number(),
   duration_ms: z.number(),
 });
 
 export const plannedCall = z.object({
   step: z.string(),
-  tool: z.string().describe('GreenHelix tool'),
+  tool: z.string(),
   method: z.string(),
   path: z.string(),
-  key: z.enum(['monitor', 'containment']).describe('Which credential would make the call'),
-  params: z.record(z.string(), z.unknown()).optional(),
-  count: z.number().int().optional().describe('How many such calls (one per escrow, for example)'),
+  key: z.enum(['monitor', 'containment']),
+  params: anyObject().optional(),
+  count: int().optional(),
 });
 
 export const anomalySchema = z.object({
@@ -60,7 +70,7 @@ export const anomalySchema = z.object({
   severity: z.string(),
   priority: z.string(),
   summary: z.string(),
-  details: z.record(z.string(), z.unknown()),
+  details: anyObject(),
 });
 
 export const incidentSummary = z.object({
@@ -76,5 +86,57 @@ export const incidentSummary = z.object({
   contained_at: z.string().nullable(),
   resolved_at: z.string().nullable(),
   met_sla: z.boolean().nullable(),
-  amount_unlocked: z.string(),
+  amount_unlocked: moneySchema,
 });
+
+/** How far back a detection may be to count for the SLA: older is a mistake, not an anomaly being answered. */
+export const MAX_DETECTION_AGE_MS = 24 * 60 * 60_000;
+
+export const anomalyRef = z
+  .object({
+    signal: z.enum(SIGNALS as [string, ...string[]]),
+    priority: z.enum(['P0', 'P1', 'P2', 'P3']).optional(),
+    detected_at: z.iso.datetime({ offset: true }).optional().describe('The SLA runs from here'),
+  })
+  .strict()
+  .optional()
+  .describe('The detect_anomalies finding this answers');
+
+/**
+ * The anomaly a call answers, checked against the server clock: a detection time in the future, or more
+ * than 24 h old, is refused (it would make the SLA figure meaningless) rather than silently replaced.
+ */
+export function answeredAnomaly(
+  anomaly: z.infer<typeof anomalyRef>,
+  now: number,
+): { signal?: string; priority?: string; detected_at?: number } {
+  if (!anomaly) return {};
+  const out: { signal?: string; priority?: string; detected_at?: number } = { signal: anomaly.signal };
+  if (anomaly.priority) out.priority = anomaly.priority;
+  if (anomaly.detected_at) {
+    const at = Date.parse(anomaly.detected_at);
+    if (at > now)
+      throw new ToolError(
+        'invalid_detected_at',
+        `anomaly.detected_at ${anomaly.detected_at} is in the future (server time ${new Date(now).toISOString()}).`,
+        false,
+        'Pass the detected_at that detect_anomalies reported for this anomaly, or omit it.',
+      );
+    if (now - at > MAX_DETECTION_AGE_MS)
+      throw new ToolError(
+        'invalid_detected_at',
+        `anomaly.detected_at ${anomaly.detected_at} is more than 24 h old.`,
+        false,
+        'Run detect_anomalies again and pass the fresh detected_at, or omit it.',
+      );
+    out.detected_at = at;
+  }
+  return out;
+}
+
+/** Step errors carry the gateway's problem detail: marked as untrusted data before a model reads them. */
+export function markStepErrors<S extends { error?: { message: string } | undefined }>(steps: S[]): S[] {
+  return steps.map((s) =>
+    s.error ? { ...s, error: { ...s.error, message: untrustedInline(s.error.message, 300) } } : s,
+  );
+}

@@ -28,7 +28,11 @@ export interface ToolContext {
 
 export interface ToolResult<O> {
   structured: O;
-  /** A short human summary; the structured content carries the facts. */
+  /**
+   * The decision-relevant facts in a few lines (decision, agents, money, suspect payee, failures, next
+   * step): a host may pass only the text to the model, so nothing needed to act may live only in
+   * `structured`. Gateway-written text in it is marked (see guards/redact.ts).
+   */
   text: string;
 }
 
@@ -41,6 +45,12 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
   readonly description: string;
   readonly toolset: Toolset;
   readonly annotations: ToolHints;
+  /**
+   * The hints in read-only mode, for a tool that then changes nothing at all (run_postmortem builds and
+   * returns the report, stores and publishes nothing). Absent: read-only mode lists the tool only when
+   * `annotations.readOnlyHint` is true.
+   */
+  readonly readOnlyModeAnnotations?: ToolHints;
   readonly input: I;
   readonly output: O;
   /** Fleet agents the call would touch, for the blast-radius guard (state-changing tools only). */
@@ -53,6 +63,14 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
   /** Whether the call is a dry run (the key-separation guard reports instead of refusing). */
   readonly isDryRun?: (args: z.infer<I>) => boolean;
   handler(ctx: ToolContext, args: z.infer<I>): Promise<ToolResult<z.infer<O>>>;
+}
+
+/** The hints a host is shown for this tool in this mode. */
+export function hintsFor(
+  tool: Pick<ToolDefinition, 'annotations' | 'readOnlyModeAnnotations'>,
+  readOnly: boolean,
+): ToolHints {
+  return readOnly ? (tool.readOnlyModeAnnotations ?? tool.annotations) : tool.annotations;
 }
 
 /** Identity helper that keeps each tool file's literal types while checking it against the shape. */

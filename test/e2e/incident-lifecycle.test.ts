@@ -58,7 +58,9 @@ describe('runaway loop: detect → contain → post-mortem → recover', () => {
     expect(after.held_escrows).toBe(0);
     expect(out.escrows_failed).toBe(0);
     // Every held escrow came back: the amount unlocked is what was locked, to the cent.
-    expect(parseCents(out.amount_unlocked as string)).toBeGreaterThanOrEqual(parseCents(before.held_amount));
+    const unlocked = out.amount_unlocked as { amount: string; currency: string };
+    expect(unlocked.currency).toBe('CREDITS');
+    expect(parseCents(unlocked.amount)).toBeGreaterThanOrEqual(parseCents(before.held_amount));
     expect(parseCents(after.balance)).toBeGreaterThanOrEqual(
       parseCents(before.balance) + parseCents(before.held_amount) - 15_000,
     );

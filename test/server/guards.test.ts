@@ -7,7 +7,9 @@ import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { TOOLS } from '../../src/tools/index.js';
 import { errorOf, startFixture } from '../helpers/fixture.js';
 
-const WRITE_TOOLS = TOOLS.filter((t) => !t.annotations.readOnlyHint).map((t) => t.name);
+// Tools that act on fleet agents (they name targets). run_postmortem also writes (its report, an event) but
+// acts on no agent: with a bad key it still reports, and publishes nothing (see below).
+const WRITE_TOOLS = TOOLS.filter((t) => t.targets).map((t) => t.name);
 
 function argsFor(tool: string, agent: string): Record<string, unknown> {
   switch (tool) {
