@@ -71,7 +71,9 @@ describe('kill -9 at random points', () => {
       const refunded = (truth.escrows_refunded as number) - (before.escrows_refunded as number);
       const cents = (x: Record<string, unknown>) => Math.round(Number(x.refunded_amount) * 100);
       expect(r.escrows_cancelled, context).toBe(refunded);
-      expect(Math.round(Number(r.amount_unlocked) * 100), context).toBe(cents(truth) - cents(before));
+      const unlocked = r.amount_unlocked as { amount: string; currency: string };
+      expect(unlocked.currency, context).toBe('CREDITS');
+      expect(Math.round(Number(unlocked.amount) * 100), context).toBe(cents(truth) - cents(before));
       const store = openStore({ dataDir, clock: systemClock });
       const incident = store.getIncident(r.incident_id as string);
       expect(incident?.escrows_cancelled, context).toBe(refunded);

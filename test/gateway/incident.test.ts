@@ -10,7 +10,7 @@
  * escrows the gateway refunded and the money it returned.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { formatCents, parseCents } from '../../src/greenhelix/money.js';
+import { type Money, money, parseCents } from '../../src/greenhelix/money.js';
 import { startWatcher } from '../../src/runbooks/watcher.js';
 import { TOOLS } from '../../src/tools/index.js';
 import { type Fleet, provisionFleet } from './fleet.js';
@@ -40,13 +40,13 @@ interface ContainOut {
   escrows_cancelled: number;
   escrows_failed: number;
   escrows_skipped: number;
-  amount_unlocked: string;
+  amount_unlocked: Money;
   steps: { action: string; success: boolean; detail?: Record<string, unknown> }[];
   exposure: {
     wallet_frozen: boolean;
     caps_zero: boolean;
     held_escrows: number | null;
-    held_amount: string | null;
+    held_amount: Money | null;
   };
 }
 interface Anomaly {
@@ -176,7 +176,7 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
     expect.soft(out.status).toBe('contained');
     expect.soft(out.escrows_failed).toBe(0);
     expect.soft(out.escrows_cancelled).toBe(t.escrows);
-    expect.soft(parseCents(out.amount_unlocked)).toBe(t.depositedCents);
+    expect.soft(parseCents(out.amount_unlocked.amount)).toBe(t.depositedCents);
     expect.soft(t.escrows).toBe(before.count);
     expect.soft(t.escrowCents).toBe(before.cents);
     expect.soft(t.depositedCents).toBe(t.escrowCents);
@@ -210,9 +210,9 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
     const t = refundTruth(RUNAWAY);
     expect.soft(impact.escrows_still_locked).toBe(truth.held(RUNAWAY).count);
     expect.soft(impact.escrows_cancelled).toBe(t.escrows);
-    expect.soft(impact.amount_recovered).toBe(formatCents(t.escrowCents));
+    expect.soft(impact.amount_recovered).toEqual(money(t.escrowCents));
     expect.soft(impact.escrows_released).toBe(truth.escrows(RUNAWAY, 'settled').length);
-    expect.soft(impact.balance).toBe(formatCents(truth.balanceCents(RUNAWAY)!));
+    expect.soft(impact.balance).toEqual(money(truth.balanceCents(RUNAWAY)!));
     const md = await product.client.readResource({ uri: `incident://${incidents[RUNAWAY]}/postmortem` });
     expect((md.contents[0] as { text: string }).text).toContain(incidents[RUNAWAY]);
   });
@@ -309,9 +309,9 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
       expect(afterFirst.frozen).toBe(true);
       expect(first.out.exposure).toMatchObject({ wallet_frozen: true, caps_zero: true });
       expect.soft(first.out.escrows_cancelled).toBe(afterFirst.escrows);
-      expect.soft(parseCents(first.out.amount_unlocked)).toBe(afterFirst.depositedCents);
+      expect.soft(parseCents(first.out.amount_unlocked.amount)).toBe(afterFirst.depositedCents);
       expect.soft(first.out.exposure.held_escrows).toBe(afterFirst.held);
-      expect.soft(parseCents(first.out.exposure.held_amount ?? '-1')).toBe(afterFirst.heldCents);
+      expect.soft(parseCents(first.out.exposure.held_amount?.amount ?? '-1')).toBe(afterFirst.heldCents);
       expect.soft(first.out.escrows_failed).toBe(afterFirst.held);
       expect.soft(first.out.status).toBe(afterFirst.held === 0 ? 'contained' : 'containment_partial');
     });
@@ -328,7 +328,7 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
       expect.soft(second.out?.existing).toBe(first.out.status === 'contained');
       // Totals are the incident's, summed over both runs, each refund once.
       expect.soft(second.out?.escrows_cancelled).toBe(afterSecond.escrows);
-      expect.soft(parseCents(second.out?.amount_unlocked ?? '-1')).toBe(afterSecond.depositedCents);
+      expect.soft(parseCents(second.out?.amount_unlocked.amount ?? '-1')).toBe(afterSecond.depositedCents);
       if (!second.out.existing) expect.soft(second.out.exposure.held_escrows).toBe(afterSecond.held);
     });
 
@@ -340,7 +340,7 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
       expect.soft(truth.frozen(LIVE)).toBe(true);
       expect.soft(truth.caps(LIVE)).toEqual({ daily_cents: 0, monthly_cents: 0 });
       expect.soft(third.out.escrows_cancelled).toBe(t.escrows);
-      expect.soft(parseCents(third.out.amount_unlocked)).toBe(t.depositedCents);
+      expect.soft(parseCents(third.out.amount_unlocked.amount)).toBe(t.depositedCents);
       expect.soft(t.depositedCents).toBe(t.escrowCents);
     });
 
@@ -351,7 +351,7 @@ describe.skipIf(skip)('the real gateway: detect → contain → watch → post-m
       const t = refundTruth(LIVE);
       expect.soft(impact.escrows_still_locked).toBe(truth.held(LIVE).count);
       expect.soft(impact.escrows_cancelled).toBe(t.escrows);
-      expect.soft(impact.amount_recovered).toBe(formatCents(t.escrowCents));
+      expect.soft(impact.amount_recovered).toEqual(money(t.escrowCents));
     });
   });
 
