@@ -20,7 +20,7 @@
  * cancellations end the burst.
  */
 import { anomaly, dollars, idList } from './anomaly.js';
-import { ownPeaks } from './baseline.js';
+import { isCold, ownPeaks } from './baseline.js';
 import { densest, groupBy, largestGroup, largestRepeat, newestFirst } from './groups.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation } from './types.js';
@@ -135,6 +135,10 @@ export function escrowBurst(
  *     escrows whose money went to that payee or is held for it (settled or held): a refund moved nothing
  *     to the payee, so a loop refunded by our containment never names its payee an exploiter. With
  *     history, the count must also exceed `escrow_burst_factor` × the agent's own peak to one payee.
+ *     Cold (less than `cold_start_ms` of history known, so no peak to judge by): a count between the
+ *     floor and `escrow_burst_factor` × the floor is a warning (P2, a person looks, no freeze): a new
+ *     buyer's first restocking batch of 11–20 orders to one supplier looks exactly like this. Above
+ *     that, or once the agent is warm, it is critical (P1, freeze).
  *   - cancel_rate: the payer cancelled more than `cancel_rate` of its decided escrows (settled or
  *     refunded) within `cancel_window_ms`, at least `cancel_min_count` decided, and the count is
  *     improbable for this agent: the binomial tail given its own learned rate (a 15 % prior, worth 20
@@ -180,11 +184,13 @@ export function escrowExploitation(
   if (found) {
     const farmed = found.set;
     const payee = farmed[0]!.payee;
+    const cold = isCold(s, t, at);
+    const coldCritical = Math.floor(t.escrow_burst_factor * found.threshold);
     return anomaly(
       id,
       at,
       'escrow_exploitation',
-      'critical',
+      cold && farmed.length <= coldCritical ? 'warning' : 'critical',
       `${id} sent or committed ${farmed.length} escrows to ${payee} within ${found.windowMs / MIN} min`,
       {
         rule: 'same_payee',
@@ -197,6 +203,8 @@ export function escrowExploitation(
             ? own.payee
             : own.payee12
           : null,
+        cold_start: cold,
+        ...(cold ? { critical_above_count: coldCritical } : {}),
         amount_cents: farmed.reduce((n, e) => n + e.amount, 0),
         settled_cents: farmed.filter((e) => e.status === 'settled').reduce((n, e) => n + e.amount, 0),
         statuses: countBy(farmed, (e) => String(e.status)),

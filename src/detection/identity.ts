@@ -5,6 +5,7 @@
  * person says otherwise. Keys are compared as lower-case hex: the gateway stores what it was sent.
  */
 import { anomaly, dollars, idList } from './anomaly.js';
+import { isCold } from './baseline.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, AgentObservation, Anomaly, EscrowObservation } from './types.js';
 
@@ -63,9 +64,7 @@ export function strangerSpending(
   if (
     known.size === 0 ||
     s.escrow_amount.n < t.new_payee_min_known ||
-    s.known_since === null ||
-    s.known_since === undefined ||
-    at - s.known_since < t.cold_start_ms
+    isCold(s, t, at)
   )
     return undefined;
   const from = at - t.new_payee_window_ms;
