@@ -61,12 +61,7 @@ export function strangerSpending(
 ): Anomaly | undefined {
   const known = new Set(s.payees ?? []);
   const typical = s.escrow_amount.mean;
-  if (
-    known.size === 0 ||
-    s.escrow_amount.n < t.new_payee_min_known ||
-    isCold(s, t, at)
-  )
-    return undefined;
+  if (known.size === 0 || s.escrow_amount.n < t.new_payee_min_known || isCold(s, t, at)) return undefined;
   const from = at - t.new_payee_window_ms;
   const strange = paid.filter(
     (e) =>

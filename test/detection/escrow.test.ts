@@ -206,8 +206,10 @@ describe('escrow_exploitation', () => {
     // 13 h of ordinary history, then the farm: the agent is warm, so the seed's bar (>10) is a P1.
     const history = normalTraffic('a1', T0 - 13 * HOUR, T0 - 10 * MIN, 3, 29);
     const warm = (n: number) =>
-      detectAgent(observation({ at: T0, escrows: view([...history, ...farm(n)], 'a1', T0, 5_000) }), undefined)
-        .anomalies;
+      detectAgent(
+        observation({ at: T0, escrows: view([...history, ...farm(n)], 'a1', T0, 5_000) }),
+        undefined,
+      ).anomalies;
     expect(signals(warm(10))).not.toContain('escrow_exploitation');
     const a = find(warm(11), 'escrow_exploitation');
     expect(a).toMatchObject({
