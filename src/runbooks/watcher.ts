@@ -132,10 +132,13 @@ export async function startWatcher(
     const breakerOpen = breakerFor(anomaly.agent_id).state(clock.now()) === 'open';
     let runbook = runbookForSignal(anomaly.signal);
     let act = tier === 'auto_contain' || tier === 'fleet_shutdown';
+    // Exploitation's freeze of payer and payee answers its P1 (critical); its cold-start warning (P2: a new
+    // agent's first concentrated batch) is for a person to look at, not a freeze.
     if (
       tier === 'alert_human' &&
       !explicit &&
-      (runbook === 'escrow_exploitation' || runbook === 'service_degradation')
+      ((runbook === 'escrow_exploitation' && anomaly.severity === 'critical') ||
+        runbook === 'service_degradation')
     )
       act = true;
     if (breakerOpen && anomaly.signal !== 'detection_failure') {
