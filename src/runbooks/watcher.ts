@@ -12,7 +12,8 @@
  *                    unless an explicit escalation override for that pair says alert only
  * In shadow mode (`--watch=shadow`) every decision is the same but only recorded (store shadow_decisions):
  * no runbook runs, no alert is sent; check_readiness reports the would-be false-alarm rate.
- * A per-agent circuit breaker counts failed operations on the agent (reads the gateway failed); while it is
+ * A per-agent circuit breaker counts failed operations on the agent (reads the gateway failed, and the
+ * agent's own calls failing: the error rate it reports, `breaker_error_rate`); while it is
  * open, the agent is contained on any anomaly. Warnings never open it. Signed webhooks
  * (X-A2A-Signature, HMAC-SHA256) make an agent due at once; replays are dropped.
  */
@@ -314,11 +315,12 @@ export async function startWatcher(
     const byAgent = new Map<string, Anomaly[]>();
     for (const a of pass.raw) byAgent.set(a.agent_id, [...(byAgent.get(a.agent_id) ?? []), a]);
     for (const agentId of due) {
-      // The breaker counts failed operations (reads of this agent the gateway failed), never warnings: five
-      // P2 notices in a row are five notices, not a reason to freeze an agent.
-      const failed = (byAgent.get(agentId) ?? []).some(
-        (a) => a.signal === 'detection_failure' && isGatewayFailure(a),
-      );
+      // The breaker counts failed operations, never warnings (five P2 notices in a row are five notices,
+      // not a reason to freeze an agent): reads of this agent the gateway failed, and the agent's own calls
+      // failing (the error rate it reports, at or above breaker_error_rate).
+      const failed =
+        pass.failing.includes(agentId) ||
+        (byAgent.get(agentId) ?? []).some((a) => a.signal === 'detection_failure' && isGatewayFailure(a));
       const breaker = breakerFor(agentId);
       if (failed) breaker.recordFailure(now);
       else breaker.recordSuccess(now);

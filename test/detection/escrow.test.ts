@@ -233,6 +233,11 @@ describe('escrow_exploitation', () => {
       priority: 'P1',
       details: { suspect_payee: 'merchant-shady', count: 21 },
     });
+    // Farming goes on where a batch ends: 31 within the hour (one every 90 s, never 11 in 5 min) is P1 cold.
+    expect(find(firstLook(farm(31, 'settled', 90 * SEC)), 'escrow_exploitation')).toMatchObject({
+      priority: 'P1',
+      details: { count: 31, window_ms: 60 * MIN, cold_start: true },
+    });
   });
 
   it('a cancellation rate above 50 % of decided escrows within an hour, with a minimum count', () => {
