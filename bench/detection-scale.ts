@@ -13,7 +13,8 @@
  * after each, as the loop timer would (it wakes at the next due time, at least 1 s apart).
  * Prints tables and writes bench/results/detection-scale.json.
  *
- *   npx tsx bench/detection-scale.ts [--agents 1000] [--trials 20] [--skip-scale]
+ *   npx tsx bench/detection-scale.ts [--agents 1000] [--trials 20] [--skip-scale] [--only pass]
+ * --only pass runs section 1 alone; --skip-scale runs section 4 alone.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     agents: { type: 'string' },
     trials: { type: 'string' },
     'skip-scale': { type: 'boolean' },
+    only: { type: 'string' },
   },
 });
 const AGENTS = Number(values.agents ?? 1000);
@@ -299,6 +301,8 @@ if (!values['skip-scale']) {
   console.table(p.rows);
   console.log(`steady polls: ${p.steady_poll_s.join(' s, ')} s`);
   out.pass_50ms = p;
+}
+if (!values['skip-scale'] && values.only !== 'pass') {
   const c = await coverageAt200();
   console.log('\nat 200 ms: agents one 30 s interval covers\n');
   console.table([c]);
@@ -310,7 +314,8 @@ if (!values['skip-scale']) {
   out.quiet_cost = q;
 }
 const trials = [];
-for (let seed = 1; seed <= TRIALS; seed++) trials.push(await runawayTrial(seed));
+for (let seed = 1; seed <= (values.only === 'pass' ? 0 : TRIALS); seed++)
+  trials.push(await runawayTrial(seed));
 const escrows = trials.map((t) => t.escrows_before_freeze);
 const detect = trials.map((t) => t.detect_s ?? Number.POSITIVE_INFINITY);
 const summary = {
@@ -321,12 +326,14 @@ const summary = {
   max_detect_s: Math.max(...detect),
   median_usd_locked: median(trials.map((t) => t.usd_locked)),
 };
-console.log('\nrunaway loop, 30/min × $150, random offset in the 30 s cycle\n');
-console.table(trials);
-console.table([summary]);
-out.runaway = { summary, trials };
+if (trials.length > 0) {
+  console.log('\nrunaway loop, 30/min × $150, random offset in the 30 s cycle\n');
+  console.table(trials);
+  console.table([summary]);
+  out.runaway = { summary, trials };
+}
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(
-  new URL('./results/detection-scale.json', import.meta.url),
+  new URL(`./results/detection-scale${values.only ? `-${values.only}` : ''}.json`, import.meta.url),
   `${JSON.stringify(out, null, 2)}\n`,
 );
