@@ -17,7 +17,7 @@ export const containAgent = defineTool({
     'failed containment it resumes, retrying only what is left (no escrow is ever cancelled twice). Does not ' +
     'revoke keys or stop the process. Undo with recover_agent. Use dry_run first to see the planned calls.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     agent_id: agentId,
     reason,
     suspect_payee: agentId.optional().describe('Escrow exploitation: the payee farming this agent'),

@@ -15,7 +15,7 @@ export const runRunbook = defineTool({
     'chains first, then full containment and a security event. service_degradation: no freeze, halves the daily ' +
     'budget. cascade_failure: contains every listed agent at once and names the root-cause agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     runbook: z.enum([
       'runaway_spending',
       'escrow_exploitation',
