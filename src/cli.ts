@@ -10,7 +10,6 @@
  * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
  */
 import { parseArgs } from 'node:util';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { startApp } from './app.js';
 import { ConfigError, hasGatewayAccess, loadConfig, MISSING_CREDENTIALS_MESSAGE } from './config.js';
 import { runDemo } from './demo.js';
@@ -19,6 +18,7 @@ import { createLogger } from './logger.js';
 import { startWatcher } from './runbooks/watcher.js';
 import { runSandboxCommand } from './sandbox/cli.js';
 import { createServer } from './server.js';
+import { GuardedStdioTransport } from './stdio.js';
 
 const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch[=shadow]] [--config FILE] [--data-dir DIR]
                           [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
@@ -119,7 +119,9 @@ async function serve(argv: string[]): Promise<number> {
     closeTransport = http.close;
   } else {
     const { server } = createServer({ ops: app.ops, logger });
-    const transport = new StdioServerTransport();
+    const transport = new GuardedStdioTransport(process.stdin, process.stdout, {
+      onReject: (reason) => logger.debug({ reason }, 'malformed message answered with a JSON-RPC error'),
+    });
     await server.connect(transport);
     closeTransport = () => server.close();
     logger.info({ sandbox: Boolean(app.sandbox), read_only: app.config.readOnly }, 'MCP over stdio');

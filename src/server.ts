@@ -7,7 +7,7 @@
  * every failure into an `isError` result the model can act on.
  */
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, type CallToolResult, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { checkBlastRadius, filterTools, untrustedText } from './guards/index.js';
 import type { Logger } from './logger.js';
 import { registerPrompts } from './prompts.js';
@@ -17,6 +17,11 @@ import { invalidArguments, unknownTool } from './tools/arguments.js';
 import { TOOLS } from './tools/index.js';
 import type { ToolContext, ToolDefinition } from './tools/types.js';
 import { ToolError } from './tools/types.js';
+
+/** MCP's "resource not found" (not -32603, which says the server failed). */
+export const RESOURCE_NOT_FOUND = -32002;
+
+const notFound = (uri: URL, message: string) => new McpError(RESOURCE_NOT_FOUND, message, { uri: uri.href });
 
 export const SERVER_NAME = 'agent-incident-mcp';
 export const SERVER_VERSION = '0.1.0';
@@ -256,7 +261,7 @@ function registerResources(server: McpServer, ops: Ops): void {
     },
     async (uri, vars) => {
       const view = ops.incidentView(String(vars.id));
-      if (!view) throw new Error(`No incident ${String(vars.id)}. List incidents with list_incidents.`);
+      if (!view) throw notFound(uri, `No incident ${String(vars.id)}. List incidents with list_incidents.`);
       return {
         contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(view, null, 2) }],
       };
@@ -272,7 +277,7 @@ function registerResources(server: McpServer, ops: Ops): void {
     },
     async (uri, vars) => {
       const pm = ops.store.getPostmortem(String(vars.id));
-      if (!pm) throw new Error(`No post-mortem for ${String(vars.id)} yet. Call run_postmortem first.`);
+      if (!pm) throw notFound(uri, `No post-mortem for ${String(vars.id)} yet. Call run_postmortem first.`);
       return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: pm.markdown }] };
     },
   );
@@ -294,7 +299,8 @@ function registerResources(server: McpServer, ops: Ops): void {
     },
     async (uri, vars) => {
       const md = renderRunbookMarkdown(String(vars.name));
-      if (!md) throw new Error(`No runbook ${String(vars.name)}. Known: ${listRunbookNames().join(', ')}`);
+      if (!md)
+        throw notFound(uri, `No runbook ${String(vars.name)}. Known: ${listRunbookNames().join(', ')}`);
       return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: md }] };
     },
   );
