@@ -86,7 +86,7 @@ async function serve(argv: string[]): Promise<number> {
   if (values.watch) flags.watch = { enabled: true, ...(watchMode ? { mode: watchMode } : {}) };
   const config = loadConfig({ file: values.config, flags });
   if (!hasGatewayAccess(config)) throw new ConfigError(MISSING_CREDENTIALS_MESSAGE);
-  if (config.transport === 'http' && !config.http.token) {
+  if (config.transport === 'http' && !config.http.token && config.http.tokens.length === 0) {
     throw new ConfigError(
       'http transport needs a bearer token: set INCIDENT_HTTP_TOKEN (at least 16 characters)',
     );
@@ -112,8 +112,11 @@ async function serve(argv: string[]): Promise<number> {
       logger,
       host: app.config.http.host,
       port: app.config.http.port,
-      token: app.config.http.token as string,
+      tokens: [...(app.config.http.token ? [app.config.http.token] : []), ...app.config.http.tokens],
       allowedOrigins: app.config.http.allowedOrigins,
+      maxSessions: app.config.http.maxSessions,
+      sessionIdleMs: app.config.http.sessionIdleMs,
+      bodyTimeoutMs: app.config.http.bodyTimeoutMs,
     });
     logger.info({ url: http.url }, 'MCP over Streamable HTTP');
     closeTransport = http.close;

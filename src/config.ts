@@ -83,10 +83,28 @@ export const ConfigSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65_535).default(3333),
         token: z.string().min(16, 'the HTTP bearer token must be at least 16 characters').optional(),
+        /** More tokens, one per supervisor: a session answers only the token that created it. */
+        tokens: z
+          .array(z.string().min(16, 'each HTTP bearer token must be at least 16 characters'))
+          .default([]),
         allowedOrigins: z.array(z.string()).default([]),
+        /** Open MCP sessions at most; an initialize beyond it gets 503 until one closes or expires. */
+        maxSessions: z.number().int().min(1).max(10_000).default(100),
+        /** A session with no request open for this long is closed (and stops receiving alerts). */
+        sessionIdleMs: z.number().int().min(1_000).max(86_400_000).default(900_000),
+        /** Headers and body must arrive within this (slow clients are cut off with 408). */
+        bodyTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 3333, allowedOrigins: [] }),
+      .default({
+        host: '127.0.0.1',
+        port: 3333,
+        tokens: [],
+        allowedOrigins: [],
+        maxSessions: 100,
+        sessionIdleMs: 900_000,
+        bodyTimeoutMs: 10_000,
+      }),
     guards: z
       .object({
         maxAgentsPerCall: z.number().int().min(1).max(10_000).default(50),
@@ -270,6 +288,30 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'http.token',
     kind: 'string',
     help: 'Bearer token required in HTTP mode',
+  },
+  {
+    name: 'INCIDENT_HTTP_TOKENS',
+    path: 'http.tokens',
+    kind: 'list',
+    help: 'More bearer tokens, comma-separated (one per supervisor); a session answers only its own token',
+  },
+  {
+    name: 'INCIDENT_HTTP_MAX_SESSIONS',
+    path: 'http.maxSessions',
+    kind: 'number',
+    help: 'Open HTTP sessions at most (default 100)',
+  },
+  {
+    name: 'INCIDENT_HTTP_SESSION_IDLE_MS',
+    path: 'http.sessionIdleMs',
+    kind: 'number',
+    help: 'An HTTP session idle this long is closed (default 15 min)',
+  },
+  {
+    name: 'INCIDENT_HTTP_BODY_TIMEOUT_MS',
+    path: 'http.bodyTimeoutMs',
+    kind: 'number',
+    help: 'Headers and body must arrive within this (default 10 s)',
   },
   {
     name: 'INCIDENT_HTTP_ALLOWED_ORIGINS',
