@@ -21,15 +21,31 @@ const agentList = z
 
 const tier = z.enum(['alert_human', 'auto_contain', 'fleet_shutdown']);
 
+/**
+ * An API key as the gateway takes it: printable ASCII, no whitespace. A key pasted with a space or a
+ * newline around it is refused here, naming the variable, rather than failing deep inside the client.
+ */
+const apiKey = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .regex(
+      /^[\x21-\x7e]+$/,
+      `${what} has spaces, other whitespace or non-ASCII characters; set the key exactly, without them`,
+    );
+
+/** Where the incident store lives when no path is given (a `--sandbox` run then uses a temporary one). */
+export const DEFAULT_DATA_DIR = join(homedir(), '.agent-incident-mcp');
+
 export const ConfigSchema = z
   .object({
     greenhelix: z
       .object({
         baseUrl: z.url({ protocol: /^https?$/ }).default('https://api.greenhelix.net'),
-        monitorKey: z.string().min(1).optional(),
-        containmentKey: z.string().min(1).optional(),
+        monitorKey: apiKey('GREENHELIX_MONITOR_KEY').optional(),
+        containmentKey: apiKey('GREENHELIX_CONTAINMENT_KEY').optional(),
         /** Agents' own keys, only used to prove the containment key is none of them when the key list is unreadable. */
-        agentKeys: z.record(z.string(), z.string()).default({}),
+        agentKeys: z.record(z.string(), apiKey('the agent key')).default({}),
         timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
         concurrency: z.number().int().min(1).max(512).default(64),
       })
@@ -67,7 +83,8 @@ export const ConfigSchema = z
         z.string().regex(/^[0-9a-fA-F]{64}$/, 'a public key is 64 hex characters (raw Ed25519)'),
       )
       .default({}),
-    dataDir: z.string().min(1).default(join(homedir(), '.agent-incident-mcp')),
+    /** The incident store's directory; absent means DEFAULT_DATA_DIR (or, with the sandbox, a temporary one). */
+    dataDir: z.string().min(1).optional(),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     readOnly: z.boolean().default(false),
     toolsets: z
