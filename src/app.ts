@@ -39,7 +39,6 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
   let clock = opts.clock ?? systemClock;
   if (config.sandbox.enabled) {
     const stamp = `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
-    if (input.dataDir === undefined) tempStore = mkdtempSync(join(tmpdir(), 'agent-incident-sandbox-'));
     sandbox = await startSandbox({
       agents: config.sandbox.agents,
       seed: config.sandbox.seed,
@@ -49,6 +48,19 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       timeScale: config.sandbox.timeScale,
     });
     clock = opts.clock ?? sandbox.clock;
+    const running = sandbox;
+    const started = config.sandbox.scenarios.map((spec) => {
+      const [name, agent] = spec.split(':') as [string, string];
+      try {
+        return { scenario: name, agent_id: agent, id: running.startScenario(name, agent) };
+      } catch (e) {
+        void running.close();
+        throw new ConfigError(
+          `--scenario ${spec}: ${(e as { detail?: string }).detail ?? (e as Error).message}`,
+        );
+      }
+    });
+    if (input.dataDir === undefined) tempStore = mkdtempSync(join(tmpdir(), 'agent-incident-sandbox-'));
     config = {
       ...config,
       greenhelix: {
@@ -67,16 +79,6 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       },
       dataDir: tempStore ?? join(input.dataDir as string, 'sandbox', stamp),
     };
-    const started = config.sandbox.scenarios.map((spec) => {
-      const [name, agent] = spec.split(':') as [string, string];
-      try {
-        return { scenario: name, agent_id: agent, id: sandbox!.startScenario(name, agent) };
-      } catch (e) {
-        throw new ConfigError(
-          `--scenario ${spec}: ${(e as { detail?: string }).detail ?? (e as Error).message}`,
-        );
-      }
-    });
     logger.info(
       { url: sandbox.url, agents: sandbox.fleet.length, data_dir: config.dataDir, scenarios: started },
       'embedded sandbox gateway started',
