@@ -41,8 +41,7 @@ export function invalidArguments(toolName: string, input: z.ZodType, error: z.Zo
       problems.push(`${issue.path.length ? where(issue.path) : 'arguments'}: ${issue.message}`);
     }
   }
-  const top = keysAt(input, []);
-  const list = accepted ?? { path: '', keys: top };
+  const list = accepted?.keys.length ? accepted : { path: '', keys: keysAt(input, []) };
   const names = list.keys.length
     ? `${toolName}${list.path ? ` ${list.path}` : ''} accepts: ${list.keys.join(', ')}.`
     : `${toolName} takes no arguments: call it with {}.`;
