@@ -2,7 +2,8 @@
  * createServer: the MCP server over a ready engine. No side effects at import.
  *
  * Every tool is registered here and only here, through one seam (`guardedHandler`) that applies, in
- * order: read-only filtering (at registration), the containment-key separation guard and the blast
+ * order: read-only filtering (at registration), strict argument validation (`routeToolCalls`: an unknown
+ * argument is refused, never dropped), the containment-key separation guard and the blast
  * radius for state-changing tools, cancellation, progress, timing and the error wrapper that turns
  * every failure into an `isError` result the model can act on.
  */
@@ -85,6 +86,7 @@ function instructionsFor(has: ReadonlySet<string>): string {
   return steps.filter(Boolean).join(' ');
 }
 
+/** Lists the tool (name, schemas, hints) through the SDK; its calls arrive through `routeToolCalls`. */
 function registerTool(server: McpServer, tool: ToolDefinition, ops: Ops, logger: Logger): void {
   server.registerTool(
     tool.name,
