@@ -8,11 +8,13 @@
  *      agent-minute over 10 simulated minutes, after 5 minutes of warm-up;
  *   4. a runaway loop (30/min × $150) started at a random offset in the poll cycle, 20 seeds: escrows
  *      created before the freeze and onset → detection, with the watcher's adaptive schedule.
- * Sandbox time stands still inside a tick (timeScale 0): the bench advances it in 1 s steps and ticks
+ * Sections 1–3 run the sandbox in a process of its own (bench/lib/remote-sandbox.ts): the times and CPU
+ * are the watcher's, as against a gateway elsewhere. Sandbox time stands still inside a tick (timeScale 0): the bench advances it in 1 s steps and ticks
  * after each, as the loop timer would (it wakes at the next due time, at least 1 s apart).
  * Prints tables and writes bench/results/detection-scale.json.
  *
- *   npx tsx bench/detection-scale.ts [--agents 1000] [--trials 20] [--skip-scale]
+ *   npx tsx bench/detection-scale.ts [--agents 1000] [--trials 20] [--skip-scale] [--only pass]
+ * --only pass runs section 1 alone; --skip-scale runs section 4 alone.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,12 +26,14 @@ import { silentLogger } from '../src/logger.js';
 import { startWatcher } from '../src/runbooks/watcher.js';
 import { type Sandbox, startSandbox } from '../src/sandbox/index.js';
 import { prng } from '../src/sandbox/world.js';
+import { type RemoteSandbox, spawnSandbox } from './lib/remote-sandbox.js';
 
 const { values } = parseArgs({
   options: {
     agents: { type: 'string' },
     trials: { type: 'string' },
     'skip-scale': { type: 'boolean' },
+    only: { type: 'string' },
   },
 });
 const AGENTS = Number(values.agents ?? 1000);
@@ -39,18 +43,27 @@ const START = Date.UTC(2026, 10, 24, 2, 47, 13);
 const S = 1_000;
 const MIN = 60 * S;
 
-async function world(opts: { agents: number; seed: number; latencyMs: number }) {
-  const sandbox = await startSandbox({
+/** The app and watcher on a sandbox: in this process (the runaway trials), or in its own (the timings). */
+async function world(opts: { agents: number; seed: number; latencyMs: number }): Promise<World<Sandbox>>;
+async function world(opts: {
+  agents: number;
+  seed: number;
+  latencyMs: number;
+  remote: true;
+}): Promise<World<RemoteSandbox>>;
+async function world(opts: { agents: number; seed: number; latencyMs: number; remote?: boolean }) {
+  const sbOpts = {
     agents: opts.agents,
     seed: opts.seed,
     timeScale: 0,
     startAt: START,
     latencyMs: 0,
     autoStartTraffic: true,
-  });
+  };
+  const sandbox = opts.remote ? await spawnSandbox(sbOpts) : await startSandbox(sbOpts);
   // An hour of normal traffic first, so every agent has an escrow history for the pages to read.
   await sandbox.advance(60 * MIN);
-  sandbox.setFaults({ latencyMs: opts.latencyMs, jitterMs: 0 });
+  await sandbox.setFaults({ latencyMs: opts.latencyMs, jitterMs: 0 });
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-scale-'));
   const config = loadConfig({
     env: {},
@@ -83,13 +96,23 @@ async function world(opts: { agents: number; seed: number; latencyMs: number }) 
   };
 }
 
-const lastSeq = (sb: Sandbox) => sb.requestLog().at(-1)?.seq ?? 0;
+interface World<S> {
+  sandbox: S;
+  app: Awaited<ReturnType<typeof startApp>>;
+  watcher: Awaited<ReturnType<typeof startWatcher>>;
+  close(): Promise<void>;
+}
+
+const lastSeq = async (sb: RemoteSandbox) => (await sb.requestLog()).at(-1)?.seq ?? 0;
 
 /** Gateway calls since `seq`, by tool (the monitor key's and the containment key's alike). */
-function calls(sb: Sandbox, seq: number): { total: number; byTool: Record<string, number> } {
+async function calls(
+  sb: RemoteSandbox,
+  seq: number,
+): Promise<{ total: number; byTool: Record<string, number> }> {
   const byTool: Record<string, number> = {};
   let total = 0;
-  for (const e of sb.requestLog(seq)) {
+  for (const e of await sb.requestLog(seq)) {
     if (!e.tool) continue;
     byTool[e.tool] = (byTool[e.tool] ?? 0) + 1;
     total++;
@@ -97,7 +120,7 @@ function calls(sb: Sandbox, seq: number): { total: number; byTool: Record<string
   return { total, byTool };
 }
 
-/** Wall time, and this process's CPU time (the sandbox runs in it too, serving every call). */
+/** Wall time, and this process's CPU time (the watcher's alone: the sandbox serves from its own process). */
 async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: number; value: T }> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -121,12 +144,12 @@ const toolCells = (byTool: Record<string, number>) =>
 
 /** 1. One pass over the fleet at 50 ms. */
 async function passAt50() {
-  const w = await world({ agents: AGENTS, seed: 31, latencyMs: 50 });
+  const w = await world({ agents: AGENTS, seed: 31, latencyMs: 50, remote: true });
   const rows: Record<string, unknown>[] = [];
   const row = (
     pass: string,
     t: { ms: number; cpuMs: number },
-    c: ReturnType<typeof calls>,
+    c: Awaited<ReturnType<typeof calls>>,
     polled = AGENTS,
     probed = 0,
   ) =>
@@ -141,12 +164,12 @@ async function passAt50() {
       calls: c.total,
       ...toolCells(c.byTool),
     });
-  let seq = lastSeq(w.sandbox);
+  let seq = await lastSeq(w.sandbox);
   const full = await timed(() => w.app.ops.detect({}));
-  row('everything read (detect tool)', full, calls(w.sandbox, seq));
-  seq = lastSeq(w.sandbox);
+  row('everything read (detect tool)', full, await calls(w.sandbox, seq));
+  seq = await lastSeq(w.sandbox);
   const cold = await timed(() => w.watcher.tick());
-  row('watcher, first tick (cold)', cold, calls(w.sandbox, seq), cold.value.polled.length);
+  row('watcher, first tick (cold)', cold, await calls(w.sandbox, seq), cold.value.polled.length);
   const steady: number[] = [];
   for (let k = 0; k < 3; k++) {
     // Probes at +10 s and +20 s, the poll at +30 s.
@@ -155,12 +178,12 @@ async function passAt50() {
     await w.sandbox.advance(10 * S);
     await w.watcher.tick();
     await w.sandbox.advance(10 * S);
-    seq = lastSeq(w.sandbox);
+    seq = await lastSeq(w.sandbox);
     const t = await timed(() => w.watcher.tick());
     steady.push(t.ms);
     // Agents whose escrows rose since are on their own (tighter) schedule: not all are due at +30 s.
     if (k === 2)
-      row('watcher, poll at +30 s', t, calls(w.sandbox, seq), t.value.polled.length, t.value.probed);
+      row('watcher, poll at +30 s', t, await calls(w.sandbox, seq), t.value.polled.length, t.value.probed);
   }
   await w.close();
   return { rows, steady_poll_s: steady.map((x) => +(x / 1000).toFixed(2)) };
@@ -168,7 +191,7 @@ async function passAt50() {
 
 /** 2. At 200 ms: the wall time of one steady 30 s watcher cycle (poll + probes), and of a full pass. */
 async function coverageAt200() {
-  const w = await world({ agents: AGENTS, seed: 32, latencyMs: 200 });
+  const w = await world({ agents: AGENTS, seed: 32, latencyMs: 200, remote: true });
   await w.watcher.tick();
   // One cycle to settle, then the measured one: ticks where the loop timer would wake (every 10 s here,
   // since every agent was first polled at the same time).
@@ -176,13 +199,13 @@ async function coverageAt200() {
     await w.sandbox.advance(10 * S);
     await w.watcher.tick();
   }
-  const seq = lastSeq(w.sandbox);
+  const seq = await lastSeq(w.sandbox);
   let wall = 0;
   for (let k = 0; k < 3; k++) {
     await w.sandbox.advance(10 * S);
     wall += (await timed(() => w.watcher.tick())).ms;
   }
-  const cycle = calls(w.sandbox, seq);
+  const cycle = await calls(w.sandbox, seq);
   const full = await timed(() => w.app.ops.detect({}));
   await w.close();
   return {
@@ -198,19 +221,19 @@ async function coverageAt200() {
 
 /** 3. Calls per agent-minute on a quiet fleet (normal traffic), steady state, ticks every 1 s. */
 async function quietCost() {
-  const w = await world({ agents: AGENTS, seed: 33, latencyMs: 0 });
+  const w = await world({ agents: AGENTS, seed: 33, latencyMs: 0, remote: true });
   for (let t = 0; t < 5 * 60; t++) {
     await w.sandbox.advance(S);
     await w.watcher.tick();
   }
-  const seq = lastSeq(w.sandbox);
+  const seq = await lastSeq(w.sandbox);
   let alarms = 0;
   for (let t = 0; t < 10 * 60; t++) {
     await w.sandbox.advance(S);
     const r = await w.watcher.tick();
     alarms += r.actions.filter((a) => a.runbook).length;
   }
-  const c = calls(w.sandbox, seq);
+  const c = await calls(w.sandbox, seq);
   await w.close();
   const perAgentMin = (n: number) => +(n / AGENTS / 10).toFixed(2);
   return {
@@ -278,6 +301,8 @@ if (!values['skip-scale']) {
   console.table(p.rows);
   console.log(`steady polls: ${p.steady_poll_s.join(' s, ')} s`);
   out.pass_50ms = p;
+}
+if (!values['skip-scale'] && values.only !== 'pass') {
   const c = await coverageAt200();
   console.log('\nat 200 ms: agents one 30 s interval covers\n');
   console.table([c]);
@@ -289,7 +314,8 @@ if (!values['skip-scale']) {
   out.quiet_cost = q;
 }
 const trials = [];
-for (let seed = 1; seed <= TRIALS; seed++) trials.push(await runawayTrial(seed));
+for (let seed = 1; seed <= (values.only === 'pass' ? 0 : TRIALS); seed++)
+  trials.push(await runawayTrial(seed));
 const escrows = trials.map((t) => t.escrows_before_freeze);
 const detect = trials.map((t) => t.detect_s ?? Number.POSITIVE_INFINITY);
 const summary = {
@@ -300,12 +326,14 @@ const summary = {
   max_detect_s: Math.max(...detect),
   median_usd_locked: median(trials.map((t) => t.usd_locked)),
 };
-console.log('\nrunaway loop, 30/min × $150, random offset in the 30 s cycle\n');
-console.table(trials);
-console.table([summary]);
-out.runaway = { summary, trials };
+if (trials.length > 0) {
+  console.log('\nrunaway loop, 30/min × $150, random offset in the 30 s cycle\n');
+  console.table(trials);
+  console.table([summary]);
+  out.runaway = { summary, trials };
+}
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(
-  new URL('./results/detection-scale.json', import.meta.url),
+  new URL(`./results/detection-scale${values.only ? `-${values.only}` : ''}.json`, import.meta.url),
   `${JSON.stringify(out, null, 2)}\n`,
 );

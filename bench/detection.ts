@@ -11,9 +11,13 @@
  * sandbox time. Prints tables and writes bench/results/detection.json.
  *
  *   npx tsx bench/detection.ts [--agents 40] [--days 3] [--step-ms 5000] [--variants a,b] [--skip-quiet]
+ *     [--seed 21 | --seeds 21,22,23 [--jobs N]] [--out bench/results/detection.json]
+ * --seeds runs one quiet fleet per seed, each in its own process (`--jobs` at once, default the cores),
+ * and sums them: more agent-days than one process can simulate in a sitting, each seed a different fleet.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startApp } from '../src/app.js';
@@ -33,6 +37,9 @@ const { values } = parseArgs({
     'skip-quiet': { type: 'boolean' },
     'skip-variants': { type: 'boolean' },
     seed: { type: 'string' },
+    seeds: { type: 'string' },
+    jobs: { type: 'string' },
+    out: { type: 'string' },
   },
 });
 const QUIET_AGENTS = Number(values.agents ?? 40);
@@ -338,27 +345,102 @@ if (variants.length) {
     })),
   );
 }
-const quiet = values['skip-quiet'] ? null : await quietRun();
+type Quiet = Awaited<ReturnType<typeof quietRun>>;
+
+/** One quiet run per seed, each in a child process of this script, `jobs` at a time. */
+async function quietSeeds(seeds: number[], jobs: number): Promise<(Quiet & { seed: number })[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-quiet-'));
+  const one = (seed: number) =>
+    new Promise<Quiet & { seed: number }>((resolve, reject) => {
+      const out = join(dir, `${seed}.json`);
+      const args = [
+        ...process.execArgv,
+        process.argv[1] as string,
+        '--skip-variants',
+        ...['--seed', String(seed), '--agents', String(QUIET_AGENTS), '--days', String(QUIET_DAYS)],
+        ...['--step-ms', String(STEP), '--out', out],
+      ];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        if (code !== 0) return reject(new Error(`seed ${seed}: exit ${code}`));
+        resolve({ ...(JSON.parse(readFileSync(out, 'utf8')).quiet as Quiet), seed });
+      });
+    });
+  const results: (Quiet & { seed: number })[] = [];
+  const queue = [...seeds];
+  await Promise.all(
+    Array.from({ length: Math.min(jobs, seeds.length) }, async () => {
+      for (let s = queue.shift(); s !== undefined; s = queue.shift()) results.push(await one(s));
+    }),
+  );
+  rmSync(dir, { recursive: true, force: true });
+  return results.sort((a, b) => a.seed - b.seed);
+}
+
+/** Several quiet runs as one: counts summed, rates over the summed agent-days. */
+function sumQuiet(runs: readonly (Quiet & { seed: number })[]) {
+  const sum = (f: (q: Quiet) => number) => runs.reduce((n, q) => n + f(q), 0);
+  const merge = (f: (q: Quiet) => Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const q of runs) for (const [k, v] of Object.entries(f(q))) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  const agentDays = sum((q) => q.agent_days);
+  const episodes = sum((q) => q.p0_p1_episodes);
+  const naive = sum((q) => q.naive_alarm_episodes);
+  return {
+    seeds: runs.map((q) => q.seed),
+    agents: QUIET_AGENTS,
+    days: QUIET_DAYS,
+    agent_days: agentDays,
+    escrows: sum((q) => q.escrows),
+    p0_p1_episodes: episodes,
+    p0_p1_per_40_agent_days: +((episodes / agentDays) * 40).toFixed(2),
+    naive_alarm_episodes: naive,
+    naive_per_40_agent_days: +((naive / agentDays) * 40).toFixed(2),
+    p2_per_agent_day: +(sum((q) => q.p2_per_agent_day * q.agent_days) / agentDays).toFixed(2),
+    false_freezes: sum((q) => q.false_freezes),
+    frozen_at_end: sum((q) => q.frozen_at_end),
+    pages_by_signal: merge((q) => q.pages_by_signal),
+    p2_by_signal: merge((q) => q.p2_by_signal),
+    ticks: sum((q) => q.ticks),
+    wall_s: Math.max(...runs.map((q) => q.wall_s)),
+    cpu_s: sum((q) => q.cpu_s),
+    runs,
+  };
+}
+
+const seeds = values.seeds?.split(',').map(Number);
+const quiet = values['skip-quiet']
+  ? null
+  : seeds
+    ? sumQuiet(await quietSeeds(seeds, Number(values.jobs ?? availableParallelism())))
+    : await quietRun();
 if (quiet) {
   console.log(
-    `\nFalse alarms on the mixed corpus (${quiet.agents} agents × ${quiet.days} days, from first sight)\n`,
+    `\nFalse alarms on the mixed corpus (${quiet.agents} agents × ${quiet.days} days, from first sight${seeds ? `, seeds ${seeds.join(', ')}` : ''})\n`,
   );
-  console.table([
-    {
-      agent_days: quiet.agent_days,
-      escrows: quiet.escrows,
-      'P0/P1 episodes': quiet.p0_p1_episodes,
-      'per 40 agent-days': quiet.p0_p1_per_40_agent_days,
-      false_freezes: quiet.false_freezes,
-      'P2 per agent-day': quiet.p2_per_agent_day,
-      'naive alarms per 40 agent-days': quiet.naive_per_40_agent_days,
-    },
-  ]);
+  const row = (q: Quiet, label: string) => ({
+    run: label,
+    agent_days: +q.agent_days.toFixed(1),
+    escrows: q.escrows,
+    'P0/P1 episodes': q.p0_p1_episodes,
+    'per 40 agent-days': q.p0_p1_per_40_agent_days,
+    false_freezes: q.false_freezes,
+    'P2 per agent-day': q.p2_per_agent_day,
+    'naive alarms per 40 agent-days': q.naive_per_40_agent_days,
+  });
+  const runs = (quiet as { runs?: (Quiet & { seed: number })[] }).runs;
+  console.table(
+    runs ? [...runs.map((q) => row(q, `seed ${q.seed}`)), row(quiet, 'all')] : [row(quiet, `seed ${SEED}`)],
+  );
   console.log('P0/P1 by signal (profile):', quiet.pages_by_signal);
   console.log('P2 by signal (profile):', quiet.p2_by_signal);
 }
-mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+const outFile = values.out ?? new URL('./results/detection.json', import.meta.url).pathname;
+mkdirSync(join(outFile, '..'), { recursive: true });
 writeFileSync(
-  new URL('./results/detection.json', import.meta.url),
-  `${JSON.stringify({ at: new Date().toISOString(), step_ms: STEP, seed: SEED, variants, quiet }, null, 2)}\n`,
+  outFile,
+  `${JSON.stringify({ at: new Date().toISOString(), step_ms: STEP, seed: seeds ?? SEED, variants, quiet }, null, 2)}\n`,
 );

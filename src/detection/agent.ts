@@ -37,6 +37,11 @@ export interface AgentDetection {
   state: AgentDetectionState;
   /** Set on first sighting of the agent's public key: the caller pins it. */
   pinKey?: string;
+  /**
+   * The agent's own calls are failing: its last reported error rate (fresh) is at or above
+   * `breaker_error_rate`. The caller counts it as a failure on the agent's circuit breaker.
+   */
+  failing: boolean;
 }
 
 /**
@@ -89,9 +94,14 @@ export function detectAgent(
     push(out, r.anomaly);
     pinKey = r.pinKey;
   }
+  if (readable('metrics') && typeof obs.error_rate === 'number' && Number.isFinite(obs.error_rate))
+    state.agent_errors = { rate: Math.min(1, Math.max(0, obs.error_rate)), at };
+  const errors = state.agent_errors;
+  const failing =
+    !!errors && at - errors.at <= t.breaker_error_stale_ms && errors.rate >= t.breaker_error_rate;
   state.last_at = at;
   out.sort((a, b) => priorityLevel(a.priority) - priorityLevel(b.priority));
-  return pinKey ? { anomalies: out, state, pinKey } : { anomalies: out, state };
+  return pinKey ? { anomalies: out, state, pinKey, failing } : { anomalies: out, state, failing };
 }
 
 function escrowSignals(

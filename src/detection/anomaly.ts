@@ -9,7 +9,8 @@ import type { Anomaly, Priority, Severity, Signal } from './types.js';
  * - budget_exhaustion is P1: the cap itself stops fee spend, so exposure grows but no loss is running.
  * - reputation_drift critical is P1, warning P2: runbook 4 answers degradation with a budget cut, not a
  *   freeze; the P1 makes a steep fall reach a person within 15 minutes.
- * - escrow_exploitation is P1 at any severity (SPEC: "possible fraud").
+ * - escrow_exploitation critical is P1 (SPEC: "possible fraud"); its only warning is the cold-start
+ *   form (escrow.ts: a new agent's first concentrated batch, below twice the floor), P2: a person looks.
  * - identity_compromise and cascade are P0 at any severity.
  */
 export const PRIORITY: Readonly<Record<Signal, Readonly<Record<Severity, Priority>>>> = {
@@ -18,7 +19,7 @@ export const PRIORITY: Readonly<Record<Signal, Readonly<Record<Severity, Priorit
   budget_exhaustion: { info: 'P3', warning: 'P1', critical: 'P1' },
   reputation_drift: { info: 'P3', warning: 'P2', critical: 'P1' },
   escrow_burst: { info: 'P3', warning: 'P1', critical: 'P0' },
-  escrow_exploitation: { info: 'P1', warning: 'P1', critical: 'P1' },
+  escrow_exploitation: { info: 'P2', warning: 'P2', critical: 'P1' },
   identity_compromise: { info: 'P0', warning: 'P0', critical: 'P0' },
   cascade: { info: 'P0', warning: 'P0', critical: 'P0' },
   detection_failure: { info: 'P3', warning: 'P2', critical: 'P2' },

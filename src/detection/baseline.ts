@@ -330,6 +330,14 @@ export function learnPayees(
   s.payees = [...known].slice(-MAX_KNOWN_PAYEES);
 }
 
+/**
+ * Whether less than `cold_start_ms` of the agent's history is known (or none): its first batch, payout
+ * or supplier run has nothing of its own to be judged against yet.
+ */
+export function isCold(s: AgentDetectionState, t: Thresholds, at: number): boolean {
+  return s.known_since === undefined || s.known_since === null || at - s.known_since < t.cold_start_ms;
+}
+
 /** How far back this agent's history is known: its first poll, or the oldest escrow any poll listed. */
 export function noteHistory(s: AgentDetectionState, at: number, all: readonly EscrowObservation[]): void {
   const oldest = all.reduce((m, e) => Math.min(m, e.created_at), at);

@@ -20,7 +20,7 @@
  * cancellations end the burst.
  */
 import { anomaly, credits, idList } from './anomaly.js';
-import { ownPeaks } from './baseline.js';
+import { isCold, ownPeaks } from './baseline.js';
 import { densest, groupBy, largestGroup, largestRepeat, newestFirst } from './groups.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation } from './types.js';
@@ -135,6 +135,11 @@ export function escrowBurst(
  *     escrows whose money went to that payee or is held for it (settled or held): a refund moved nothing
  *     to the payee, so a loop refunded by our containment never names its payee an exploiter. With
  *     history, the count must also exceed `escrow_burst_factor` × the agent's own peak to one payee.
+ *     Cold (less than `cold_start_ms` of history known, so no peak to judge by): a 5-minute count
+ *     between the floor and `escrow_burst_factor` × the floor is a warning (P2, a person looks, no
+ *     freeze): a new buyer's first restocking batch of 11–20 orders to one supplier looks exactly like
+ *     this. A batch ends in minutes; farming goes on: the 60-minute form stays critical at its floor
+ *     even cold, and so does a 5-minute count above twice the floor. Warm, every hit is critical (P1).
  *   - cancel_rate: the payer cancelled more than `cancel_rate` of its decided escrows (settled or
  *     refunded) within `cancel_window_ms`, at least `cancel_min_count` decided, and the count is
  *     improbable for this agent: the binomial tail given its own learned rate (a 15 % prior, worth 20
@@ -164,47 +169,62 @@ export function escrowExploitation(
     Math.max(floor, peak === undefined ? 0 : Math.floor(t.escrow_burst_factor * peak));
   const shortNeed = bar(t.exploitation_same_payee_count, own?.payee);
   const longNeed = bar(t.exploitation_long_count, own?.payee12);
-  let found: { set: EscrowObservation[]; windowMs: number; threshold: number } | undefined;
+  const cold = isCold(s, t, at);
+  const coldCritical = Math.floor(t.escrow_burst_factor * shortNeed);
+  type Hit = { set: EscrowObservation[]; windowMs: number; threshold: number; critical: boolean };
+  let found: Hit | undefined;
+  const better = (h: Hit, than: Hit | undefined) =>
+    !than ||
+    (h.critical && !than.critical) ||
+    (h.critical === than.critical && h.set.length > than.set.length);
   for (const group of groupBy(moved, (e) => e.payee).values()) {
     if (group.length <= shortNeed && group.length <= longNeed) continue;
     const short = densest(group, t.exploitation_window_ms, since);
     const long = densest(group, t.exploitation_long_window_ms, since);
-    const hit =
-      short.length > shortNeed
-        ? { set: short, windowMs: t.exploitation_window_ms, threshold: shortNeed }
-        : long.length > longNeed
-          ? { set: long, windowMs: t.exploitation_long_window_ms, threshold: longNeed }
-          : undefined;
-    if (hit && (!found || hit.set.length > found.set.length)) found = hit;
+    const hits: Hit[] = [];
+    if (short.length > shortNeed)
+      hits.push({
+        set: short,
+        windowMs: t.exploitation_window_ms,
+        threshold: shortNeed,
+        critical: !cold || short.length > coldCritical,
+      });
+    if (long.length > longNeed)
+      hits.push({ set: long, windowMs: t.exploitation_long_window_ms, threshold: longNeed, critical: true });
+    for (const h of hits) if (better(h, found)) found = h;
   }
-  if (found) {
-    const farmed = found.set;
-    const payee = farmed[0]!.payee;
-    return anomaly(
-      id,
-      at,
-      'escrow_exploitation',
-      'critical',
-      `${id} sent or committed ${farmed.length} escrows to ${payee} within ${found.windowMs / MIN} min`,
-      {
-        rule: 'same_payee',
-        suspect_payee: payee,
-        count: farmed.length,
-        threshold_count: found.threshold,
-        window_ms: found.windowMs,
-        own_peak_to_one_payee: own
-          ? found.windowMs === t.exploitation_window_ms
-            ? own.payee
-            : own.payee12
-          : null,
-        amount_cents: farmed.reduce((n, e) => n + e.amount, 0),
-        settled_cents: farmed.filter((e) => e.status === 'settled').reduce((n, e) => n + e.amount, 0),
-        statuses: countBy(farmed, (e) => String(e.status)),
-        ...idList(newestFirst(farmed).map((e) => e.id)),
-      },
-    );
-  }
-  return cancellationRate(id, at, paid, s, t);
+  if (!found) return cancellationRate(id, at, paid, s, t);
+  const farmed = found.set;
+  const payee = farmed[0]!.payee;
+  const warningOnly = !found.critical;
+  // A cold-start warning must not hide a cancellation rate that is critical on its own.
+  const cancels = warningOnly ? cancellationRate(id, at, paid, s, t) : undefined;
+  if (cancels) return cancels;
+  return anomaly(
+    id,
+    at,
+    'escrow_exploitation',
+    warningOnly ? 'warning' : 'critical',
+    `${id} sent or committed ${farmed.length} escrows to ${payee} within ${found.windowMs / MIN} min`,
+    {
+      rule: 'same_payee',
+      suspect_payee: payee,
+      count: farmed.length,
+      threshold_count: found.threshold,
+      window_ms: found.windowMs,
+      own_peak_to_one_payee: own
+        ? found.windowMs === t.exploitation_window_ms
+          ? own.payee
+          : own.payee12
+        : null,
+      cold_start: cold,
+      ...(cold ? { critical_above_count: coldCritical } : {}),
+      amount_cents: farmed.reduce((n, e) => n + e.amount, 0),
+      settled_cents: farmed.filter((e) => e.status === 'settled').reduce((n, e) => n + e.amount, 0),
+      statuses: countBy(farmed, (e) => String(e.status)),
+      ...idList(newestFirst(farmed).map((e) => e.id)),
+    },
+  );
 }
 
 /** The prior of the cancellation rate and its weight in escrows, before the agent's own history. */

@@ -5,6 +5,7 @@
  * person says otherwise. Keys are compared as lower-case hex: the gateway stores what it was sent.
  */
 import { anomaly, credits, idList } from './anomaly.js';
+import { isCold } from './baseline.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, AgentObservation, Anomaly, EscrowObservation } from './types.js';
 
@@ -60,14 +61,7 @@ export function strangerSpending(
 ): Anomaly | undefined {
   const known = new Set(s.payees ?? []);
   const typical = s.escrow_amount.mean;
-  if (
-    known.size === 0 ||
-    s.escrow_amount.n < t.new_payee_min_known ||
-    s.known_since === null ||
-    s.known_since === undefined ||
-    at - s.known_since < t.cold_start_ms
-  )
-    return undefined;
+  if (known.size === 0 || s.escrow_amount.n < t.new_payee_min_known || isCold(s, t, at)) return undefined;
   const from = at - t.new_payee_window_ms;
   const strange = paid.filter(
     (e) =>

@@ -8,7 +8,7 @@
  * also needs the money concentrated: at least half of the window's principal to one payee.
  */
 import { anomaly, credits } from './anomaly.js';
-import { feesWithin, ownPeaks, spendThreshold } from './baseline.js';
+import { feesWithin, isCold, ownPeaks, spendThreshold } from './baseline.js';
 import type { Thresholds } from './thresholds.js';
 import type { AgentDetectionState, Anomaly, EscrowObservation, Severity } from './types.js';
 
@@ -34,7 +34,7 @@ export function costAnomaly(
   const fees = Math.round(feesWithin(s.fees.samples, from, at));
   const spend = principal + fees;
   if (spend <= th.threshold) return undefined;
-  const cold = s.known_since === undefined || s.known_since === null || at - s.known_since < t.cold_start_ms;
+  const cold = isCold(s, t, at);
   const top = topPayee(recent);
   // Fees are paid to one payee, the gateway: a fee spike is as concentrated as a loop.
   const share = Math.max(top?.cents ?? 0, fees) / Math.max(1, spend);

@@ -79,6 +79,9 @@ export function restoreState(prior: unknown): AgentDetectionState {
   if (Array.isArray(p.payees))
     s.payees = p.payees.filter((x): x is string => typeof x === 'string').slice(-MAX_KNOWN_PAYEES);
   if (num(p.known_since)) s.known_since = p.known_since;
+  const errs = obj(p.agent_errors);
+  if (errs && nonNeg(errs.rate) && errs.rate <= 1 && num(errs.at))
+    s.agent_errors = { rate: errs.rate, at: errs.at };
   if (Array.isArray(p.alarms))
     s.alarms = p.alarms
       .filter((x): x is [number, number] => Array.isArray(x) && x.length === 2 && num(x[0]) && num(x[1]))

@@ -64,6 +64,13 @@ export interface Thresholds {
   peak_memory_ms: number;
   /** cost_anomaly stays a warning until this much of the agent's history is known (cold start). */
   cold_start_ms: number;
+  /**
+   * The agent's own calls are failing (a failure for its circuit breaker) while the error rate it reports
+   * (metric error_rate, or 1 − success_rate) is at least this…
+   */
+  breaker_error_rate: number;
+  /** …in a reading no older than this (metrics are a slow read: the last reading stands between reads). */
+  breaker_error_stale_ms: number;
   /** Stolen key: this many escrows within the window to payees the agent never paid… */
   new_payee_count: number;
   new_payee_window_ms: number;
@@ -115,6 +122,8 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   cancel_significance: 0.001,
   peak_memory_ms: 8 * 24 * 60 * MIN,
   cold_start_ms: 12 * 60 * MIN,
+  breaker_error_rate: 0.5,
+  breaker_error_stale_ms: 15 * MIN,
   new_payee_count: 3,
   new_payee_window_ms: 30 * MIN,
   new_payee_amount_multiple: 3,
@@ -162,6 +171,8 @@ const RULES: Record<keyof Thresholds, Rule> = {
   cancel_significance: { min: 0, max: 1, positive: true },
   peak_memory_ms: duration,
   cold_start_ms: { min: 0, integer: true },
+  breaker_error_rate: { min: 0, max: 1, positive: true },
+  breaker_error_stale_ms: duration,
   new_payee_count: count,
   new_payee_window_ms: duration,
   new_payee_amount_multiple: { min: 0 },

@@ -109,6 +109,11 @@ export interface AgentObservation {
    */
   metrics?: Record<string, number> | undefined;
   /**
+   * The share of its own calls the agent reports failing, 0–1 (its ingested error_rate, or 1 − its
+   * success_rate), when a metrics read this poll had one. Feeds the agent's circuit breaker.
+   */
+  error_rate?: number | undefined;
+  /**
    * The registered identity: `public_key: null` when the record is missing; `verified: false` when a
    * challenge (verify_agent) failed for the registered key.
    */
@@ -176,6 +181,8 @@ export interface AgentDetectionState {
   payees?: string[];
   /** The earliest escrow creation time or poll seen: how much of this agent's history is known. */
   known_since?: number | null;
+  /** The last error rate the agent reported (AgentObservation.error_rate) and when it was read. */
+  agent_errors?: { rate: number; at: number } | null;
   /** Decided escrows of closed hours, decayed: the agent's own cancellation rate. */
   cancels?: { decided: number; cancelled: number; learned_until: number | null };
   /** EWMA of escrow amounts as payer in intervals the baseline called normal: the typical escrow. */

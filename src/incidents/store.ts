@@ -219,6 +219,8 @@ export class IncidentStore {
   private readonly clock: Clock;
   /** Every escrow our containment has tried to cancel (see escrow-ledger.ts). */
   readonly escrows: EscrowLedger;
+  /** Prepared statements by SQL text: the watcher runs the same few queries for every agent every tick. */
+  private readonly statements = new Map<string, Database.Statement>();
   /** Per-agent containment leases shared by every process on this store. */
   readonly leases: Leases;
 
@@ -242,6 +244,16 @@ export class IncidentStore {
     return this.escrows.idsCancelledByUs(agentId);
   }
 
+  /** The prepared statement for `sql`, prepared once per store. */
+  private q(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   private migrate(): void {
     const current = this.db.pragma('user_version', { simple: true }) as number;
     for (const [i, sql] of MIGRATIONS.entries()) {
@@ -263,34 +275,32 @@ export class IncidentStore {
   createIncident(init: NewIncident): Incident {
     const now = this.clock.now();
     const id = newIncidentId(now);
-    this.db
-      .prepare(
-        `INSERT INTO incidents (id, kind, status, primary_agent_id, agent_ids, reason, signal, severity, priority, runbook,
+    this.q(
+      `INSERT INTO incidents (id, kind, status, primary_agent_id, agent_ids, reason, signal, severity, priority, runbook,
           suspect_payee, parent_incident_id, created_at, detected_at)
          VALUES (?, ?, 'detected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        init.kind,
-        init.primary_agent_id,
-        JSON.stringify(init.agent_ids),
-        init.reason,
-        init.signal ?? null,
-        init.severity ?? null,
-        init.priority ?? null,
-        init.runbook ?? null,
-        init.suspect_payee ?? null,
-        init.parent_incident_id ?? null,
-        now,
-        init.detected_at ?? now,
-      );
-    const inc = this.db.prepare('INSERT INTO incident_agents (incident_id, agent_id) VALUES (?, ?)');
+    ).run(
+      id,
+      init.kind,
+      init.primary_agent_id,
+      JSON.stringify(init.agent_ids),
+      init.reason,
+      init.signal ?? null,
+      init.severity ?? null,
+      init.priority ?? null,
+      init.runbook ?? null,
+      init.suspect_payee ?? null,
+      init.parent_incident_id ?? null,
+      now,
+      init.detected_at ?? now,
+    );
+    const inc = this.q('INSERT INTO incident_agents (incident_id, agent_id) VALUES (?, ?)');
     for (const a of new Set([init.primary_agent_id, ...init.agent_ids])) inc.run(id, a);
     return this.getIncident(id) as Incident;
   }
 
   getIncident(id: string): Incident | undefined {
-    const r = this.db.prepare('SELECT * FROM incidents WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM incidents WHERE id = ?').get(id) as Row | undefined;
     return r ? toIncident(r) : undefined;
   }
 
@@ -308,16 +318,14 @@ export class IncidentStore {
       args.push(f.agent_id);
     }
     const sql = `SELECT * FROM incidents ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`;
-    return (this.db.prepare(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as Row[]).map(toIncident);
+    return (this.q(sql).all(...args, f.limit ?? 50, f.offset ?? 0) as Row[]).map(toIncident);
   }
 
   /** The open per-agent incident (containment or degradation), if any; cascade/fleet parents are not per-agent. */
   findActiveIncident(agentId: string): Incident | undefined {
-    const r = this.db
-      .prepare(
-        `SELECT * FROM incidents WHERE primary_agent_id = ? AND ${ACTIVE} AND kind NOT IN ('cascade', 'fleet_shutdown') ORDER BY created_at DESC LIMIT 1`,
-      )
-      .get(agentId) as Row | undefined;
+    const r = this.q(
+      `SELECT * FROM incidents WHERE primary_agent_id = ? AND ${ACTIVE} AND kind NOT IN ('cascade', 'fleet_shutdown') ORDER BY created_at DESC LIMIT 1`,
+    ).get(agentId) as Row | undefined;
     return r ? toIncident(r) : undefined;
   }
 
@@ -331,11 +339,9 @@ export class IncidentStore {
       if (active && !(active.kind === 'service_degradation' && init.kind !== 'service_degradation'))
         return { incident: active, created: false };
       if (active) {
-        this.db
-          .prepare(
-            "UPDATE incidents SET kind = ?, status = 'containing', reason = reason || ' → ' || ? WHERE id = ?",
-          )
-          .run(init.kind, init.reason, active.id);
+        this.q(
+          "UPDATE incidents SET kind = ?, status = 'containing', reason = reason || ' → ' || ? WHERE id = ?",
+        ).run(init.kind, init.reason, active.id);
         return { incident: this.getIncident(active.id) as Incident, created: true };
       }
       return { incident: this.createIncident(init), created: true };
@@ -358,7 +364,7 @@ export class IncidentStore {
         sets.push(`${col} = ?`);
         args.push(typeof v === 'boolean' ? Number(v) : (v ?? null));
       }
-      this.db.prepare(`UPDATE incidents SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+      this.q(`UPDATE incidents SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
       return this.getIncident(id) as Incident;
     });
     return tx.immediate();
@@ -374,11 +380,9 @@ export class IncidentStore {
     target?: string | undefined;
     params?: unknown;
   }): number {
-    const r = this.db
-      .prepare(
-        'INSERT INTO actions (incident_id, agent_id, phase, action, target, params, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(a.incident_id, a.agent_id, a.phase, a.action, a.target ?? null, json(a.params), this.clock.now());
+    const r = this.q(
+      'INSERT INTO actions (incident_id, agent_id, phase, action, target, params, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ).run(a.incident_id, a.agent_id, a.phase, a.action, a.target ?? null, json(a.params), this.clock.now());
     return Number(r.lastInsertRowid);
   }
 
@@ -392,35 +396,31 @@ export class IncidentStore {
     },
   ): void {
     const now = this.clock.now();
-    this.db
-      .prepare(
-        'UPDATE actions SET finished_at = ?, duration_ms = ? - started_at, success = ?, error_code = ?, error_message = ?, result = ? WHERE id = ?',
-      )
-      .run(
-        now,
-        now,
-        outcome.success ? 1 : 0,
-        outcome.error_code ?? null,
-        outcome.error_message ?? null,
-        json(outcome.result),
-        id,
-      );
+    this.q(
+      'UPDATE actions SET finished_at = ?, duration_ms = ? - started_at, success = ?, error_code = ?, error_message = ?, result = ? WHERE id = ?',
+    ).run(
+      now,
+      now,
+      outcome.success ? 1 : 0,
+      outcome.error_code ?? null,
+      outcome.error_message ?? null,
+      json(outcome.result),
+      id,
+    );
   }
 
   listActions(incidentId: string): ActionRecord[] {
     return (
-      this.db
-        .prepare('SELECT * FROM actions WHERE incident_id = ? ORDER BY started_at, id')
-        .all(incidentId) as Row[]
+      this.q('SELECT * FROM actions WHERE incident_id = ? ORDER BY started_at, id').all(incidentId) as Row[]
     ).map(toAction);
   }
 
   /** Begun and never finished: what a restarted server must re-check on the gateway. */
   pendingActions(incidentId: string): ActionRecord[] {
     return (
-      this.db
-        .prepare('SELECT * FROM actions WHERE incident_id = ? AND finished_at IS NULL ORDER BY id')
-        .all(incidentId) as Row[]
+      this.q('SELECT * FROM actions WHERE incident_id = ? AND finished_at IS NULL ORDER BY id').all(
+        incidentId,
+      ) as Row[]
     ).map(toAction);
   }
 
@@ -437,53 +437,48 @@ export class IncidentStore {
       frozen_before: boolean | null;
     },
   ): PreIncidentState {
-    this.db
-      .prepare(
-        `INSERT INTO pre_incident_state (incident_id, agent_id, daily_cap, monthly_cap, alert_threshold, balance_cents, frozen_before, recorded_at)
+    this.q(
+      `INSERT INTO pre_incident_state (incident_id, agent_id, daily_cap, monthly_cap, alert_threshold, balance_cents, frozen_before, recorded_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, agent_id) DO NOTHING`,
-      )
-      .run(
-        incidentId,
-        agentId,
-        s.daily_cap,
-        s.monthly_cap,
-        s.alert_threshold,
-        s.balance_cents ?? null,
-        s.frozen_before === null ? null : Number(s.frozen_before),
-        this.clock.now(),
-      );
+    ).run(
+      incidentId,
+      agentId,
+      s.daily_cap,
+      s.monthly_cap,
+      s.alert_threshold,
+      s.balance_cents ?? null,
+      s.frozen_before === null ? null : Number(s.frozen_before),
+      this.clock.now(),
+    );
     return this.getPreIncidentState(incidentId, agentId) as PreIncidentState;
   }
 
   getPreIncidentState(incidentId: string, agentId: string): PreIncidentState | undefined {
-    const r = this.db
-      .prepare('SELECT * FROM pre_incident_state WHERE incident_id = ? AND agent_id = ?')
-      .get(incidentId, agentId) as Row | undefined;
+    const r = this.q('SELECT * FROM pre_incident_state WHERE incident_id = ? AND agent_id = ?').get(
+      incidentId,
+      agentId,
+    ) as Row | undefined;
     return r ? ({ ...r, frozen_before: bool(r.frozen_before) } as unknown as PreIncidentState) : undefined;
   }
 
   /** The newest non-zero caps on record for an agent (a cap of 0 is what containment set, not a budget). */
   latestKnownCaps(agentId: string): PreIncidentState | undefined {
-    const r = this.db
-      .prepare(
-        'SELECT * FROM pre_incident_state WHERE agent_id = ? AND (daily_cap > 0 OR monthly_cap > 0) ORDER BY recorded_at DESC LIMIT 1',
-      )
-      .get(agentId) as Row | undefined;
+    const r = this.q(
+      'SELECT * FROM pre_incident_state WHERE agent_id = ? AND (daily_cap > 0 OR monthly_cap > 0) ORDER BY recorded_at DESC LIMIT 1',
+    ).get(agentId) as Row | undefined;
     return r ? ({ ...r, frozen_before: bool(r.frozen_before) } as unknown as PreIncidentState) : undefined;
   }
 
   // Agent state: frozen belief, pins, detection state, thresholds
 
   setFrozenBelief(agentId: string, frozen: boolean, incidentId: string | null): void {
-    this.db
-      .prepare(
-        'INSERT INTO agent_state (agent_id, frozen, frozen_incident_id, frozen_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET frozen = excluded.frozen, frozen_incident_id = excluded.frozen_incident_id, frozen_at = excluded.frozen_at',
-      )
-      .run(agentId, Number(frozen), incidentId, this.clock.now());
+    this.q(
+      'INSERT INTO agent_state (agent_id, frozen, frozen_incident_id, frozen_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET frozen = excluded.frozen, frozen_incident_id = excluded.frozen_incident_id, frozen_at = excluded.frozen_at',
+    ).run(agentId, Number(frozen), incidentId, this.clock.now());
   }
 
   getFrozenBelief(agentId: string): boolean | null {
-    const r = this.db.prepare('SELECT frozen FROM agent_state WHERE agent_id = ?').get(agentId) as
+    const r = this.q('SELECT frozen FROM agent_state WHERE agent_id = ?').get(agentId) as
       | { frozen: number | null }
       | undefined;
     return r?.frozen === undefined || r.frozen === null ? null : Boolean(r.frozen);
@@ -491,40 +486,34 @@ export class IncidentStore {
 
   /** Pins on first sight; a later different key is not silently accepted (use `repin`). */
   pinKey(agentId: string, publicKey: string, source: string): void {
-    this.db
-      .prepare(
-        'INSERT INTO key_pins (agent_id, public_key, source, pinned_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO NOTHING',
-      )
-      .run(agentId, publicKey, source, this.clock.now());
+    this.q(
+      'INSERT INTO key_pins (agent_id, public_key, source, pinned_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO NOTHING',
+    ).run(agentId, publicKey, source, this.clock.now());
   }
 
   repin(agentId: string, publicKey: string, reason: string): void {
-    this.db
-      .prepare(
-        'INSERT INTO key_pins (agent_id, public_key, source, pinned_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET public_key = excluded.public_key, source = excluded.source, pinned_at = excluded.pinned_at',
-      )
-      .run(agentId, publicKey, `repin: ${reason}`, this.clock.now());
+    this.q(
+      'INSERT INTO key_pins (agent_id, public_key, source, pinned_at) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET public_key = excluded.public_key, source = excluded.source, pinned_at = excluded.pinned_at',
+    ).run(agentId, publicKey, `repin: ${reason}`, this.clock.now());
   }
 
   getPin(agentId: string): { public_key: string; source: string; pinned_at: number } | undefined {
-    return this.db
-      .prepare('SELECT public_key, source, pinned_at FROM key_pins WHERE agent_id = ?')
-      .get(agentId) as never;
+    return this.q('SELECT public_key, source, pinned_at FROM key_pins WHERE agent_id = ?').get(
+      agentId,
+    ) as never;
   }
 
   getDetectionState(agentId: string): unknown {
-    const r = this.db.prepare('SELECT state FROM detection_state WHERE agent_id = ?').get(agentId) as
+    const r = this.q('SELECT state FROM detection_state WHERE agent_id = ?').get(agentId) as
       | { state: string }
       | undefined;
     return r ? JSON.parse(r.state) : undefined;
   }
 
   putDetectionState(agentId: string, state: unknown): void {
-    this.db
-      .prepare(
-        'INSERT INTO detection_state (agent_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
-      )
-      .run(agentId, JSON.stringify(state), this.clock.now());
+    this.q(
+      'INSERT INTO detection_state (agent_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
+    ).run(agentId, JSON.stringify(state), this.clock.now());
   }
 
   /**
@@ -545,24 +534,27 @@ export class IncidentStore {
   }
 
   getThresholdOverride(agentId: string): Record<string, number> | undefined {
-    const r = this.db
-      .prepare('SELECT thresholds FROM threshold_overrides WHERE agent_id = ? ORDER BY id DESC LIMIT 1')
-      .get(agentId) as { thresholds: string } | undefined;
+    const r = this.q(
+      'SELECT thresholds FROM threshold_overrides WHERE agent_id = ? ORDER BY id DESC LIMIT 1',
+    ).get(agentId) as { thresholds: string } | undefined;
     return r ? JSON.parse(r.thresholds) : undefined;
   }
 
   /** Appends (history is kept); the newest row is in force. */
   setThresholdOverride(agentId: string, thresholds: unknown, reason: string): void {
-    this.db
-      .prepare('INSERT INTO threshold_overrides (agent_id, thresholds, reason, at) VALUES (?, ?, ?, ?)')
-      .run(agentId, JSON.stringify(thresholds), reason, this.clock.now());
+    this.q('INSERT INTO threshold_overrides (agent_id, thresholds, reason, at) VALUES (?, ?, ?, ?)').run(
+      agentId,
+      JSON.stringify(thresholds),
+      reason,
+      this.clock.now(),
+    );
   }
 
   thresholdHistory(agentId: string): { thresholds: unknown; reason: string; at: number }[] {
     return (
-      this.db
-        .prepare('SELECT thresholds, reason, at FROM threshold_overrides WHERE agent_id = ? ORDER BY id')
-        .all(agentId) as Row[]
+      this.q('SELECT thresholds, reason, at FROM threshold_overrides WHERE agent_id = ? ORDER BY id').all(
+        agentId,
+      ) as Row[]
     ).map((r) => ({ thresholds: parse(r.thresholds), reason: String(r.reason), at: Number(r.at) }));
   }
 
@@ -574,23 +566,21 @@ export class IncidentStore {
     agentId: string,
     s: { stage: number; percent: number; daily_cap: number; monthly_cap: number; gates: unknown; at: number },
   ): void {
-    this.db
-      .prepare(
-        `INSERT INTO recovery_stages (incident_id, agent_id, round, stage, percent, daily_cap, monthly_cap, gates, at)
+    this.q(
+      `INSERT INTO recovery_stages (incident_id, agent_id, round, stage, percent, daily_cap, monthly_cap, gates, at)
          SELECT ?, ?, containment_round, ?, ?, ?, ?, ?, ? FROM incidents WHERE id = ?
          ON CONFLICT (incident_id, agent_id, round, stage) DO NOTHING`,
-      )
-      .run(
-        incidentId,
-        agentId,
-        s.stage,
-        s.percent,
-        s.daily_cap,
-        s.monthly_cap,
-        json(s.gates),
-        s.at,
-        incidentId,
-      );
+    ).run(
+      incidentId,
+      agentId,
+      s.stage,
+      s.percent,
+      s.daily_cap,
+      s.monthly_cap,
+      json(s.gates),
+      s.at,
+      incidentId,
+    );
   }
 
   /** Stages of the current containment round (or of every round with `allRounds`). */
@@ -598,7 +588,7 @@ export class IncidentStore {
     const sql = opts.allRounds
       ? 'SELECT * FROM recovery_stages WHERE incident_id = ? ORDER BY round, stage'
       : 'SELECT r.* FROM recovery_stages r JOIN incidents i ON i.id = r.incident_id WHERE r.incident_id = ? AND r.round = i.containment_round ORDER BY r.stage';
-    return (this.db.prepare(sql).all(incidentId) as Row[]).map((r) => ({
+    return (this.q(sql).all(incidentId) as Row[]).map((r) => ({
       ...(r as unknown as RecoveryStage),
       gates: parse(r.gates),
     }));
@@ -606,44 +596,43 @@ export class IncidentStore {
 
   /** Starts a new containment round: the agent is contained again while it was recovering. */
   startContainmentRound(incidentId: string): void {
-    this.db
-      .prepare('UPDATE incidents SET containment_round = containment_round + 1 WHERE id = ?')
-      .run(incidentId);
+    this.q('UPDATE incidents SET containment_round = containment_round + 1 WHERE id = ?').run(incidentId);
   }
 
   recordGate(
     incidentId: string,
     g: { gate: string; passed: boolean; reason: string; at: number; by: string | null },
   ): void {
-    this.db
-      .prepare('INSERT INTO gates (incident_id, gate, passed, reason, at, by) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(incidentId, g.gate, Number(g.passed), g.reason, g.at, g.by);
+    this.q('INSERT INTO gates (incident_id, gate, passed, reason, at, by) VALUES (?, ?, ?, ?, ?, ?)').run(
+      incidentId,
+      g.gate,
+      Number(g.passed),
+      g.reason,
+      g.at,
+      g.by,
+    );
   }
 
   listGates(incidentId: string): GateRecord[] {
     return (
-      this.db
-        .prepare(
-          'SELECT incident_id, gate, passed, reason, at, by FROM gates WHERE incident_id = ? ORDER BY at, id',
-        )
-        .all(incidentId) as Row[]
+      this.q(
+        'SELECT incident_id, gate, passed, reason, at, by FROM gates WHERE incident_id = ? ORDER BY at, id',
+      ).all(incidentId) as Row[]
     ).map((r) => ({ ...(r as unknown as GateRecord), passed: Boolean(r.passed) }));
   }
 
   // Post-mortems
 
   savePostmortem(incidentId: string, pm: { json: unknown; markdown: string }): void {
-    this.db
-      .prepare(
-        'INSERT INTO postmortems (incident_id, report, markdown, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET report = excluded.report, markdown = excluded.markdown, created_at = excluded.created_at',
-      )
-      .run(incidentId, JSON.stringify(pm.json), pm.markdown, this.clock.now());
+    this.q(
+      'INSERT INTO postmortems (incident_id, report, markdown, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET report = excluded.report, markdown = excluded.markdown, created_at = excluded.created_at',
+    ).run(incidentId, JSON.stringify(pm.json), pm.markdown, this.clock.now());
   }
 
   getPostmortem(incidentId: string): { json: unknown; markdown: string; created_at: number } | undefined {
-    const r = this.db
-      .prepare('SELECT report, markdown, created_at FROM postmortems WHERE incident_id = ?')
-      .get(incidentId) as Row | undefined;
+    const r = this.q('SELECT report, markdown, created_at FROM postmortems WHERE incident_id = ?').get(
+      incidentId,
+    ) as Row | undefined;
     return r
       ? { json: parse(r.report), markdown: String(r.markdown), created_at: Number(r.created_at) }
       : undefined;
@@ -653,67 +642,61 @@ export class IncidentStore {
 
   /** Records what the watcher would have done in shadow mode (shadow_decisions, migration 4). */
   recordShadowDecision(d: Omit<ShadowDecision, 'id'>): void {
-    this.db
-      .prepare(
-        'INSERT INTO shadow_decisions (at, agent_id, signal, severity, priority, tier, action, runbook, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(d.at, d.agent_id, d.signal, d.severity, d.priority, d.tier, d.action, d.runbook, d.summary);
+    this.q(
+      'INSERT INTO shadow_decisions (at, agent_id, signal, severity, priority, tier, action, runbook, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(d.at, d.agent_id, d.signal, d.severity, d.priority, d.tier, d.action, d.runbook, d.summary);
   }
 
   listShadowDecisions(f: { since?: number; limit?: number } = {}): ShadowDecision[] {
-    return this.db
-      .prepare('SELECT * FROM shadow_decisions WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?')
-      .all(f.since ?? 0, f.limit ?? 10_000) as ShadowDecision[];
+    return this.q('SELECT * FROM shadow_decisions WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?').all(
+      f.since ?? 0,
+      f.limit ?? 10_000,
+    ) as ShadowDecision[];
   }
 
   getCursor(name: string): string | undefined {
-    return (
-      this.db.prepare('SELECT value FROM cursors WHERE name = ?').get(name) as { value: string } | undefined
-    )?.value;
+    return (this.q('SELECT value FROM cursors WHERE name = ?').get(name) as { value: string } | undefined)
+      ?.value;
   }
 
   setCursor(name: string, value: string): void {
-    this.db
-      .prepare(
-        'INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
-      )
-      .run(name, value);
+    this.q(
+      'INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+    ).run(name, value);
   }
 
   /** True when the key is new (and is now remembered); false for a replay. Entries older than a week are pruned. */
   markSeen(namespace: string, key: string, at: number): boolean {
-    this.db.prepare('DELETE FROM seen WHERE at < ?').run(at - 7 * 24 * 3_600_000);
+    this.q('DELETE FROM seen WHERE at < ?').run(at - 7 * 24 * 3_600_000);
     return (
-      this.db
-        .prepare('INSERT INTO seen (namespace, key, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(namespace, key, at).changes === 1
+      this.q('INSERT INTO seen (namespace, key, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING').run(
+        namespace,
+        key,
+        at,
+      ).changes === 1
     );
   }
 
   recordAlert(a: AlertRecord): void {
-    this.db
-      .prepare(
-        'INSERT INTO alerts (incident_id, agent_id, signal, severity, priority, tier, actions, sinks, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        a.incident_id,
-        a.agent_id,
-        a.signal,
-        a.severity,
-        a.priority,
-        a.tier,
-        JSON.stringify(a.actions),
-        JSON.stringify(a.sinks),
-        a.at,
-      );
+    this.q(
+      'INSERT INTO alerts (incident_id, agent_id, signal, severity, priority, tier, actions, sinks, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(
+      a.incident_id,
+      a.agent_id,
+      a.signal,
+      a.severity,
+      a.priority,
+      a.tier,
+      JSON.stringify(a.actions),
+      JSON.stringify(a.sinks),
+      a.at,
+    );
   }
 
   listAlerts(f: { since?: number; agent_id?: string; limit?: number } = {}): AlertRecord[] {
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM alerts WHERE at >= ? ${f.agent_id ? 'AND agent_id = ?' : ''} ORDER BY at DESC, id DESC LIMIT ?`,
-      )
-      .all(...[f.since ?? 0, ...(f.agent_id ? [f.agent_id] : []), f.limit ?? 500]) as Row[];
+    const rows = this.q(
+      `SELECT * FROM alerts WHERE at >= ? ${f.agent_id ? 'AND agent_id = ?' : ''} ORDER BY at DESC, id DESC LIMIT ?`,
+    ).all(...[f.since ?? 0, ...(f.agent_id ? [f.agent_id] : []), f.limit ?? 500]) as Row[];
     return rows.map((r) => ({
       ...(r as unknown as AlertRecord),
       actions: parse(r.actions) as string[],

@@ -40,6 +40,8 @@ export interface DetectionPass {
   /** Each with the ISO time it was detected (`detected_at`), to pass on to contain_agent/run_runbook. */
   anomalies: (Omit<Anomaly, 'at'> & { detected_at: string; tier: string })[];
   raw: Anomaly[];
+  /** Agents whose own calls are failing (the error rate they report): failures for their breakers. */
+  failing: string[];
   blind_checks: number;
   duration_ms: number;
 }
@@ -151,8 +153,23 @@ export async function observeAgent(
         .filter(([name]) => HIGHER_IS_BETTER.has(name))
         .map(([name, d]) => [name, d.current]),
     );
+    const errorRate = reportedErrorRate(deltas.deltas);
+    if (errorRate !== undefined) obs.error_rate = errorRate;
   }
   return obs;
+}
+
+/**
+ * The share of its calls the agent reports failing, 0–1: its error_rate, else 1 − its success_rate. The
+ * gateway does not fix a scale for ingested metrics: a value above 1 is read as a percentage.
+ */
+function reportedErrorRate(deltas: Record<string, { current: number }>): number | undefined {
+  const share = (x: unknown) =>
+    typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 100 ? (x > 1 ? x / 100 : x) : undefined;
+  const err = share(deltas.error_rate?.current);
+  if (err !== undefined) return err;
+  const ok = share(deltas.success_rate?.current);
+  return ok === undefined ? undefined : 1 - ok;
 }
 
 /**
@@ -271,7 +288,12 @@ export async function runDetectionPass(
     const pin = deps.store.getPin(agentId)?.public_key ?? null;
     const result = detectAgent(obs, state, t, pin);
     writes.push({ agentId, state: result.state, pinKey: result.pinKey });
-    return { agent_id: agentId, anomalies: result.anomalies, blind: obs.failures.length };
+    return {
+      agent_id: agentId,
+      anomalies: result.anomalies,
+      blind: obs.failures.length,
+      failing: result.failing,
+    };
   });
   // One fsync for the pass, not one per agent (the store runs synchronous = FULL).
   deps.store.saveDetection(writes, 'detection');
@@ -306,6 +328,7 @@ export async function runDetectionPass(
       tier: escalate(a, rules),
     })),
     raw,
+    failing: perAgent.filter((r) => r.failing).map((r) => r.agent_id),
     blind_checks:
       perAgent.reduce((n, r) => n + r.blind, 0) + sharedWallets.filter((w) => 'failure' in w).length,
     duration_ms: deps.clock.now() - started,

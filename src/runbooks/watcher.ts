@@ -12,7 +12,8 @@
  *                    unless an explicit escalation override for that pair says alert only
  * In shadow mode (`--watch=shadow`) every decision is the same but only recorded (store shadow_decisions):
  * no runbook runs, no alert is sent; check_readiness reports the would-be false-alarm rate.
- * A per-agent circuit breaker counts failed operations on the agent (reads the gateway failed); while it is
+ * A per-agent circuit breaker counts failed operations on the agent (reads the gateway failed, and the
+ * agent's own calls failing: the error rate it reports, `breaker_error_rate`); while it is
  * open, the agent is contained on any anomaly. Warnings never open it. Signed webhooks
  * (X-A2A-Signature, HMAC-SHA256) make an agent due at once; replays are dropped.
  */
@@ -132,10 +133,13 @@ export async function startWatcher(
     const breakerOpen = breakerFor(anomaly.agent_id).state(clock.now()) === 'open';
     let runbook = runbookForSignal(anomaly.signal);
     let act = tier === 'auto_contain' || tier === 'fleet_shutdown';
+    // Exploitation's freeze of payer and payee answers its P1 (critical); its cold-start warning (P2: a new
+    // agent's first concentrated batch) is for a person to look at, not a freeze.
     if (
       tier === 'alert_human' &&
       !explicit &&
-      (runbook === 'escrow_exploitation' || runbook === 'service_degradation')
+      ((runbook === 'escrow_exploitation' && anomaly.severity === 'critical') ||
+        runbook === 'service_degradation')
     )
       act = true;
     if (breakerOpen && anomaly.signal !== 'detection_failure') {
@@ -312,11 +316,12 @@ export async function startWatcher(
     const byAgent = new Map<string, Anomaly[]>();
     for (const a of pass.raw) byAgent.set(a.agent_id, [...(byAgent.get(a.agent_id) ?? []), a]);
     for (const agentId of due) {
-      // The breaker counts failed operations (reads of this agent the gateway failed), never warnings: five
-      // P2 notices in a row are five notices, not a reason to freeze an agent.
-      const failed = (byAgent.get(agentId) ?? []).some(
-        (a) => a.signal === 'detection_failure' && isGatewayFailure(a),
-      );
+      // The breaker counts failed operations, never warnings (five P2 notices in a row are five notices,
+      // not a reason to freeze an agent): reads of this agent the gateway failed, and the agent's own calls
+      // failing (the error rate it reports, at or above breaker_error_rate).
+      const failed =
+        pass.failing.includes(agentId) ||
+        (byAgent.get(agentId) ?? []).some((a) => a.signal === 'detection_failure' && isGatewayFailure(a));
       const breaker = breakerFor(agentId);
       if (failed) breaker.recordFailure(now);
       else breaker.recordSuccess(now);

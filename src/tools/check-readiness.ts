@@ -10,7 +10,7 @@ export const checkReadiness = defineTool({
     'identities pinned, thresholds, pre-incident budgets, monitoring, event bus, forensics data, containment timing. ' +
     'Each failing item comes with its fix. Reads only.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  input: z.object({}),
+  input: z.strictObject({}),
   output: z.object({
     ready: z.boolean(),
     items: z.array(

@@ -26,7 +26,7 @@ export const containAgent = defineTool({
     '`exposure` and paged. Idempotent: a contained agent returns its incident; a partial one resumes. Pass `anomaly` ' +
     'so the SLA runs from detection. dry_run first; undo with recover_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     agent_id: agentId,
     reason,
     suspect_payee: agentId.optional().describe('Escrow exploitation: the payee'),

@@ -14,7 +14,7 @@ export const detectAnomalies = defineTool({
     'tier and detected_at. A check that failed is a detection_failure, never "all clear". Reads only (it updates ' +
     "the server's own baselines and key pins). Call this first; then contain_agent or run_runbook with the anomaly.",
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     agent_ids: z
       .array(agentId)
       .min(1)

@@ -15,7 +15,7 @@ export const fleetShutdown = defineTool({
     'result): call again with request_id and the code the operator gives you. The code expires, works once and only ' +
     'for the same agents. Never invent or guess a code. Undo per agent with recover_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     reason,
     agent_ids: z
       .array(agentId)

@@ -9,7 +9,7 @@ export const listRunbooks = defineTool({
     'List the five incident runbooks with trigger signals, priority, automated steps and the follow-up left to ' +
     'people. Full text: resource runbook://{name}. Run one with run_runbook (dry_run first).',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  input: z.object({}),
+  input: z.strictObject({}),
   output: z.object({
     runbooks: z.array(
       z.object({

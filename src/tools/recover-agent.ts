@@ -13,7 +13,7 @@ export const recoverAgent = defineTool({
     '50 % of the caps and unfreeze; 2 = 75 % after 6 h; 3 = 100 % after 24 h. Without `stage`: the next one. A ' +
     'failing gate says why and changes nothing. Never while the cause may be live. Undo: contain_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     incident_id: incidentId,
     root_cause_fixed: z.boolean().describe('True only when a person confirmed the fix'),
     confirmed_by: z.string().trim().min(1).max(200).optional().describe('Who confirmed the fix'),

@@ -21,7 +21,7 @@ export const runPostmortem = defineTool({
     idempotentHint: true,
     openWorldHint: true,
   },
-  input: z.object({ incident_id: incidentId }),
+  input: z.strictObject({ incident_id: incidentId }),
   output: z.object({
     incident_id: z.string(),
     report: anyObject().describe('The structured post-mortem'),

@@ -23,7 +23,7 @@ export const runRunbook = defineTool({
     'identity_compromise: preserves evidence, then contains. service_degradation: halves the daily budget, no ' +
     'freeze. cascade_failure: contains every listed agent, names the root cause. Pass `anomaly` to record it.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     runbook: z.enum([
       'runaway_spending',
       'escrow_exploitation',

@@ -96,7 +96,12 @@ export const anomalyRef = z
   .object({
     signal: z.enum(SIGNALS as [string, ...string[]]),
     priority: z.enum(['P0', 'P1', 'P2', 'P3']).optional(),
-    detected_at: z.iso.datetime({ offset: true }).optional().describe('The SLA runs from here'),
+    // Advertised as format date-time: zod's own 430-character pattern would go out twice per tools/list.
+    detected_at: z.iso
+      .datetime({ offset: true })
+      .meta({ pattern: undefined })
+      .optional()
+      .describe('The SLA runs from here'),
   })
   .strict()
   .optional()

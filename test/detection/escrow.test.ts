@@ -189,28 +189,55 @@ describe('normal traffic', () => {
 
 describe('escrow_exploitation', () => {
   /** Escrows to one payee that releases two of every three to itself; the rest are still held for it. */
-  const farm = (n: number, fate: 'settled' | 'refunded' = 'settled') =>
+  const farm = (n: number, fate: 'settled' | 'refunded' = 'settled', every = 20 * SEC) =>
     Array.from({ length: n }, (_, i) =>
       escrow({
         payee: 'merchant-shady',
         amount: 2_000 + i * 137,
-        created_at: T0 - i * 20 * SEC,
-        ...(i % 3 === 2 ? {} : { fate: { status: fate, at: T0 - i * 20 * SEC + 10 * SEC } }),
+        created_at: T0 - i * every,
+        ...(i % 3 === 2 ? {} : { fate: { status: fate, at: T0 - i * every + 5 * SEC } }),
       }),
     );
   /** The observation without updated_at, as GET escrows/{id} rows come from the real gateway. */
   const withoutUpdatedAt = (world: SimEscrow[], at = T0) =>
     view(world, 'a1', at).map(({ updated_at: _u, ...e }) => e);
 
-  it('more than 10 escrows to one payee within 5 minutes names the payee and the escrows (P1)', () => {
-    expect(signals(firstLook(farm(10)))).not.toContain('escrow_exploitation');
-    const a = find(firstLook(farm(11)), 'escrow_exploitation');
+  it('more than 10 escrows to one payee within 5 minutes names the payee and the escrows (P1 once warm)', () => {
+    // 13 h of ordinary history, then the farm: the agent is warm, so the seed's bar (>10) is a P1.
+    const history = normalTraffic('a1', T0 - 13 * HOUR, T0 - 10 * MIN, 3, 29);
+    const warm = (n: number) =>
+      detectAgent(
+        observation({ at: T0, escrows: view([...history, ...farm(n)], 'a1', T0, 5_000) }),
+        undefined,
+      ).anomalies;
+    expect(signals(warm(10))).not.toContain('escrow_exploitation');
+    const a = find(warm(11), 'escrow_exploitation');
     expect(a).toMatchObject({
       priority: 'P1',
-      details: { rule: 'same_payee', suspect_payee: 'merchant-shady' },
+      details: { rule: 'same_payee', suspect_payee: 'merchant-shady', cold_start: false },
     });
     expect(a?.details.count).toBe(11);
     expect(a?.details.escrow_ids).toHaveLength(11);
+  });
+
+  it('cold (no history): 11–20 to one payee is a P2 warning (a first restocking batch looks so); above twice the floor, P1', () => {
+    expect(signals(firstLook(farm(10)))).not.toContain('escrow_exploitation');
+    expect(find(firstLook(farm(11)), 'escrow_exploitation')).toMatchObject({
+      severity: 'warning',
+      priority: 'P2',
+      details: { rule: 'same_payee', count: 11, cold_start: true, critical_above_count: 20 },
+    });
+    expect(find(firstLook(farm(20, 'settled', 10 * SEC)), 'escrow_exploitation')?.priority).toBe('P2');
+    expect(find(firstLook(farm(21, 'settled', 10 * SEC)), 'escrow_exploitation')).toMatchObject({
+      severity: 'critical',
+      priority: 'P1',
+      details: { suspect_payee: 'merchant-shady', count: 21 },
+    });
+    // Farming goes on where a batch ends: 31 within the hour (one every 90 s, never 11 in 5 min) is P1 cold.
+    expect(find(firstLook(farm(31, 'settled', 90 * SEC)), 'escrow_exploitation')).toMatchObject({
+      priority: 'P1',
+      details: { count: 31, window_ms: 60 * MIN, cold_start: true },
+    });
   });
 
   it('a cancellation rate above 50 % of decided escrows within an hour, with a minimum count', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AgentDetectionState,
   CircuitBreaker,
   DEFAULT_ESCALATION,
   DEFAULT_THRESHOLDS,
@@ -165,5 +166,29 @@ describe('thresholds', () => {
       expect.stringMatching(/^thresholds\.nope: unknown name \(known: k_sigma, /),
       'thresholds.cancel_rate: got "x", expected a number ≥ 0 and ≤ 1',
     ]);
+  });
+});
+
+describe("the agent's own failing calls (for its breaker)", () => {
+  const look = (at: number, error_rate: number | undefined, prior?: AgentDetectionState) =>
+    detectAgent(
+      observation({ at, escrows: [], metrics: {}, ...(error_rate === undefined ? {} : { error_rate }) }),
+      prior,
+    );
+
+  it('a reported error rate at or above 0.5 is failing; the last reading stands for 15 min, then lapses', () => {
+    expect(look(T0, 0.49).failing).toBe(false);
+    const bad = look(T0, 0.5);
+    expect(bad.failing).toBe(true);
+    // No metrics read on the next polls (a slow check): the reading stands while fresh.
+    const s = JSON.parse(JSON.stringify(bad.state)) as AgentDetectionState;
+    expect(look(T0 + 14 * MIN, undefined, s).failing).toBe(true);
+    expect(look(T0 + 16 * MIN, undefined, s).failing).toBe(false);
+    // A fresh reading below the bar clears it at once.
+    expect(look(T0 + MIN, 0.1, s).failing).toBe(false);
+  });
+
+  it('no reading is not failing', () => {
+    expect(look(T0, undefined).failing).toBe(false);
   });
 });

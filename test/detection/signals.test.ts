@@ -112,6 +112,7 @@ describe('identity_compromise', () => {
     expect(only({ identity: { public_key: key } }, undefined, key.toLowerCase())).toEqual({
       anomalies: [],
       state: expect.anything(),
+      failing: false,
     });
   });
 

@@ -132,6 +132,30 @@ describe('watcher per scenario', () => {
   });
 });
 
+describe('a new agent (cold start)', () => {
+  it('its first restocking batch of 14 orders to one supplier is a P2 for a person, nobody frozen', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[2]!;
+    const supplier = f.sandbox.fleet[5]!;
+    const buyer = new GreenHelixClient({ baseUrl: f.sandbox.url, apiKey: f.sandbox.keys.agents[agent]! });
+    for (let i = 0; i < 14; i++) {
+      await buyer.createEscrow({
+        payer: agent,
+        payee: supplier,
+        amount: `${20 + i * 3}.00`,
+        description: 'restock',
+      });
+      await f.sandbox.advance(10_000);
+    }
+    await watchFor(f, w, 3, () => false);
+    const seen = f.ops.alerts.sent.filter((a) => a.agent_id === agent);
+    expect(seen.map((a) => `${a.signal}:${a.priority}`)).toContain('escrow_exploitation:P2');
+    expect(seen.filter((a) => a.priority === 'P0' || a.priority === 'P1')).toEqual([]);
+    expect(frozenAgents(f)).toEqual([]);
+    expect(f.ops.store.findActiveIncident(agent)).toBeUndefined();
+  });
+});
+
 describe('shadow mode', () => {
   it('makes the same decision, records it and acts on nothing; readiness reports the would-be rate', async () => {
     f = await startFixture({

@@ -3,6 +3,7 @@
  * are not blind, and that a small page overrun by a loop is read again at the full size.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { GreenHelixClient } from '../../src/greenhelix/index.js';
 import { MAX_ESCROW_PAGE, MIN_ESCROW_PAGE } from '../../src/runbooks/cadence.js';
 import { startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
 import { type Fixture, startFixture } from '../helpers/fixture.js';
@@ -107,5 +108,19 @@ describe('first sight of an agent', () => {
       .requestLog(seq2)
       .filter((e) => e.tool === 'list_escrows' && new URLSearchParams(e.query).get('offset'));
     expect(again.filter((e) => Number(new URLSearchParams(e.query).get('offset')) > 0)).toEqual([]);
+  });
+});
+
+describe("the agent's own failing calls", () => {
+  it('an agent reporting 70 % errors (a percentage) is failing in the pass; its neighbours are not', async () => {
+    f = await startFixture({ agents: 4 });
+    const agent = f.sandbox.fleet[1]!;
+    const self = new GreenHelixClient({ baseUrl: f.sandbox.url, apiKey: f.sandbox.keys.agents[agent]! });
+    for (const error_rate of [3, 70]) {
+      await self.ingestMetrics({ agent_id: agent, metrics: { error_rate } });
+      await f.sandbox.advance(60_000);
+    }
+    const pass = await f.ops.detect({});
+    expect(pass.failing).toEqual([agent]);
   });
 });
