@@ -143,7 +143,7 @@ describe('gateway text reaches a model marked as untrusted data', () => {
     expect(JSON.stringify(view)).not.toContain('\u202e');
   });
 
-  it('a gateway refusal in a tool error is marked too', async () => {
+  it('a gateway refusal a detection pass reports (blind check) is marked too', async () => {
     proxy.intercept = async (c, res) => {
       if (c.method !== 'GET' || !c.path.startsWith('/v1/payments/escrows')) return false;
       res.writeHead(403, { 'content-type': 'application/problem+json' });
