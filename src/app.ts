@@ -2,10 +2,12 @@
  * The composition root: from a validated config to a running engine (clients, store, optional
  * embedded sandbox, watcher). cli.ts calls this; tests call it too.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Config, ConfigError } from './config.js';
 import { GreenHelixClient } from './greenhelix/index.js';
+import { type ApprovalPage, startApprovalPage } from './guards/index.js';
 import { openStore } from './incidents/index.js';
 import type { Logger } from './logger.js';
 import { createOps, type Ops } from './runbooks/ops.js';
@@ -17,6 +19,8 @@ export interface App {
   config: Config;
   ops: Ops;
   sandbox: Sandbox | null;
+  /** The operator's approval page on 127.0.0.1, when an operator secret is configured (always with the sandbox). */
+  approvalPage: ApprovalPage | null;
   close(): Promise<void>;
 }
 
@@ -24,6 +28,8 @@ export interface App {
  * With `config.sandbox.enabled`, an embedded gateway is started first and the config is pointed at it:
  * its own URL, separate generated monitor and containment keys, its fleet and shared wallet, and a
  * fresh data directory per run (sandbox state is in memory, so old incidents would refer to nothing).
+ * The sandbox's fleet is explicit (its own agents: not the treasury, not the counterparties), and without
+ * INCIDENT_OPERATOR_SECRET it makes a throwaway one, logged once, so fleet shutdowns can be tried.
  */
 export async function startApp(input: Config, logger: Logger, opts: { clock?: Clock } = {}): Promise<App> {
   let config = input;
@@ -49,6 +55,10 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         agentKeys: sandbox.keys.agents,
       },
       fleet: config.fleet ?? sandbox.fleet,
+      approval: {
+        ...config.approval,
+        operatorSecret: config.approval.operatorSecret ?? randomBytes(18).toString('base64url'),
+      },
       sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
       // The demo agents sign identity challenges through the sandbox (their own signer on a real fleet).
       identityChallenge: config.identityChallenge ?? {
@@ -103,11 +113,43 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         })
       : null;
   const ops = createOps({ config, monitor, actor, store, clock, logger });
+  const approvalPage = config.approval.operatorSecret
+    ? await startApprovalPage({
+        book: ops.acting.book,
+        operatorSecret: config.approval.operatorSecret,
+        port: config.approval.port,
+        clock,
+        onError: (err) => logger.error({ err }, 'approval page failed'),
+      }).catch(async (e: unknown) => {
+        await monitor.close();
+        await actor?.close();
+        store.close();
+        await sandbox?.close();
+        throw new ConfigError(
+          `approval.port ${config.approval.port}: cannot serve the approval page on 127.0.0.1 (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        );
+      })
+    : null;
+  if (approvalPage) {
+    ops.acting.attachPage(approvalPage);
+    logger.info({ url: approvalPage.url }, 'approval page for operators (needs INCIDENT_OPERATOR_SECRET)');
+    if (sandbox && !input.approval.operatorSecret)
+      logger.warn(
+        { url: approvalPage.url },
+        `sandbox: operator secret for the approval page is ${config.approval.operatorSecret} (throwaway; set INCIDENT_OPERATOR_SECRET to choose one)`,
+      );
+  } else {
+    logger.warn(
+      'no INCIDENT_OPERATOR_SECRET: the approval page is off, so actions beyond the blast radius and fleet shutdowns cannot be approved',
+    );
+  }
   return {
     config,
     ops,
     sandbox,
+    approvalPage,
     close: async () => {
+      await approvalPage?.close();
       await monitor.close();
       await actor?.close();
       store.close();

@@ -15,7 +15,9 @@ export const containAgent = defineTool({
     'failed; anything still exposed (wallet not frozen, escrows still held) is named in `exposure` and paged. ' +
     'Idempotent: on an agent already contained it returns the existing incident and does nothing; on a partial or ' +
     'failed containment it resumes, retrying only what is left (no escrow is ever cancelled twice). Does not ' +
-    'revoke keys or stop the process. Undo with recover_agent. Use dry_run first to see the planned calls.',
+    'revoke keys or stop the process. Undo with recover_agent. Use dry_run first to see the planned calls. Acting on ' +
+    'more agents than the blast radius allows (default 3 within 10 min) needs an operator approval: the call then ' +
+    'returns approval_pending with a digest; call again with the same arguments for the decision.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.object({
     agent_id: agentId,
@@ -60,6 +62,7 @@ export const containAgent = defineTool({
   // The suspect payee is usually a counterparty outside the fleet; freezing it is the one deliberate
   // exception to "acts only on fleet agents", named in the description and reported as its own step.
   targets: (args) => [args.agent_id],
+  actionParams: (args) => ({ suspect_payee: args.suspect_payee }),
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
     const req = { agent_id: args.agent_id, reason: args.reason, suspect_payee: args.suspect_payee };

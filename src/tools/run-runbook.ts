@@ -13,7 +13,9 @@ export const runRunbook = defineTool({
     'params.payee required; freezes payer and payee, cancels only escrows to that payee, reads and flags the payee, ' +
     'params.open_dispute=true opens a dispute on the held escrows. identity_compromise: preserves identity and claim ' +
     'chains first, then full containment and a security event. service_degradation: no freeze, halves the daily ' +
-    'budget. cascade_failure: contains every listed agent at once and names the root-cause agent.',
+    'budget. cascade_failure: contains every listed agent at once and names the root-cause agent. More agents than the ' +
+    'blast radius allows (default 3 per call and per 10 min) need an operator approval: the call then returns ' +
+    'approval_pending with a digest; call again with the same arguments for the decision.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.object({
     runbook: z.enum([
@@ -49,6 +51,11 @@ export const runRunbook = defineTool({
     follow_up: z.array(z.string()),
   }),
   targets: (args) => args.agent_ids,
+  actionParams: (args) => ({
+    runbook: args.runbook,
+    payee: args.params.payee,
+    open_dispute: args.params.open_dispute,
+  }),
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
     const r = await ctx.ops.runRunbook(args, {
