@@ -299,7 +299,7 @@ export async function startWatcher(
     if (deferred.length > 0 && !verdict.ok) {
       const status = await askApproval(
         { tool: `watcher:${runbook}`, runbook, agent_ids: deferred, params, anomaly, incidentId, tier },
-        `The watcher may act on ${verdict.limit} agents per ${Math.round(verdict.window_ms / 60_000)} min on its own; ${deferred.length} more need an operator's approval.`,
+        `The watcher may act on ${agents(verdict.limit)} per ${Math.round(verdict.window_ms / 60_000)} min on its own; ${deferred.length} more need an operator's approval.`,
       );
       out.actions.push({ ...record, incident_id: incidentId, status });
     }
@@ -354,9 +354,14 @@ export async function startWatcher(
     const spec = actionOf(d);
     const key = JSON.stringify(spec);
     if ((rejectedUntil.get(key) ?? 0) > clock.now()) return 'approval_rejected';
-    for (const [id, waiting] of awaiting)
-      if (JSON.stringify(actionOf(waiting)) === key && ops.acting.book.get(id)?.status === 'pending')
-        return `approval_pending:${ops.acting.book.get(id)?.digest}`;
+    // One open request per agent: a runaway on an agent a pending cascade request names is already asked for.
+    for (const [id, waiting] of awaiting) {
+      const open = ops.acting.book.get(id);
+      if (open?.status !== 'pending') continue;
+      const same = JSON.stringify(actionOf(waiting)) === key;
+      const covers = waiting.tool !== FLEET_SHUTDOWN && d.agent_ids.every((a) => waiting.agent_ids.includes(a));
+      if (same || (d.tool !== FLEET_SHUTDOWN && covers)) return `approval_pending:${open.digest}`;
+    }
     try {
       const opened = await ops.acting.open(
         {
@@ -377,7 +382,7 @@ export async function startWatcher(
         severity: 'critical',
         agent_id: d.anomaly.agent_id,
         signal: d.anomaly.signal,
-        title: `${d.tool === FLEET_SHUTDOWN ? 'Full fleet shutdown' : `${d.runbook} on ${d.agent_ids.length} more agents`} NOT executed: waiting for an operator's approval (${d.agent_ids.length} agents, ${atRiskText(a.at_risk_cents)} at risk, digest ${a.digest}). ${why}`,
+        title: `${d.tool === FLEET_SHUTDOWN ? 'Full fleet shutdown' : `${d.runbook} on ${agents(d.agent_ids.length)}`} NOT executed: waiting for an operator's approval (${agents(d.agent_ids.length)}, ${atRiskText(a.at_risk_cents)} at risk, digest ${a.digest}). ${why}`,
         actions: [`approval_requested ${a.digest}`],
         incident_id: d.incidentId ?? undefined,
         tier: d.tier,
@@ -596,6 +601,8 @@ export async function startWatcher(
   return watcher;
 }
 
+const agents = (n: number) => `${n} agent${n === 1 ? '' : 's'}`;
+
 /** A blind check caused by the gateway failing (an error, a timeout), not by malformed entries we skipped. */
 function isGatewayFailure(a: Anomaly): boolean {
   const code = String(a.details.code ?? '');
@@ -605,7 +612,12 @@ function isGatewayFailure(a: Anomaly): boolean {
 function cascadeAgents(anomaly: Anomaly): string[] {
   const listed = anomaly.details.affected_agents;
   const ids = Array.isArray(listed) ? listed.filter((x): x is string => typeof x === 'string') : [];
-  return ids.length ? [...new Set(ids)] : [anomaly.agent_id];
+  // The root-cause candidate first: when the blast radius lets the watcher contain only some, it is that one.
+  return ids.includes(anomaly.agent_id)
+    ? [...new Set([anomaly.agent_id, ...ids])]
+    : ids.length
+      ? [...new Set(ids)]
+      : [anomaly.agent_id];
 }
 
 /** Agent ids an event names: the fields the gateway's webhook filter uses, plus `source`. */

@@ -85,27 +85,22 @@ describe('containment key separation', () => {
     }
   });
 
-  it('refuses agents outside the fleet, and more agents than the per-call cap', async () => {
+  it('refuses agents outside the fleet, even in a dry run', async () => {
     const f = await startFixture({
       sandbox,
-      config: (c) => ({
-        ...c,
-        fleet: [sandbox.fleet[0]!, sandbox.fleet[1]!],
-        guards: { maxAgentsPerCall: 1 },
-      }),
+      config: (c) => ({ ...c, fleet: [sandbox.fleet[0]!, sandbox.fleet[1]!] }),
     });
     try {
       const outside = await f.call('contain_agent', { agent_id: sandbox.fleet[2]!, reason: 'not ours' });
       expect(errorOf(outside)).toMatchObject({ code: 'agent_not_in_fleet' });
       expect(errorOf(outside).message).toContain(sandbox.fleet[2]!);
       expect(sandbox.groundTruth(sandbox.fleet[2]!).frozen).toBe(false);
-      const many = await f.call('run_runbook', {
+      const mixed = await f.call('run_runbook', {
         runbook: 'runaway_spending',
-        agent_ids: [sandbox.fleet[0]!, sandbox.fleet[1]!],
+        agent_ids: [sandbox.fleet[0]!, sandbox.fleet[2]!],
         dry_run: true,
       });
-      expect(errorOf(many).code).toBe('too_many_agents');
-      expect(sandbox.groundTruth(sandbox.fleet[1]!).frozen).toBe(false);
+      expect(errorOf(mixed).code).toBe('agent_not_in_fleet');
     } finally {
       await f.close();
     }
