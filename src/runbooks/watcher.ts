@@ -359,7 +359,8 @@ export async function startWatcher(
       const open = ops.acting.book.get(id);
       if (open?.status !== 'pending') continue;
       const same = JSON.stringify(actionOf(waiting)) === key;
-      const covers = waiting.tool !== FLEET_SHUTDOWN && d.agent_ids.every((a) => waiting.agent_ids.includes(a));
+      const covers =
+        waiting.tool !== FLEET_SHUTDOWN && d.agent_ids.every((a) => waiting.agent_ids.includes(a));
       if (same || (d.tool !== FLEET_SHUTDOWN && covers)) return `approval_pending:${open.digest}`;
     }
     try {
