@@ -198,7 +198,8 @@ function send(res: ServerResponse, status: number, html: string): void {
       "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
+    // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` on its own form posts.
+    'referrer-policy': 'same-origin',
   });
   res.end(html);
 }

@@ -22,7 +22,7 @@ export interface Alert {
   actions: string[];
   incident_id?: string | undefined;
   tier?: string | undefined;
-  /** Extra facts (counts, amounts); never secrets, never confirmation codes except on the operator channel. */
+  /** Extra facts (counts, amounts, an approval page's address on the operator channel); never secrets. */
   details?: Record<string, unknown> | undefined;
   /**
    * For the operator's channels only (stderr, the alert webhook), never MCP notifications, which a model
