@@ -10,7 +10,7 @@
  * - The page shows the exact action: tool, agents, count, money at risk, digest, expiry; the decision is
  *   bound to that digest.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatCents } from '../greenhelix/money.js';
@@ -47,10 +47,10 @@ const HOST = '127.0.0.1';
 
 const token = () => randomBytes(24).toString('base64url');
 
+/** Constant time whatever the lengths: both sides are hashed first. */
 function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 /** Starts the page on 127.0.0.1. Rejects if the port is taken. */

@@ -357,7 +357,11 @@ export async function startWatcher(
     // One open request per agent: a runaway on an agent a pending cascade request names is already asked for.
     for (const [id, waiting] of awaiting) {
       const open = ops.acting.book.get(id);
-      if (open?.status !== 'pending') continue;
+      if (open?.status !== 'pending') {
+        // Expired or forgotten: nothing left to carry out.
+        if (open?.status !== 'approved') awaiting.delete(id);
+        continue;
+      }
       const same = JSON.stringify(actionOf(waiting)) === key;
       const covers =
         waiting.tool !== FLEET_SHUTDOWN && d.agent_ids.every((a) => waiting.agent_ids.includes(a));
