@@ -24,6 +24,12 @@ import type { Alert } from './alerts.js';
 import type { OpsDeps } from './deps.js';
 import { mapBounded } from './limit.js';
 
+/**
+ * The signal of the operator's "approval needed" page. It is about this server, not about an agent, so
+ * detection never counts it as an agent alerting (two requests would otherwise look like a cascade).
+ */
+export const APPROVAL_REQUESTED = 'approval_requested';
+
 /** The watcher's requester id: exempt from the global queue limit, so its pages are never crowded out. */
 export const WATCHER = 'watcher';
 
@@ -229,7 +235,7 @@ export class ActingGate {
       priority: 'P0',
       severity: 'critical',
       agent_id: a.agent_ids[0] ?? 'fleet',
-      signal: 'approval_requested',
+      signal: APPROVAL_REQUESTED,
       title: `Approval needed: ${a.tool} on ${a.agent_count} agents, ${atRiskText(a.at_risk_cents)} at risk, digest ${a.digest}. ${where}.`,
       actions: [`approval_requested ${a.id}`],
       details: { approval_id: a.id, digest: a.digest, url, expires_at: new Date(a.expires_at).toISOString() },

@@ -104,6 +104,19 @@ describe('finding 1: no fleet-wide containment without a person', () => {
   });
 });
 
+describe('approval requests are not alarms', () => {
+  it('two pending requests do not make their agents look like a cascade', async () => {
+    const fx = await demoFleet();
+    for (const agent_ids of [fx.sandbox.fleet.slice(0, 5), fx.sandbox.fleet.slice(5, 10)])
+      expect(errorOf(await fx.call('run_runbook', { runbook: 'runaway_spending', agent_ids })).code).toBe(
+        'approval_pending',
+      );
+    const r = await fx.call('detect_anomalies', {});
+    expect(r.isError).toBeFalsy();
+    expect(JSON.stringify(r.structuredContent)).not.toMatch(/"signal":"cascade"/);
+  });
+});
+
 describe('finding 3: an explicit fleet for acting', () => {
   it('without INCIDENT_FLEET the server acts on nobody: not the treasury, not a counterparty', async () => {
     sandbox = await startSandbox({ agents: 40, seed: 9, timeScale: 0, autoStartTraffic: false });
