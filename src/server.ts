@@ -2,9 +2,10 @@
  * createServer: the MCP server over a ready engine. No side effects at import.
  *
  * Every tool is registered here and only here, through one seam (`guardedHandler`) that applies, in
- * order: read-only filtering (at registration), the containment-key separation guard and the blast
- * radius for state-changing tools, cancellation, progress, timing and the error wrapper that turns
- * every failure into an `isError` result the model can act on.
+ * order: read-only filtering (at registration), the containment-key separation guard, the acting fleet
+ * and the blast radius for state-changing tools (beyond it, an operator's approval: the caller sees only
+ * "pending" and the digest), cancellation, progress, timing and the error wrapper that turns every
+ * failure into an `isError` result the model can act on. Each connection is one requester.
  */
 import { randomUUID } from 'node:crypto';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -123,30 +124,7 @@ export async function guardedHandler(
   const started = Date.now();
   const log = logger.child({ tool: tool.name });
   try {
-    const caps = server.server.getClientCapabilities()?.elicitation;
-    const announceApproval = caps?.url
-      ? (approval: Approval, url: string) => {
-          session.announced.add(approval.id);
-          // Not awaited: the host shows the link to its user; the tool answers "pending" at once.
-          void server.server
-            .elicitInput({
-              mode: 'url',
-              elicitationId: approval.id,
-              url,
-              message:
-                `An operator must approve ${approval.tool} on ${approval.agent_count} agents (digest ${approval.digest}). ` +
-                'Open the approval page; it asks for the operator secret.',
-            })
-            .catch(() => undefined);
-        }
-      : undefined;
-    const elicit =
-      caps?.form && ops.config.guards.formElicitation
-        ? async (message: string, requestedSchema: Record<string, unknown>) => {
-            const r = await server.server.elicitInput({ message, requestedSchema: requestedSchema as never });
-            return { action: r.action, content: r.content as Record<string, unknown> | undefined };
-          }
-        : undefined;
+    const { announceApproval, elicit } = approvalChannels(server, ops, session);
     if (!tool.annotations.readOnlyHint)
       await enforceActingGuards(tool, ops, args, {
         requester: session.requester,
@@ -198,6 +176,43 @@ export async function guardedHandler(
     log.warn({ ms: Date.now() - started, code: e.code }, 'tool call failed');
     return errorResult(e);
   }
+}
+
+/**
+ * How this host can take part in an approval: URL elicitation shows the approval page's address to the
+ * host's user (never the model); form elicitation, only where the operator turned it on, lets that user
+ * approve in the host's own dialog.
+ */
+function approvalChannels(
+  server: McpServer,
+  ops: Ops,
+  session: Session,
+): Pick<ToolContext, 'announceApproval' | 'elicit'> {
+  const caps = server.server.getClientCapabilities()?.elicitation;
+  const announceApproval = caps?.url
+    ? (approval: Approval, url: string) => {
+        session.announced.add(approval.id);
+        // Not awaited: the host shows the link to its user; the tool answers "pending" at once.
+        void server.server
+          .elicitInput({
+            mode: 'url',
+            elicitationId: approval.id,
+            url,
+            message:
+              `An operator must approve ${approval.tool} on ${approval.agent_count} agents (digest ${approval.digest}). ` +
+              'Open the approval page; it asks for the operator secret.',
+          })
+          .catch(() => undefined);
+      }
+    : undefined;
+  const elicit =
+    caps?.form && ops.config.guards.formElicitation
+      ? async (message: string, requestedSchema: Record<string, unknown>) => {
+          const r = await server.server.elicitInput({ message, requestedSchema: requestedSchema as never });
+          return { action: r.action, content: r.content as Record<string, unknown> | undefined };
+        }
+      : undefined;
+  return { announceApproval, elicit };
 }
 
 /**
