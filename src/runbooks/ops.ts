@@ -249,7 +249,7 @@ export function createOps(o: CreateOpsOptions): Ops {
     listRunbooks: () => listRunbookNames().map((n) => ({ ...RUNBOOKS[n], uri: `runbook://${n}` })),
     runRunbook: (req, opts = {}) =>
       runRunbook(deps, req, { ...opts, alert: opts.alert ?? ((a) => alerts.send(a)) }),
-    checkReadiness: (signal) => checkReadiness(deps, checkActingKey, signal),
+    checkReadiness: (signal) => checkReadiness(deps, checkActingKey, signal, { pageUrl: acting.pageUrl }),
     attachNotifier: (fn) => alerts.attach(fn),
     resumeInterrupted: async () => {
       const out: ContainResult[] = [];

@@ -126,6 +126,11 @@ describe('readiness, resources, prompts, exploitation', () => {
       fix: expect.stringContaining('detect_anomalies'),
     });
     expect(byName.containment_timed?.passed).toBe(true);
+    expect(byName.acting_fleet_explicit?.passed).toBe(true);
+    expect(byName.operator_approval).toMatchObject({
+      passed: false,
+      fix: expect.stringContaining('INCIDENT_OPERATOR_SECRET'),
+    });
     await f.call('detect_anomalies', {});
     const after = await f.call('check_readiness', {});
     expect(
