@@ -3,17 +3,25 @@
  * embedded sandbox, watcher). cli.ts calls this; tests call it too.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, ConfigError } from './config.js';
+import { type Config, ConfigError, DEFAULT_DATA_DIR } from './config.js';
+import { DEFAULT_THRESHOLDS } from './detection/index.js';
 import { GreenHelixClient } from './greenhelix/index.js';
-import { type ApprovalPage, startApprovalPage } from './guards/index.js';
+import {
+  type ApprovalPage,
+  checkContainmentKey,
+  KeyVerdictCache,
+  startApprovalPage,
+} from './guards/index.js';
 import { openStore } from './incidents/index.js';
 import type { Logger } from './logger.js';
 import { createOps, type Ops } from './runbooks/ops.js';
 import { type Sandbox, startSandbox } from './sandbox/index.js';
 import type { Clock } from './util/clock.js';
 import { systemClock } from './util/clock.js';
+import { nearMiss } from './util/near-miss.js';
 
 export interface App {
   config: Config;
@@ -27,15 +35,20 @@ export interface App {
 /**
  * With `config.sandbox.enabled`, an embedded gateway is started first and the config is pointed at it:
  * its own URL, separate generated monitor and containment keys, its fleet and shared wallet, and a
- * fresh data directory per run (sandbox state is in memory, so old incidents would refer to nothing).
+ * fresh data directory per run (sandbox state is in memory, so old incidents would refer to nothing):
+ * under the given data directory when there is one, else a temporary one removed on close.
  * The sandbox's fleet is explicit (its own agents: not the treasury, not the counterparties), and without
  * INCIDENT_OPERATOR_SECRET it makes a throwaway one, logged once, so fleet shutdowns can be tried.
+ * @throws ConfigError for a threshold name the detectors do not have.
  */
 export async function startApp(input: Config, logger: Logger, opts: { clock?: Clock } = {}): Promise<App> {
-  let config = input;
+  checkThresholdNames(input.thresholds);
+  let config: Config = { ...input, dataDir: input.dataDir ?? DEFAULT_DATA_DIR };
   let sandbox: Sandbox | null = null;
+  let tempStore: string | null = null;
   let clock = opts.clock ?? systemClock;
   if (config.sandbox.enabled) {
+    const stamp = `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
     sandbox = await startSandbox({
       agents: config.sandbox.agents,
       seed: config.sandbox.seed,
@@ -45,6 +58,19 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       timeScale: config.sandbox.timeScale,
     });
     clock = opts.clock ?? sandbox.clock;
+    const running = sandbox;
+    const started = config.sandbox.scenarios.map((spec) => {
+      const [name, agent] = spec.split(':') as [string, string];
+      try {
+        return { scenario: name, agent_id: agent, id: running.startScenario(name, agent) };
+      } catch (e) {
+        void running.close();
+        throw new ConfigError(
+          `--scenario ${spec}: ${(e as { detail?: string }).detail ?? (e as Error).message}`,
+        );
+      }
+    });
+    if (input.dataDir === undefined) tempStore = mkdtempSync(join(tmpdir(), 'agent-incident-sandbox-'));
     config = {
       ...config,
       greenhelix: {
@@ -65,29 +91,16 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         url: `${sandbox.url}/_sandbox/agents/{agent_id}/sign`,
         token: sandbox.controlToken,
       },
-      dataDir: join(
-        config.dataDir,
-        'sandbox',
-        `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`,
-      ),
+      dataDir: tempStore ?? join(input.dataDir as string, 'sandbox', stamp),
     };
-    const started = config.sandbox.scenarios.map((spec) => {
-      const [name, agent] = spec.split(':') as [string, string];
-      try {
-        return { scenario: name, agent_id: agent, id: sandbox!.startScenario(name, agent) };
-      } catch (e) {
-        throw new ConfigError(
-          `--scenario ${spec}: ${(e as { detail?: string }).detail ?? (e as Error).message}`,
-        );
-      }
-    });
     logger.info(
       { url: sandbox.url, agents: sandbox.fleet.length, data_dir: config.dataDir, scenarios: started },
       'embedded sandbox gateway started',
     );
   }
-  mkdirSync(config.dataDir, { recursive: true });
-  const store = openStore({ dataDir: config.dataDir, clock });
+  const dataDir = config.dataDir as string;
+  mkdirSync(dataDir, { recursive: true });
+  const store = openStore({ dataDir, clock });
   // Configured keys are the known-good ones: they replace a first-sight pin that disagrees.
   for (const [agentId, key] of Object.entries(config.pinnedKeys)) {
     const pinned = store.getPin(agentId);
@@ -125,24 +138,13 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         await actor?.close();
         store.close();
         await sandbox?.close();
+        if (tempStore) rmSync(tempStore, { recursive: true, force: true });
         throw new ConfigError(
           `approval.port ${config.approval.port}: cannot serve the approval page on 127.0.0.1 (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
         );
       })
     : null;
-  if (approvalPage) {
-    ops.acting.attachPage(approvalPage);
-    logger.info({ url: approvalPage.url }, 'approval page for operators (needs INCIDENT_OPERATOR_SECRET)');
-    if (sandbox && !input.approval.operatorSecret)
-      logger.warn(
-        { url: approvalPage.url },
-        `sandbox: operator secret for the approval page is ${config.approval.operatorSecret} (throwaway; set INCIDENT_OPERATOR_SECRET to choose one)`,
-      );
-  } else {
-    logger.warn(
-      'no INCIDENT_OPERATOR_SECRET: the approval page is off, so actions beyond the blast radius and fleet shutdowns cannot be approved',
-    );
-  }
+  if (approvalPage) ops.acting.attachPage(approvalPage);
   return {
     config,
     ops,
@@ -154,6 +156,98 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       await actor?.close();
       store.close();
       await sandbox?.close();
+      if (tempStore) rmSync(tempStore, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Tells the operator where the approval page is (or that there is none). Called once the start-up checks
+ * passed, so that a refused start stays one line.
+ */
+export function logApprovalPage(app: App, input: Config, logger: Logger): void {
+  const page = app.approvalPage;
+  if (!page) {
+    logger.info(
+      'no INCIDENT_OPERATOR_SECRET: the approval page is off, so actions beyond the blast radius and fleet shutdowns cannot be approved',
+    );
+    return;
+  }
+  logger.info({ url: page.url }, 'approval page for operators (needs INCIDENT_OPERATOR_SECRET)');
+  if (app.sandbox && !input.approval.operatorSecret)
+    logger.warn(
+      { url: page.url },
+      `sandbox: operator secret for the approval page is ${app.config.approval.operatorSecret} (throwaway; set INCIDENT_OPERATOR_SECRET to choose one)`,
+    );
+}
+
+/** Threshold overrides must name thresholds the detectors have: a misspelt one would silently do nothing. */
+function checkThresholdNames(thresholds: Readonly<Record<string, number>>): void {
+  const known = Object.keys(DEFAULT_THRESHOLDS);
+  const unknown = Object.keys(thresholds).filter((name) => !known.includes(name));
+  if (unknown.length === 0) return;
+  const named = unknown
+    .slice(0, 5)
+    .map((name) => {
+      const guess = nearMiss(name, known);
+      return `"${name.slice(0, 64)}"${guess ? ` (did you mean "${guess}"?)` : ''}`;
+    })
+    .join(', ');
+  throw new ConfigError(
+    `thresholds: unknown name${unknown.length > 1 ? 's' : ''} ${named}; accepted: ${known.join(', ')}`,
+  );
+}
+
+/** Refusals that no later call can change: the key is the monitor key, an agent's, or revoked. */
+const DEFINITE_REFUSALS = new Set([
+  'containment_key_not_separate',
+  'containment_key_belongs_to_fleet_agent',
+  'containment_key_revoked',
+]);
+
+/**
+ * Refuses at start (ConfigError, so exit 2 and one line) a containment key that could never act safely:
+ * equal to the monitor key or to a configured agent key (known without the gateway), owned by a fleet
+ * agent or revoked (the gateway's key list), or without the admin scope that freezing a wallet needs (the
+ * admin-only key list, read with the containment key itself). A gateway that cannot be reached leaves the
+ * check to the guard seam, which runs it again before every state-changing call; that is logged.
+ */
+export async function checkKeysAtStart(app: App, logger: Logger): Promise<void> {
+  const { config, ops } = app;
+  const { monitorKey, containmentKey, agentKeys } = config.greenhelix;
+  if (!containmentKey) return;
+  const base = { monitorKey, containmentKey, agentKeys, cache: new KeyVerdictCache() };
+  const local = await checkContainmentKey({ ...base, fleet: config.fleet ?? [] });
+  if (!local.ok && DEFINITE_REFUSALS.has(local.code)) throw new ConfigError(`${local.message} ${local.fix}`);
+  // Read-only mode never acts, so what only the gateway can tell does not matter.
+  if (config.readOnly || !ops.deps.actor) return;
+  const timeoutMs = Math.min(config.greenhelix.timeoutMs, 5_000);
+  const fleet = config.fleet ?? (await ops.fleet().catch(() => []));
+  const verdict = await checkContainmentKey({
+    ...base,
+    fleet,
+    listGatewayKeys: async () => (await ops.deps.monitor.listApiKeys({}, { timeoutMs })).keys,
+  });
+  if (!verdict.ok && DEFINITE_REFUSALS.has(verdict.code))
+    throw new ConfigError(`${verdict.message} ${verdict.fix}`);
+  try {
+    await ops.deps.actor.listApiKeys({}, { timeoutMs });
+  } catch (e) {
+    const err = e as { status?: number; code?: string };
+    if (err.status === 401 || err.status === 403)
+      throw new ConfigError(
+        `the containment key lacks the admin scope freezing a wallet needs (the gateway answered ${err.status} ${err.code} to the admin-only key list): ` +
+          'provision it as enterprise with scopes [read, write, admin], owned by an operator identity that is not a fleet agent',
+      );
+    logger.warn(
+      { code: err.code ?? 'error', key_check: verdict.ok ? 'passed' : verdict.code },
+      'could not check the containment key at start (gateway unreachable); every state-changing call checks it again',
+    );
+    return;
+  }
+  if (!verdict.ok)
+    logger.warn(
+      { key_check: verdict.code },
+      `could not check the containment key at start: ${verdict.message}`,
+    );
 }

@@ -10,18 +10,20 @@
  * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
  */
 import { parseArgs } from 'node:util';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { startApp } from './app.js';
+import { checkKeysAtStart, logApprovalPage, startApp } from './app.js';
 import { ConfigError, hasGatewayAccess, loadConfig, MISSING_CREDENTIALS_MESSAGE } from './config.js';
 import { runDemo } from './demo.js';
 import { startHttpServer } from './http.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import type { Ops } from './runbooks/ops.js';
 import { startWatcher } from './runbooks/watcher.js';
 import { runSandboxCommand } from './sandbox/cli.js';
-import { createServer } from './server.js';
+import { createServer, SERVER_NAME, SERVER_VERSION } from './server.js';
+import { GuardedStdioTransport } from './stdio.js';
 
 const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch[=shadow]] [--config FILE] [--data-dir DIR]
                           [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
+       agent-incident-mcp --version | --help
        agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N]
                           [--jitter-ms N] [--error-rate R] [--time-scale X]
        agent-incident-mcp demo [--agents N] [--latency-ms N] [--escrows N]`;
@@ -63,12 +65,17 @@ async function serve(argv: string[]): Promise<number> {
       'time-scale': { type: 'string' },
       scenario: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
     },
     strict: true,
     allowPositionals: false,
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${SERVER_NAME} ${SERVER_VERSION}\n`);
     return 0;
   }
   const flags: Record<string, unknown> = {};
@@ -86,7 +93,7 @@ async function serve(argv: string[]): Promise<number> {
   if (values.watch) flags.watch = { enabled: true, ...(watchMode ? { mode: watchMode } : {}) };
   const config = loadConfig({ file: values.config, flags });
   if (!hasGatewayAccess(config)) throw new ConfigError(MISSING_CREDENTIALS_MESSAGE);
-  if (config.transport === 'http' && !config.http.token) {
+  if (config.transport === 'http' && !config.http.token && config.http.tokens.length === 0) {
     throw new ConfigError(
       'http transport needs a bearer token: set INCIDENT_HTTP_TOKEN (at least 16 characters)',
     );
@@ -94,6 +101,13 @@ async function serve(argv: string[]): Promise<number> {
 
   const logger = createLogger(config.logLevel);
   const app = await startApp(config, logger);
+  try {
+    await checkKeysAtStart(app, logger);
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    throw e;
+  }
+  logApprovalPage(app, config, logger);
   // In the background: a slow gateway must not delay the host's handshake. Callers for the same agent
   // wait on the per-agent lock and then see the finished incident.
   void app.ops.resumeInterrupted().then(
@@ -104,6 +118,7 @@ async function serve(argv: string[]): Promise<number> {
     (e: unknown) => logger.error({ err: (e as Error).message }, 'could not resume interrupted containments'),
   );
   const watcher = app.config.watch.enabled ? await startWatcher(app.ops) : null;
+  if (watcher) await logWatching(app.ops, watcher.webhookUrl, logger);
 
   let closeTransport: () => Promise<void>;
   if (app.config.transport === 'http') {
@@ -112,14 +127,19 @@ async function serve(argv: string[]): Promise<number> {
       logger,
       host: app.config.http.host,
       port: app.config.http.port,
-      token: app.config.http.token as string,
+      tokens: [...(app.config.http.token ? [app.config.http.token] : []), ...app.config.http.tokens],
       allowedOrigins: app.config.http.allowedOrigins,
+      maxSessions: app.config.http.maxSessions,
+      sessionIdleMs: app.config.http.sessionIdleMs,
+      bodyTimeoutMs: app.config.http.bodyTimeoutMs,
     });
     logger.info({ url: http.url }, 'MCP over Streamable HTTP');
     closeTransport = http.close;
   } else {
     const { server } = createServer({ ops: app.ops, logger });
-    const transport = new StdioServerTransport();
+    const transport = new GuardedStdioTransport(process.stdin, process.stdout, {
+      onReject: (reason) => logger.debug({ reason }, 'malformed message answered with a JSON-RPC error'),
+    });
     await server.connect(transport);
     closeTransport = () => server.close();
     logger.info({ sandbox: Boolean(app.sandbox), read_only: app.config.readOnly }, 'MCP over stdio');
@@ -140,6 +160,21 @@ async function serve(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
     if (app.config.transport === 'stdio') process.stdin.once('end', stop);
   });
+}
+
+/** One line at start, so an operator sees what `--watch` covers before its first finding. */
+async function logWatching(ops: Ops, webhookUrl: string | null, logger: Logger): Promise<void> {
+  const { mode, intervalMs } = ops.config.watch;
+  const agents = await ops.fleet().then(
+    (ids) => ids.length,
+    () => null,
+  );
+  // The watcher's first tick is scheduled at once (setTimeout 0).
+  const firstTick = new Date().toISOString();
+  logger.info(
+    { mode, agents, interval_ms: intervalMs, first_tick_at: firstTick, webhook_url: webhookUrl },
+    `watcher started: ${agents ?? 'unknown (fleet not listable yet)'} agents, ${mode} mode, every ${intervalMs / 1000} s, first tick at ${firstTick} (now)${webhookUrl ? `, webhooks at ${webhookUrl}` : ''}`,
+  );
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -21,15 +21,31 @@ const agentList = z
 
 const tier = z.enum(['alert_human', 'auto_contain', 'fleet_shutdown']);
 
+/**
+ * An API key as the gateway takes it: printable ASCII, no whitespace. A key pasted with a space or a
+ * newline around it is refused here, naming the variable, rather than failing deep inside the client.
+ */
+const apiKey = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .regex(
+      /^[\x21-\x7e]+$/,
+      `${what} has spaces, other whitespace or non-ASCII characters; set the key exactly, without them`,
+    );
+
+/** Where the incident store lives when no path is given (a `--sandbox` run then uses a temporary one). */
+export const DEFAULT_DATA_DIR = join(homedir(), '.agent-incident-mcp');
+
 export const ConfigSchema = z
   .object({
     greenhelix: z
       .object({
         baseUrl: z.url({ protocol: /^https?$/ }).default('https://api.greenhelix.net'),
-        monitorKey: z.string().min(1).optional(),
-        containmentKey: z.string().min(1).optional(),
+        monitorKey: apiKey('GREENHELIX_MONITOR_KEY').optional(),
+        containmentKey: apiKey('GREENHELIX_CONTAINMENT_KEY').optional(),
         /** Agents' own keys, only used to prove the containment key is none of them when the key list is unreadable. */
-        agentKeys: z.record(z.string(), z.string()).default({}),
+        agentKeys: z.record(z.string(), apiKey('the agent key')).default({}),
         timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
         concurrency: z.number().int().min(1).max(512).default(64),
       })
@@ -70,7 +86,8 @@ export const ConfigSchema = z
         z.string().regex(/^[0-9a-fA-F]{64}$/, 'a public key is 64 hex characters (raw Ed25519)'),
       )
       .default({}),
-    dataDir: z.string().min(1).default(join(homedir(), '.agent-incident-mcp')),
+    /** The incident store's directory; absent means DEFAULT_DATA_DIR (or, with the sandbox, a temporary one). */
+    dataDir: z.string().min(1).optional(),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     readOnly: z.boolean().default(false),
     toolsets: z
@@ -86,10 +103,28 @@ export const ConfigSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65_535).default(3333),
         token: z.string().min(16, 'the HTTP bearer token must be at least 16 characters').optional(),
+        /** More tokens, one per supervisor: a session answers only the token that created it. */
+        tokens: z
+          .array(z.string().min(16, 'each HTTP bearer token must be at least 16 characters'))
+          .default([]),
         allowedOrigins: z.array(z.string()).default([]),
+        /** Open MCP sessions at most; an initialize beyond it gets 503 until one closes or expires. */
+        maxSessions: z.number().int().min(1).max(10_000).default(100),
+        /** A session with no request open for this long is closed (and stops receiving alerts). */
+        sessionIdleMs: z.number().int().min(1_000).max(86_400_000).default(900_000),
+        /** Headers and body must arrive within this (slow clients are cut off with 408). */
+        bodyTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 3333, allowedOrigins: [] }),
+      .default({
+        host: '127.0.0.1',
+        port: 3333,
+        tokens: [],
+        allowedOrigins: [],
+        maxSessions: 100,
+        sessionIdleMs: 900_000,
+        bodyTimeoutMs: 10_000,
+      }),
     guards: z
       .object({
         /**
@@ -311,6 +346,30 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'http.token',
     kind: 'string',
     help: 'Bearer token required in HTTP mode',
+  },
+  {
+    name: 'INCIDENT_HTTP_TOKENS',
+    path: 'http.tokens',
+    kind: 'list',
+    help: 'More bearer tokens, comma-separated (one per supervisor); a session answers only its own token',
+  },
+  {
+    name: 'INCIDENT_HTTP_MAX_SESSIONS',
+    path: 'http.maxSessions',
+    kind: 'number',
+    help: 'Open HTTP sessions at most (default 100)',
+  },
+  {
+    name: 'INCIDENT_HTTP_SESSION_IDLE_MS',
+    path: 'http.sessionIdleMs',
+    kind: 'number',
+    help: 'An HTTP session idle this long is closed (default 15 min)',
+  },
+  {
+    name: 'INCIDENT_HTTP_BODY_TIMEOUT_MS',
+    path: 'http.bodyTimeoutMs',
+    kind: 'number',
+    help: 'Headers and body must arrive within this (default 10 s)',
   },
   {
     name: 'INCIDENT_HTTP_ALLOWED_ORIGINS',

@@ -42,6 +42,18 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a key with whitespace or non-ASCII around or in it, naming the variable', () => {
+    expect(() => loadConfig({ env: { GREENHELIX_CONTAINMENT_KEY: ' a2a_pro_abc ' } })).toThrow(
+      /GREENHELIX_CONTAINMENT_KEY has spaces/,
+    );
+    expect(() => loadConfig({ env: { GREENHELIX_MONITOR_KEY: 'a2a_pro_abc\n' } })).toThrow(
+      /GREENHELIX_MONITOR_KEY has spaces/,
+    );
+    expect(loadConfig({ env: { GREENHELIX_MONITOR_KEY: 'a2a_pro_abc' } }).greenhelix.monitorKey).toBe(
+      'a2a_pro_abc',
+    );
+  });
+
   it('has no gateway access without a monitor key or the sandbox', () => {
     expect(hasGatewayAccess(loadConfig({ env: {} }))).toBe(false);
     expect(hasGatewayAccess(loadConfig({ env: {}, flags: { sandbox: { enabled: true } } }))).toBe(true);

@@ -11,7 +11,7 @@ export const checkReadiness = defineTool({
     'monitoring interval, webhooks/event bus, forensics data present, and containment timed against the gateway ' +
     '(a dry-run plan costed at the measured round trip). Each item passes or fails with the fix. Reads only.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  input: z.object({}),
+  input: z.strictObject({}),
   output: z.object({
     ready: z.boolean(),
     items: z.array(

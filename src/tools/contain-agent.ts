@@ -19,7 +19,7 @@ export const containAgent = defineTool({
     'more agents than the blast radius allows (default 3 within 10 min) needs an operator approval: the call then ' +
     'returns approval_pending with a digest; call again with the same arguments for the decision.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     agent_id: agentId,
     reason,
     suspect_payee: agentId.optional().describe('Escrow exploitation: the payee farming this agent'),

@@ -14,7 +14,7 @@ export const detectAnomalies = defineTool({
     "server's own baselines and pins each agent's public key on first sight. Call this first; then contain_agent " +
     'or run_runbook for what it finds. Each anomaly also says the escalation tier the rules give it.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     agent_ids: z
       .array(agentId)
       .min(1)

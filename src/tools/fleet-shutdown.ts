@@ -14,7 +14,7 @@ export const fleetShutdown = defineTool({
     'to decide. Call again with exactly the same arguments to get the decision: "executed" once approved (the ' +
     'approval works once), "rejected" or "expired". Undo per agent with recover_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     reason,
     agent_ids: z
       .array(agentId)

@@ -10,7 +10,7 @@ export const getIncident = defineTool({
     'Return one incident from the durable store: its summary, every recorded action with its time and result, ' +
     'pre-incident caps, recovery stages and gates. Reads only local records (no gateway call).',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  input: z.object({ incident_id: incidentId }),
+  input: z.strictObject({ incident_id: incidentId }),
   output: z.object({
     incident: incidentSummary.extend({ detail: z.record(z.string(), z.unknown()) }),
     actions: z.array(z.record(z.string(), z.unknown())),

@@ -10,7 +10,7 @@ export const listIncidents = defineTool({
     'List incidents from the durable store, newest first, optionally by status or agent. Reads only local records ' +
     '(no gateway call). Use get_incident for one incident with all its recorded actions.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  input: z.object({
+  input: z.strictObject({
     status: z
       .enum([
         'detected',

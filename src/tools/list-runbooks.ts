@@ -10,7 +10,7 @@ export const listRunbooks = defineTool({
     'service_degradation, cascade_failure) with trigger signals, severity, automated steps and the follow-up left ' +
     'to people. Full text of each: resource runbook://{name}. Then run one with run_runbook (dry_run first).',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  input: z.object({}),
+  input: z.strictObject({}),
   output: z.object({
     runbooks: z.array(
       z.object({

@@ -15,7 +15,7 @@ export const recoverAgent = defineTool({
     'next one. A gate that fails says which and why and nothing changes. Never call it while the cause may be live. ' +
     'Undo: contain_agent again.',
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     incident_id: incidentId,
     root_cause_fixed: z
       .boolean()

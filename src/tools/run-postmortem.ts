@@ -14,7 +14,7 @@ export const runPostmortem = defineTool({
     'Stores the report (JSON and Markdown, readable as incident://{id}/postmortem) and publishes an ' +
     'incident_post_mortem event unless in read-only mode. Safe to call again: it rebuilds the report.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-  input: z.object({ incident_id: incidentId }),
+  input: z.strictObject({ incident_id: incidentId }),
   output: z.object({
     incident_id: z.string(),
     report: z.record(z.string(), z.unknown()).describe('The structured post-mortem'),

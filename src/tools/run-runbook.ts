@@ -17,7 +17,7 @@ export const runRunbook = defineTool({
     'blast radius allows (default 3 per call and per 10 min) need an operator approval: the call then returns ' +
     'approval_pending with a digest; call again with the same arguments for the decision.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
-  input: z.object({
+  input: z.strictObject({
     runbook: z.enum([
       'runaway_spending',
       'escrow_exploitation',

@@ -43,10 +43,13 @@ export interface ToolResult<O> {
   text: string;
 }
 
+/** A tool's input: a strict object, so an argument the tool does not know is refused rather than dropped. */
+export type ToolInput = z.ZodObject<z.ZodRawShape, z.core.$strict>;
+
 /**
  * One MCP tool as data. `server.ts` registers each through the guard seam; nothing else registers tools.
  */
-export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z.ZodObject = z.ZodObject> {
+export interface ToolDefinition<I extends ToolInput = ToolInput, O extends z.ZodObject = z.ZodObject> {
   readonly name: string;
   readonly title: string;
   readonly description: string;
@@ -69,7 +72,7 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
 }
 
 /** Identity helper that keeps each tool file's literal types while checking it against the shape. */
-export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
+export function defineTool<I extends ToolInput, O extends z.ZodObject>(
   def: ToolDefinition<I, O>,
 ): ToolDefinition<I, O> {
   return def;

@@ -66,6 +66,10 @@ export interface SpawnedServer {
   ready: Promise<void>;
   /** The last 8 KB the server wrote to stderr. */
   stderr(): string;
+  /** Writes one raw line to the server's stdin (a newline is added). */
+  raw(line: string): void;
+  /** Every message the server has written to stdout, parsed (a line that is not JSON fails the test run). */
+  messages: Record<string, unknown>[];
 }
 
 export function spawnServer(
@@ -91,8 +95,10 @@ export function spawnServer(
   children.push(child);
   const stderr = drainStderr(child);
   const waiters = new Map<number, (m: Record<string, unknown>) => void>();
+  const messages: Record<string, unknown>[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const msg = JSON.parse(line) as Record<string, unknown>;
+    messages.push(msg);
     if (typeof msg.id === 'number') waiters.get(msg.id)?.(msg);
   });
   child.on('exit', (code, signal) => {
@@ -124,5 +130,6 @@ export function spawnServer(
   }).then(() => {
     child.stdin!.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
   });
-  return { child, rpc, ready, stderr };
+  const raw = (line: string) => void child.stdin!.write(`${line}\n`);
+  return { child, rpc, ready, stderr, raw, messages };
 }

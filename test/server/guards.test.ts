@@ -16,7 +16,7 @@ function argsFor(tool: string, agent: string): Record<string, unknown> {
     case 'recover_agent':
       return { incident_id: 'inc_doesnotexist', root_cause_fixed: true };
     case 'fleet_shutdown':
-      return { reason: 'guard test', agent_ids: [agent], request_id: 'r', confirmation_code: 'c' };
+      return { reason: 'guard test', agent_ids: [agent] };
     case 'run_runbook':
       return { runbook: 'runaway_spending', agent_ids: [agent] };
     default:
