@@ -2,13 +2,19 @@
  * The composition root: from a validated config to a running engine (clients, store, optional
  * embedded sandbox, watcher). cli.ts calls this; tests call it too.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, ConfigError, DEFAULT_DATA_DIR } from './config.js';
 import { DEFAULT_THRESHOLDS } from './detection/index.js';
 import { GreenHelixClient } from './greenhelix/index.js';
-import { checkContainmentKey, KeyVerdictCache } from './guards/index.js';
+import {
+  type ApprovalPage,
+  checkContainmentKey,
+  KeyVerdictCache,
+  startApprovalPage,
+} from './guards/index.js';
 import { openStore } from './incidents/index.js';
 import type { Logger } from './logger.js';
 import { createOps, type Ops } from './runbooks/ops.js';
@@ -21,6 +27,8 @@ export interface App {
   config: Config;
   ops: Ops;
   sandbox: Sandbox | null;
+  /** The operator's approval page on 127.0.0.1, when an operator secret is configured (always with the sandbox). */
+  approvalPage: ApprovalPage | null;
   close(): Promise<void>;
 }
 
@@ -29,6 +37,8 @@ export interface App {
  * its own URL, separate generated monitor and containment keys, its fleet and shared wallet, and a
  * fresh data directory per run (sandbox state is in memory, so old incidents would refer to nothing):
  * under the given data directory when there is one, else a temporary one removed on close.
+ * The sandbox's fleet is explicit (its own agents: not the treasury, not the counterparties), and without
+ * INCIDENT_OPERATOR_SECRET it makes a throwaway one, logged once, so fleet shutdowns can be tried.
  * @throws ConfigError for a threshold name the detectors do not have.
  */
 export async function startApp(input: Config, logger: Logger, opts: { clock?: Clock } = {}): Promise<App> {
@@ -71,6 +81,10 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         agentKeys: sandbox.keys.agents,
       },
       fleet: config.fleet ?? sandbox.fleet,
+      approval: {
+        ...config.approval,
+        operatorSecret: config.approval.operatorSecret ?? randomBytes(18).toString('base64url'),
+      },
       sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
       // The demo agents sign identity challenges through the sandbox (their own signer on a real fleet).
       identityChallenge: config.identityChallenge ?? {
@@ -112,11 +126,32 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         })
       : null;
   const ops = createOps({ config, monitor, actor, store, clock, logger });
+  const approvalPage = config.approval.operatorSecret
+    ? await startApprovalPage({
+        book: ops.acting.book,
+        operatorSecret: config.approval.operatorSecret,
+        port: config.approval.port,
+        clock,
+        onError: (err) => logger.error({ err }, 'approval page failed'),
+      }).catch(async (e: unknown) => {
+        await monitor.close();
+        await actor?.close();
+        store.close();
+        await sandbox?.close();
+        if (tempStore) rmSync(tempStore, { recursive: true, force: true });
+        throw new ConfigError(
+          `approval.port ${config.approval.port}: cannot serve the approval page on 127.0.0.1 (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        );
+      })
+    : null;
+  if (approvalPage) ops.acting.attachPage(approvalPage);
   return {
     config,
     ops,
     sandbox,
+    approvalPage,
     close: async () => {
+      await approvalPage?.close();
       await monitor.close();
       await actor?.close();
       store.close();
@@ -124,6 +159,26 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       if (tempStore) rmSync(tempStore, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Tells the operator where the approval page is (or that there is none). Called once the start-up checks
+ * passed, so that a refused start stays one line.
+ */
+export function logApprovalPage(app: App, input: Config, logger: Logger): void {
+  const page = app.approvalPage;
+  if (!page) {
+    logger.info(
+      'no INCIDENT_OPERATOR_SECRET: the approval page is off, so actions beyond the blast radius and fleet shutdowns cannot be approved',
+    );
+    return;
+  }
+  logger.info({ url: page.url }, 'approval page for operators (needs INCIDENT_OPERATOR_SECRET)');
+  if (app.sandbox && !input.approval.operatorSecret)
+    logger.warn(
+      { url: page.url },
+      `sandbox: operator secret for the approval page is ${app.config.approval.operatorSecret} (throwaway; set INCIDENT_OPERATOR_SECRET to choose one)`,
+    );
 }
 
 /** Threshold overrides must name thresholds the detectors have: a misspelt one would silently do nothing. */

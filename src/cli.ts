@@ -10,7 +10,7 @@
  * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
  */
 import { parseArgs } from 'node:util';
-import { checkKeysAtStart, startApp } from './app.js';
+import { checkKeysAtStart, logApprovalPage, startApp } from './app.js';
 import { ConfigError, hasGatewayAccess, loadConfig, MISSING_CREDENTIALS_MESSAGE } from './config.js';
 import { runDemo } from './demo.js';
 import { startHttpServer } from './http.js';
@@ -107,6 +107,7 @@ async function serve(argv: string[]): Promise<number> {
     await app.close().catch(() => undefined);
     throw e;
   }
+  logApprovalPage(app, config, logger);
   // In the background: a slow gateway must not delay the host's handshake. Callers for the same agent
   // wait on the per-agent lock and then see the finished incident.
   void app.ops.resumeInterrupted().then(

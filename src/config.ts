@@ -56,7 +56,10 @@ export const ConfigSchema = z
         timeoutMs: 10_000,
         concurrency: 64,
       }),
-    /** Agent ids in the fleet; null means every agent the monitor key can list. */
+    /**
+     * Agent ids this server acts on (and watches). null: it watches every agent the monitor key lists but
+     * acts on none, since that list also holds counterparties and shared wallets the gateway cannot tell apart.
+     */
     fleet: agentList.nullable().default(null),
     /** Wallets several agents draw on; exhausting one is a cascade signal. */
     sharedWallets: agentList.default([]),
@@ -124,11 +127,49 @@ export const ConfigSchema = z
       }),
     guards: z
       .object({
-        maxAgentsPerCall: z.number().int().min(1).max(10_000).default(50),
+        /**
+         * Blast radius: distinct agents a call, or all calls together within `windowMs`, may act on without
+         * an operator's approval. The smaller of this and `maxFleetShare` of the acting fleet applies (at least 1).
+         */
+        maxAgentsPerCall: z.number().int().min(1).max(10_000).default(3),
+        /** The same limit as a share of the acting fleet (0.1 = 10 %), so a small fleet is not half frozen. */
+        maxFleetShare: z.number().gt(0).max(1).default(0.1),
+        /** The sliding window the limit also applies to, so splitting a call does not bypass it. */
+        windowMs: z.number().int().min(1_000).max(86_400_000).default(600_000),
+        /** How long an approval request stays open (and an approval stays usable). */
         confirmationTtlMs: z.number().int().min(10_000).max(3_600_000).default(300_000),
+        /** Open approval requests one caller (an MCP session, the watcher) may hold; more are refused. */
+        maxPendingPerRequester: z.number().int().min(1).max(100).default(3),
+        /**
+         * Form elicitation as a convenience: the person at the host confirms in the host's own dialog. Off by
+         * default, since a host that auto-accepts elicitations would then confirm by itself.
+         */
+        formElicitation: z.boolean().default(false),
       })
       .strict()
-      .default({ maxAgentsPerCall: 50, confirmationTtlMs: 300_000 }),
+      .default({
+        maxAgentsPerCall: 3,
+        maxFleetShare: 0.1,
+        windowMs: 600_000,
+        confirmationTtlMs: 300_000,
+        maxPendingPerRequester: 3,
+        formElicitation: false,
+      }),
+    /**
+     * The approval page: served by this process on loopback only, behind the operator secret (never the MCP
+     * token). Without a secret the page is off and actions beyond the blast radius cannot be approved.
+     */
+    approval: z
+      .object({
+        port: z.number().int().min(0).max(65_535).default(0),
+        operatorSecret: z
+          .string()
+          .min(16, 'the operator secret must be at least 16 characters')
+          .max(512)
+          .optional(),
+      })
+      .strict()
+      .default({ port: 0 }),
     containment: z
       .object({
         concurrency: z.number().int().min(1).max(512).default(64),
@@ -268,7 +309,7 @@ export const ENV_VARS: ReadonlyArray<{
     name: 'INCIDENT_FLEET',
     path: 'fleet',
     kind: 'list',
-    help: 'Comma-separated agent ids (default: every agent the monitor key lists)',
+    help: 'Comma-separated agent ids this server may act on (unset: it watches every agent the monitor key lists and acts on none)',
   },
   {
     name: 'INCIDENT_CHALLENGE_URL',
@@ -347,7 +388,37 @@ export const ENV_VARS: ReadonlyArray<{
     name: 'INCIDENT_MAX_AGENTS_PER_CALL',
     path: 'guards.maxAgentsPerCall',
     kind: 'number',
-    help: 'Blast-radius cap per call',
+    help: 'Agents acted on per call, and per window, without operator approval (default 3)',
+  },
+  {
+    name: 'INCIDENT_MAX_FLEET_SHARE',
+    path: 'guards.maxFleetShare',
+    kind: 'number',
+    help: 'The same limit as a share of the fleet (default 0.1); the smaller applies, at least 1 agent',
+  },
+  {
+    name: 'INCIDENT_BLAST_WINDOW_MS',
+    path: 'guards.windowMs',
+    kind: 'number',
+    help: 'Sliding window of the blast-radius limit (default 600000, 10 min)',
+  },
+  {
+    name: 'INCIDENT_FORM_ELICITATION',
+    path: 'guards.formElicitation',
+    kind: 'bool',
+    help: "Also let the person at the host approve in the host's form dialog (default off)",
+  },
+  {
+    name: 'INCIDENT_OPERATOR_SECRET',
+    path: 'approval.operatorSecret',
+    kind: 'string',
+    help: 'Operator secret for the loopback approval page (at least 16 characters; not the HTTP token)',
+  },
+  {
+    name: 'INCIDENT_APPROVAL_PORT',
+    path: 'approval.port',
+    kind: 'number',
+    help: 'Port of the approval page on 127.0.0.1 (default 0: any free port, logged at start)',
   },
   {
     name: 'INCIDENT_CONTAINMENT_CONCURRENCY',
@@ -543,7 +614,26 @@ export function loadConfig(
   merged = deepMerge(merged, opts.flags ?? {});
   const parsed = ConfigSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error));
+  checkOperatorSecret(parsed.data);
   return parsed.data;
+}
+
+/**
+ * The operator secret approves what the model may not do alone, so it must be something no MCP client
+ * holds: never the HTTP bearer token, never a gateway key.
+ */
+function checkOperatorSecret(config: Config): void {
+  const secret = config.approval.operatorSecret;
+  if (secret === undefined) return;
+  const clash = [
+    ['INCIDENT_HTTP_TOKEN (http.token)', config.http.token],
+    ['GREENHELIX_MONITOR_KEY', config.greenhelix.monitorKey],
+    ['GREENHELIX_CONTAINMENT_KEY', config.greenhelix.containmentKey],
+  ].find(([, v]) => v !== undefined && v === secret);
+  if (clash)
+    throw new ConfigError(
+      `approval.operatorSecret (INCIDENT_OPERATOR_SECRET) equals ${clash[0]}; choose a separate secret that no MCP client holds`,
+    );
 }
 
 /** True when the server can talk to a gateway at all: a monitor key, or the embedded sandbox. */

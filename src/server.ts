@@ -3,10 +3,12 @@
  *
  * Every tool is registered here and only here, through one seam (`guardedHandler`) that applies, in
  * order: read-only filtering (at registration), strict argument validation (`routeToolCalls`: an unknown
- * argument is refused, never dropped), the containment-key separation guard and the blast
- * radius for state-changing tools, cancellation, progress, timing and the error wrapper that turns
- * every failure into an `isError` result the model can act on.
+ * argument is refused, never dropped), the containment-key separation guard, the acting fleet and the
+ * blast radius for state-changing tools (beyond it, an operator's approval: the caller sees only
+ * "pending" and the digest), cancellation, progress, timing and the error wrapper that turns every
+ * failure into an `isError` result the model can act on. Each connection is one requester.
  */
+import { randomUUID } from 'node:crypto';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import {
   CallToolRequestSchema,
@@ -15,9 +17,10 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { checkBlastRadius, filterTools, untrustedInline } from './guards/index.js';
+import { type Approval, checkBlastRadius, filterTools, untrustedInline } from './guards/index.js';
 import type { Logger } from './logger.js';
 import { registerPrompts } from './prompts.js';
+import { approvalError } from './runbooks/acting.js';
 import type { Ops } from './runbooks/ops.js';
 import { listRunbookNames, renderRunbookMarkdown } from './runbooks/playbooks.js';
 import { invalidArguments, unknownTool } from './tools/arguments.js';
@@ -56,8 +59,10 @@ export function createServer({ ops, logger }: CreateServerOptions): {
       instructions: instructionsFor(new Set(tools.map((t) => t.name))),
     },
   );
-  for (const tool of tools) registerTool(server, tool, ops, logger);
-  routeToolCalls(server, tools, ops, logger);
+  // This connection as a requester: its approval requests are its own, and count against its own limit.
+  const session: Session = { requester: `mcp-${randomUUID().slice(0, 8)}`, announced: new Set() };
+  for (const tool of tools) registerTool(server, tool, ops, logger, session);
+  routeToolCalls(server, tools, ops, logger, session);
   listToolsCompactly(server, tools, ops.config.readOnly);
   registerResources(server, ops);
   registerPrompts(
@@ -69,10 +74,18 @@ export function createServer({ ops, logger }: CreateServerOptions): {
     if (server.isConnected())
       void server.sendLoggingMessage({ level, logger: SERVER_NAME, data }).catch(() => undefined);
   });
+  // A host that showed the approval page's address (URL elicitation) hears when the operator decided.
+  const undecided = ops.acting.book.onDecision((a) => {
+    if (!session.announced.delete(a.id) || !server.isConnected()) return;
+    void server.server
+      .createElicitationCompletionNotifier(a.id)()
+      .catch(() => undefined);
+  });
   return {
     server,
     close: async () => {
       detach();
+      undecided();
       await server.close();
     },
   };
@@ -93,8 +106,20 @@ function instructionsFor(has: ReadonlySet<string>): string {
   return steps.filter(Boolean).join(' ');
 }
 
+interface Session {
+  requester: string;
+  /** Approval ids shown to this host by URL elicitation, awaiting the operator's decision. */
+  announced: Set<string>;
+}
+
 /** Lists the tool (name, schemas, hints) through the SDK; its calls arrive through `routeToolCalls`. */
-function registerTool(server: McpServer, tool: ToolDefinition, ops: Ops, logger: Logger): void {
+function registerTool(
+  server: McpServer,
+  tool: ToolDefinition,
+  ops: Ops,
+  logger: Logger,
+  session: Session,
+): void {
   server.registerTool(
     tool.name,
     {
@@ -106,7 +131,7 @@ function registerTool(server: McpServer, tool: ToolDefinition, ops: Ops, logger:
       annotations: hintsFor(tool, ops.config.readOnly),
     },
     (async (args: Record<string, unknown>, extra: ToolExtra) =>
-      guardedHandler(server, tool, ops, logger, args, extra)) as never,
+      guardedHandler(server, tool, ops, logger, args, extra, session)) as never,
   );
 }
 
@@ -139,7 +164,13 @@ function listToolsCompactly(server: McpServer, tools: ToolDefinition[], readOnly
  * refused with the accepted names (never silently dropped), and every refusal has the seam's error shape.
  * Installed after the tools are registered, so it replaces the SDK's dispatcher (as listToolsCompactly does for tools/list).
  */
-function routeToolCalls(server: McpServer, tools: readonly ToolDefinition[], ops: Ops, logger: Logger): void {
+function routeToolCalls(
+  server: McpServer,
+  tools: readonly ToolDefinition[],
+  ops: Ops,
+  logger: Logger,
+  session: Session,
+): void {
   const byName = new Map(tools.map((t) => [t.name, t]));
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = byName.get(request.params.name);
@@ -149,7 +180,15 @@ function routeToolCalls(server: McpServer, tools: readonly ToolDefinition[], ops
       logger.child({ tool: tool.name }).warn({ issues: parsed.error.issues.length }, 'invalid arguments');
       return errorResult(invalidArguments(tool.name, tool.input, parsed.error));
     }
-    return guardedHandler(server, tool, ops, logger, parsed.data as Record<string, unknown>, extra as never);
+    return guardedHandler(
+      server,
+      tool,
+      ops,
+      logger,
+      parsed.data as Record<string, unknown>,
+      extra as never,
+      session,
+    );
   });
 }
 
@@ -170,15 +209,25 @@ export async function guardedHandler(
   logger: Logger,
   args: Record<string, unknown>,
   extra: ToolExtra,
+  session: Session = { requester: 'mcp', announced: new Set() },
 ): Promise<CallToolResult> {
   const started = Date.now();
   const log = logger.child({ tool: tool.name });
   try {
+    const { announceApproval, elicit } = approvalChannels(server, ops, session);
     // Every tool that acts on fleet agents names its targets; run_postmortem writes only its own report
     // and an event, so it needs no containment-key check (it publishes only when a containment client exists).
-    if (tool.targets) await enforceActingGuards(tool, ops, args);
+    if (tool.targets)
+      await enforceActingGuards(tool, ops, args, {
+        requester: session.requester,
+        announce: announceApproval,
+        formElicit: elicit,
+        signal: extra.signal,
+      });
     const token = extra._meta?.progressToken;
     const ctx: ToolContext = {
+      requester: session.requester,
+      announceApproval,
       ops,
       signal: extra.signal,
       progress: async (done, total, message) => {
@@ -190,12 +239,7 @@ export async function guardedHandler(
           })
           .catch(() => undefined);
       },
-      elicit: server.server.getClientCapabilities()?.elicitation
-        ? async (message, requestedSchema) => {
-            const r = await server.server.elicitInput({ message, requestedSchema: requestedSchema as never });
-            return { action: r.action, content: r.content as Record<string, unknown> | undefined };
-          }
-        : undefined,
+      elicit,
     };
     const result = await tool.handler(ctx, args as never);
     // What is sent is what is advertised: the SDK client checks structuredContent against the JSON Schema
@@ -227,6 +271,43 @@ export async function guardedHandler(
 }
 
 /**
+ * How this host can take part in an approval: URL elicitation shows the approval page's address to the
+ * host's user (never the model); form elicitation, only where the operator turned it on, lets that user
+ * approve in the host's own dialog.
+ */
+function approvalChannels(
+  server: McpServer,
+  ops: Ops,
+  session: Session,
+): Pick<ToolContext, 'announceApproval' | 'elicit'> {
+  const caps = server.server.getClientCapabilities()?.elicitation;
+  const announceApproval = caps?.url
+    ? (approval: Approval, url: string) => {
+        session.announced.add(approval.id);
+        // Not awaited: the host shows the link to its user; the tool answers "pending" at once.
+        void server.server
+          .elicitInput({
+            mode: 'url',
+            elicitationId: approval.id,
+            url,
+            message:
+              `An operator must approve ${approval.tool} on ${approval.agent_count} agents (digest ${approval.digest}). ` +
+              'Open the approval page; it asks for the operator secret.',
+          })
+          .catch(() => undefined);
+      }
+    : undefined;
+  const elicit =
+    caps?.form && ops.config.guards.formElicitation
+      ? async (message: string, requestedSchema: Record<string, unknown>) => {
+          const r = await server.server.elicitInput({ message, requestedSchema: requestedSchema as never });
+          return { action: r.action, content: r.content as Record<string, unknown> | undefined };
+        }
+      : undefined;
+  return { announceApproval, elicit };
+}
+
+/**
  * An error result: `isError`, a line for the model (code, message, fix), and the same as JSON
  * `{error: {code, message, retryable, fix?}}` in a second text block for programs. No structuredContent:
  * SDK v1 clients validate even an error's structuredContent against the success schema and would throw
@@ -248,24 +329,47 @@ function errorResult(e: ToolError): CallToolResult {
   };
 }
 
+/**
+ * Before a state-changing tool runs: the acting key is separate (unless a dry run), every target is an
+ * agent of the acting fleet, and the action is within the blast radius or approved by an operator.
+ */
 async function enforceActingGuards(
   tool: ToolDefinition,
   ops: Ops,
   args: Record<string, unknown>,
+  who: {
+    requester: string;
+    announce: ((approval: Approval, url: string) => void) | undefined;
+    formElicit: ToolContext['elicit'];
+    signal: AbortSignal;
+  },
 ): Promise<void> {
   const dryRun = tool.isDryRun?.(args as never) ?? false;
   if (!dryRun) {
     const verdict = await ops.checkActingKey();
     if (!verdict.ok) throw new ToolError(verdict.code, verdict.message, false, verdict.fix);
   }
-  const targets = tool.targets?.(args as never);
-  if (targets) {
-    const fleet = await ops.fleet();
-    const cap =
-      tool.blastRadius === 'fleet_only' ? Math.max(fleet.length, 1) : ops.config.guards.maxAgentsPerCall;
-    const radius = checkBlastRadius({ agent_ids: targets, fleet, maxAgentsPerCall: cap });
-    if (!radius.ok) throw new ToolError(radius.code, radius.message, false, radius.fix);
-  }
+  const targets = tool.targets?.(args as never, ops);
+  if (!targets) return;
+  const fleet = ops.acting.actingFleet();
+  const radius = checkBlastRadius({ agent_ids: targets, fleet, maxAgentsPerCall: Math.max(fleet.length, 1) });
+  if (!radius.ok) throw new ToolError(radius.code, radius.message, false, radius.fix);
+  // Dry runs change nothing; fleet_shutdown always asks for approval in its handler.
+  if (dryRun || tool.blastRadius === 'fleet_only' || radius.agent_ids.length === 0) return;
+  const reason = [args.reason, (args.params as { reason?: unknown } | undefined)?.reason, args.note].find(
+    (r): r is string => typeof r === 'string',
+  );
+  const admission = await ops.acting.admit({
+    tool: tool.name,
+    agent_ids: radius.agent_ids,
+    params: tool.actionParams?.(args as never),
+    reason: reason ?? '(none given)',
+    requester: who.requester,
+    announce: who.announce,
+    formElicit: who.formElicit,
+    signal: who.signal,
+  });
+  if (admission.status !== 'admitted') throw approvalError(tool.name, admission);
 }
 
 function toToolError(error: unknown, signal: AbortSignal): ToolError {

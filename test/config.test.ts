@@ -58,4 +58,31 @@ describe('loadConfig', () => {
     expect(hasGatewayAccess(loadConfig({ env: {} }))).toBe(false);
     expect(hasGatewayAccess(loadConfig({ env: {}, flags: { sandbox: { enabled: true } } }))).toBe(true);
   });
+
+  it('refuses an operator secret that an MCP client or a gateway key already holds', () => {
+    const token = 'same-secret-0123456789';
+    expect(() =>
+      loadConfig({ env: { INCIDENT_HTTP_TOKEN: token, INCIDENT_OPERATOR_SECRET: token } }),
+    ).toThrow(/approval\.operatorSecret \(INCIDENT_OPERATOR_SECRET\) equals INCIDENT_HTTP_TOKEN/);
+    expect(() =>
+      loadConfig({ env: { GREENHELIX_CONTAINMENT_KEY: token, INCIDENT_OPERATOR_SECRET: token } }),
+    ).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { INCIDENT_OPERATOR_SECRET: 'short' } })).toThrow(
+      /approval\.operatorSecret: the operator secret must be at least 16 characters/,
+    );
+    const ok = loadConfig({
+      env: {
+        INCIDENT_HTTP_TOKEN: token,
+        INCIDENT_OPERATOR_SECRET: `${token}-operator`,
+        INCIDENT_APPROVAL_PORT: '0',
+      },
+    });
+    expect(ok.approval).toEqual({ port: 0, operatorSecret: `${token}-operator` });
+    expect(ok.guards).toMatchObject({
+      maxAgentsPerCall: 3,
+      maxFleetShare: 0.1,
+      windowMs: 600_000,
+      formElicitation: false,
+    });
+  });
 });

@@ -24,8 +24,13 @@ export interface Alert {
   actions: string[];
   incident_id?: string | undefined;
   tier?: string | undefined;
-  /** Extra facts (counts, amounts); never secrets, never confirmation codes except on the operator channel. */
+  /** Extra facts (counts, amounts, an approval page's address on the operator channel); never secrets. */
   details?: Record<string, unknown> | undefined;
+  /**
+   * For the operator's channels only (stderr, the alert webhook), never MCP notifications, which a model
+   * may read: approval requests carry the approval page's address.
+   */
+  operator_only?: boolean | undefined;
 }
 
 export type Notifier = (
@@ -61,7 +66,7 @@ export class AlertSink {
     this.sent.push(alert);
     const sinks = [
       'stderr',
-      ...(this.notifiers.length ? ['mcp'] : []),
+      ...(this.notifiers.length && !alert.operator_only ? ['mcp'] : []),
       ...(config.watch.alertWebhookUrl ? [config.watch.alertFormat] : []),
     ];
     try {
@@ -91,7 +96,7 @@ export class AlertSink {
     if (alert.priority === 'P0' || alert.priority === 'P1') logger.error(line, alert.title);
     else logger.warn(line, alert.title);
     const mcpLevel = alert.priority === 'P0' ? 'critical' : alert.priority === 'P1' ? 'error' : 'warning';
-    for (const n of this.notifiers) {
+    for (const n of alert.operator_only ? [] : this.notifiers) {
       try {
         n(mcpLevel, { ...line, title: alert.title });
       } catch {

@@ -19,6 +19,7 @@ import {
   type Thresholds,
 } from '../detection/index.js';
 import { toEpochMs } from '../util/time.js';
+import { APPROVAL_REQUESTED } from './acting.js';
 import {
   escrowCoverMs,
   MAX_ESCROW_PAGE,
@@ -310,6 +311,7 @@ export async function runDetectionPass(
   );
   const recentAlerts = deps.store
     .listAlerts({ since: at - DEFAULT_THRESHOLDS.cascade_window_ms })
+    .filter((a) => a.signal !== APPROVAL_REQUESTED)
     .map((a) => ({ agent_id: a.agent_id, at: a.at, signal: a.signal, priority: a.priority }));
   const fleetAnomalies = detectFleet(
     perAgent,

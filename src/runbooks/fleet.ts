@@ -1,17 +1,14 @@
 /**
- * Fleet shutdown: contain every fleet agent at once. Never automatic and never confirmable by the model:
- * either the person at the host confirms through elicitation (seeing the count and the ids), or a
- * one-time code goes out of band to the operator (log / alert channel) and must come back with the
- * request id, for exactly the same agents, before it expires.
+ * Fleet shutdown: contain every fleet agent (or the listed ones) at once. Never automatic and never
+ * confirmable by the model or its host: it always needs an operator's approval on the loopback approval
+ * page (acting.ts). The first call opens the request and returns "approval_pending" with the action's
+ * digest; the same call made again returns the decision, and executes once if it was approved.
  */
 
 import { sumCents } from '../greenhelix/money.js';
-import {
-  buildElicitation,
-  checkElicitationResponse,
-  type FleetShutdownConfirmation,
-} from '../guards/index.js';
+import type { Approval } from '../guards/index.js';
 import { ToolError } from '../util/errors.js';
+import { type ActingGate, type ActingRequest, atRiskText } from './acting.js';
 import { containAgent } from './contain.js';
 import type { OpsDeps } from './deps.js';
 import { type PlannedCall, planned } from './plan.js';
@@ -19,14 +16,16 @@ import { type PlannedCall, planned } from './plan.js';
 export interface FleetShutdownRequest {
   reason: string;
   agent_ids?: string[] | undefined;
-  request_id?: string | undefined;
-  confirmation_code?: string | undefined;
   dry_run: boolean;
 }
 
+export type FleetShutdownStatus = 'approval_pending' | 'rejected' | 'expired' | 'executed' | 'planned';
+
 export interface FleetShutdownResult {
-  status: 'confirmation_required' | 'declined' | 'executed' | 'planned';
-  request_id: string | null;
+  status: FleetShutdownStatus;
+  /** The approval request's digest: it binds the agents, their count and the money at risk. */
+  digest: string | null;
+  at_risk: string | null;
   agent_count: number;
   agent_ids: string[];
   expires_at: string | null;
@@ -47,19 +46,18 @@ export interface FleetShutdownResult {
 
 export interface FleetShutdownOptions {
   signal?: AbortSignal | undefined;
-  elicit?:
-    | ((
-        message: string,
-        schema: Record<string, unknown>,
-      ) => Promise<{ action: string; content?: Record<string, unknown> }>)
-    | undefined;
+  /** Who asks (one MCP session, the watcher); approvals are never shared between requesters. */
+  requester?: string | undefined;
+  announce?: ActingRequest['announce'];
+  formElicit?: ActingRequest['formElicit'];
   onProgress?: ((done: number, total: number, message: string) => void) | undefined;
 }
 
-function empty(agentIds: string[], status: FleetShutdownResult['status']): FleetShutdownResult {
+function empty(agentIds: string[], status: FleetShutdownStatus): FleetShutdownResult {
   return {
     status,
-    request_id: null,
+    digest: null,
+    at_risk: null,
     agent_count: agentIds.length,
     agent_ids: agentIds,
     expires_at: null,
@@ -70,13 +68,34 @@ function empty(agentIds: string[], status: FleetShutdownResult['status']): Fleet
   };
 }
 
+/** The same action, as the caller sees it: the approval's facts without its address. */
+function withApproval(agentIds: string[], status: FleetShutdownStatus, a: Approval): FleetShutdownResult {
+  const again =
+    'Call fleet_shutdown again with exactly the same arguments to see whether it was approved (it then runs), rejected or expired.';
+  return {
+    ...empty(agentIds, status),
+    digest: a.digest,
+    at_risk: atRiskText(a.at_risk_cents),
+    expires_at: new Date(a.expires_at).toISOString(),
+    how_to_confirm:
+      status === 'approval_pending'
+        ? `An operator must approve this on the approval page (they were told where; it needs their secret, and there is no code for you to pass on). ${again}`
+        : status === 'rejected'
+          ? 'The operator rejected it; nothing changed. Do not retry it unchanged.'
+          : 'The request expired unused; nothing changed. Call again to ask anew.',
+  };
+}
+
+/** The fleet shutdown's action identity: the same agents and the same tool, whatever the reason text. */
+export const FLEET_SHUTDOWN = 'fleet_shutdown';
+
 export async function fleetShutdown(
   deps: OpsDeps,
-  confirmation: FleetShutdownConfirmation,
+  gate: ActingGate,
   req: FleetShutdownRequest,
   opts: FleetShutdownOptions,
 ): Promise<FleetShutdownResult> {
-  const agentIds = [...new Set(req.agent_ids ?? (await deps.fleet()))].sort();
+  const agentIds = [...new Set(req.agent_ids ?? gate.actingFleet())].sort();
   if (agentIds.length === 0)
     throw new ToolError(
       'empty_fleet',
@@ -101,42 +120,26 @@ export async function fleetShutdown(
       ]),
     };
   }
-
-  if (req.request_id || req.confirmation_code) {
-    if (!req.request_id || !req.confirmation_code) {
-      throw new ToolError(
-        'confirmation_incomplete',
-        'Both request_id and confirmation_code are needed to confirm.',
-        false,
-        'Ask the operator for the code sent out of band.',
-      );
-    }
-    const verdict = confirmation.confirm({
-      request_id: req.request_id,
-      code: req.confirmation_code,
-      agent_ids: agentIds,
-    });
-    if (!verdict.ok) throw new ToolError(verdict.code, verdict.message, false, verdict.fix);
-    return execute(deps, agentIds, req.reason, opts);
-  }
-
-  if (opts.elicit) {
-    const { message, requestedSchema } = buildElicitation({ agent_ids: agentIds, reason: req.reason });
-    const answer = await opts.elicit(message, requestedSchema);
-    const check = checkElicitationResponse(answer, agentIds.length);
-    if (!check.ok) return { ...empty(agentIds, 'declined'), how_to_confirm: check.message };
-    return execute(deps, agentIds, req.reason, opts);
-  }
-
-  const pending = confirmation.request({ agent_ids: agentIds, reason: req.reason });
-  return {
-    ...empty(agentIds, 'confirmation_required'),
-    request_id: pending.request_id,
-    expires_at: new Date(pending.expires_at).toISOString(),
-    how_to_confirm:
-      'A one-time code was sent to the operator out of band (server log / alert channel). Ask the person for it, then call ' +
-      `fleet_shutdown again with the same agents, request_id "${pending.request_id}" and confirmation_code. Never guess it.`,
-  };
+  const admission = await gate.admit({
+    tool: FLEET_SHUTDOWN,
+    agent_ids: agentIds,
+    reason: req.reason,
+    requester: opts.requester ?? 'internal',
+    alwaysApprove: true,
+    announce: opts.announce,
+    formElicit: opts.formElicit,
+    signal: opts.signal,
+  });
+  if (admission.status !== 'admitted')
+    return withApproval(
+      agentIds,
+      admission.status === 'pending' ? 'approval_pending' : admission.status,
+      admission.approval,
+    );
+  const r = await execute(deps, agentIds, req.reason, opts);
+  return admission.approval
+    ? { ...r, digest: admission.approval.digest, at_risk: atRiskText(admission.approval.at_risk_cents) }
+    : r;
 }
 
 async function execute(

@@ -5,17 +5,12 @@
 import type { Config } from '../config.js';
 import type { GreenHelixClient } from '../greenhelix/index.js';
 import { centsToMoney, type Money, money } from '../greenhelix/money.js';
-import {
-  checkContainmentKey,
-  FleetShutdownConfirmation,
-  markUntrusted,
-  UNTRUSTED_LEGEND,
-  untrustedInline,
-} from '../guards/index.js';
+import { checkContainmentKey, markUntrusted, UNTRUSTED_LEGEND, untrustedInline } from '../guards/index.js';
 import type { ActionRecord, Incident, IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../util/clock.js';
 import { ToolError } from '../util/errors.js';
+import { ActingGate } from './acting.js';
 import { AlertSink, type Notifier } from './alerts.js';
 import {
   abandonedContainments,
@@ -74,6 +69,9 @@ export interface Ops {
   readonly logger: Logger;
   readonly alerts: AlertSink;
   readonly deps: OpsDeps;
+  /** The blast-radius policy and the operator approvals every state-changing path goes through. */
+  readonly acting: ActingGate;
+  /** The agents watched: the configured fleet, or every agent the monitor key lists. */
   fleet(): Promise<string[]>;
   checkActingKey(): Promise<KeyVerdict>;
   /** One detection pass; the watcher passes its cadence (tiered reads), everything else reads all. */
@@ -195,21 +193,7 @@ export function createOps(o: CreateOpsOptions): Ops {
     fleet,
     page: (a) => void alerts.send(a).catch(() => undefined),
   };
-  const confirmation = new FleetShutdownConfirmation({
-    clock,
-    ttlMs: config.guards.confirmationTtlMs,
-    // Out of band: the operator's log and alert channel. Never MCP notifications, which a model may read.
-    deliver: (m) => {
-      logger.warn(
-        {
-          request_id: m.request_id,
-          agents: m.agent_ids.length,
-          expires_at: new Date(m.expires_at).toISOString(),
-        },
-        `FLEET SHUTDOWN CONFIRMATION CODE ${m.code} for request ${m.request_id} (${m.agent_ids.length} agents: ${m.agent_ids.slice(0, 10).join(', ')}${m.agent_ids.length > 10 ? ', …' : ''}). Give it to the caller only if you want every listed agent contained.`,
-      );
-    },
-  });
+  const acting = new ActingGate({ deps, page: (a) => alerts.send(a) });
 
   const checkActingKey = async (): Promise<KeyVerdict> => {
     const verdict = await checkContainmentKey({
@@ -238,6 +222,7 @@ export function createOps(o: CreateOpsOptions): Ops {
     logger,
     alerts,
     deps,
+    acting,
     fleet,
     checkActingKey,
     detect: (params) => runDetectionPass(deps, params),
@@ -267,11 +252,11 @@ export function createOps(o: CreateOpsOptions): Ops {
         has_postmortem: Boolean(store.getPostmortem(id)),
       };
     },
-    fleetShutdown: (req, opts) => fleetShutdown(deps, confirmation, req, opts),
+    fleetShutdown: (req, opts) => fleetShutdown(deps, acting, req, opts),
     listRunbooks: () => listRunbookNames().map((n) => ({ ...RUNBOOKS[n], uri: `runbook://${n}` })),
     runRunbook: (req, opts = {}) =>
       runRunbook(deps, req, { ...opts, alert: opts.alert ?? ((a) => alerts.send(a)) }),
-    checkReadiness: (signal) => checkReadiness(deps, checkActingKey, signal),
+    checkReadiness: (signal) => checkReadiness(deps, checkActingKey, signal, { pageUrl: acting.pageUrl }),
     attachNotifier: (fn) => alerts.attach(fn),
     resumeInterrupted: async () => {
       const out: ContainResult[] = [];

@@ -20,6 +20,7 @@ export async function checkReadiness(
   deps: OpsDeps,
   keyCheck: () => Promise<{ ok: true; method?: string } | { ok: false; message: string; fix: string }>,
   signal?: AbortSignal,
+  approvals: { pageUrl: string | null } = { pageUrl: null },
 ): Promise<{ ready: boolean; items: ReadinessItem[] }> {
   const items: ReadinessItem[] = [];
   const opts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
@@ -42,6 +43,24 @@ export async function checkReadiness(
           ...failed.map((i) => `${i.primary_agent_id} (${i.id}): containment failed, wallet not frozen`),
         ].join('; '),
     `Call contain_agent for ${[...abandoned, ...failed].map((i) => i.primary_agent_id).join(', ')}: it resumes the incident and retries what is left.`,
+  );
+
+  // Acting needs an explicit fleet, and anything beyond the blast radius needs an operator who can approve.
+  add(
+    'acting_fleet_explicit',
+    deps.config.fleet !== null,
+    deps.config.fleet
+      ? `acts on the ${deps.config.fleet.length} agents of INCIDENT_FLEET only`
+      : 'no INCIDENT_FLEET: the server watches every agent the monitor key lists and acts on none',
+    'Set INCIDENT_FLEET to your own agents (not counterparties); shared wallets go in INCIDENT_SHARED_WALLETS.',
+  );
+  add(
+    'operator_approval',
+    approvals.pageUrl !== null,
+    approvals.pageUrl
+      ? `the approval page is served at ${approvals.pageUrl} (operator secret required)`
+      : 'no approval page: fleet shutdowns and actions beyond the blast radius cannot be approved',
+    'Set INCIDENT_OPERATOR_SECRET (at least 16 characters, not the HTTP token) and restart.',
   );
 
   const key = await keyCheck();

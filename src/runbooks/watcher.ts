@@ -5,8 +5,12 @@
  * for an agent whose escrows are rising; see cadence.ts for the read tiers, probes and the schedule),
  * reads the event bus from its stored `since_id` cursor, and reacts per the escalation rules:
  *   auto_contain   → the signal's runbook, at once (P0 within one tick of detection)
- *   fleet_shutdown → the cascade runbook on the affected agents, and a P0 alert carrying the prepared
- *                    fleet-shutdown confirmation request; the shutdown itself is never automatic
+ *   fleet_shutdown → the cascade runbook on the affected agents, and a fleet-shutdown approval request
+ *                    paged to the operator; the shutdown itself is never automatic
+ * Everything it does goes through the same blast radius as the tools (acting.ts): within the limit (3
+ * agents or 10 % of the fleet per 10 min) it acts at once; beyond it, it acts on as many as fit, pages
+ * the operator with an approval request for the rest, records that it asked (the alert row, the tick's
+ * actions), and carries the rest out only once the operator approves on the approval page.
  *   alert_human    → an alert; plus the non-containing automated responses the SPEC's severity table
  *                    gives P1/P2 (exploitation: freeze payer and payee; degradation: halve the budget),
  *                    unless an explicit escalation override for that pair says alert only
@@ -20,13 +24,16 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type Anomaly, CircuitBreaker } from '../detection/index.js';
+import type { Approval } from '../guards/index.js';
+import { atRiskText, WATCHER } from './acting.js';
 import type { Alert } from './alerts.js';
 import { PollCadence } from './cadence.js';
 import { errorInfo } from './deps.js';
 import { probeEscrows } from './detect.js';
+import { FLEET_SHUTDOWN } from './fleet.js';
 import { mapBounded } from './limit.js';
 import type { Ops } from './ops.js';
-import { type RunbookResult, runbookForSignal } from './playbooks.js';
+import { type RunbookName, type RunbookResult, runbookForSignal } from './playbooks.js';
 import { monitoringIntervalMs } from './recover.js';
 
 export interface WatchAction {
@@ -208,60 +215,247 @@ export async function startWatcher(
       out.actions.push({ ...record, incident_id: active.id, status: `already_handled:${active.status}` });
       return;
     }
-    const agentIds = runbook === 'cascade_failure' ? cascadeAgents(anomaly) : [anomaly.agent_id];
+    const named = runbook === 'cascade_failure' ? cascadeAgents(anomaly) : [anomaly.agent_id];
+    let fleet: string[];
     try {
-      const result: RunbookResult = await ops.runRunbook(
-        {
-          runbook,
-          agent_ids: agentIds,
-          params: {
-            payee:
-              typeof anomaly.details.suspect_payee === 'string' ? anomaly.details.suspect_payee : undefined,
-            reason: `watcher: ${anomaly.summary}`.slice(0, 500),
-          },
-          dry_run: false,
-          detected_at: anomaly.at,
-          signal: anomaly.signal,
-          priority: anomaly.priority,
-        },
-        { alert: async (a) => void (await alert({ ...a, tier })) },
-      );
-      out.actions.push({ ...record, incident_id: result.incident_id, status: result.status });
-      if (tier === 'fleet_shutdown') await prepareFleetShutdown(anomaly, result.incident_id);
+      fleet = ops.acting.actingFleet();
     } catch (e) {
       const info = errorInfo(e);
-      out.actions.push({ ...record, status: `failed:${info.code}` });
-      await alert({
-        level: 'page',
-        priority: 'P0',
-        severity: 'critical',
-        agent_id: anomaly.agent_id,
-        signal: anomaly.signal,
-        title: `MANUAL INTERVENTION REQUIRED: ${runbook} failed: ${info.message}`,
-        actions: [],
-        tier,
+      out.actions.push({ ...record, status: `not_acting:${info.code}` });
+      if (
+        await alert({
+          level: 'page',
+          priority: anomaly.priority as Alert['priority'],
+          severity: anomaly.severity,
+          agent_id: anomaly.agent_id,
+          signal: anomaly.signal,
+          title: `${anomaly.summary}. NOT contained: ${info.message}`,
+          actions: [],
+          tier,
+        })
+      )
+        out.alerts++;
+      return;
+    }
+    const acting = new Set(fleet);
+    const agentIds = named.filter((a) => acting.has(a));
+    if (agentIds.length === 0) {
+      out.actions.push({ ...record, status: 'not_acting:agent_not_in_fleet' });
+      if (
+        await alert({
+          level: 'page',
+          priority: anomaly.priority as Alert['priority'],
+          severity: anomaly.severity,
+          agent_id: anomaly.agent_id,
+          signal: anomaly.signal,
+          title: `${anomaly.summary}. NOT contained: ${named.join(', ')} not in the acting fleet (INCIDENT_FLEET).`,
+          actions: [],
+          tier,
+        })
+      )
+        out.alerts++;
+      return;
+    }
+    // The blast radius: act at once on the agents that fit; ask the operator for the rest.
+    const verdict = ops.acting.policy.admit(agentIds, fleet.length);
+    const now = verdict.ok ? agentIds : verdict.fits;
+    if (!verdict.ok) ops.acting.policy.record(now);
+    const deferred = agentIds.filter((a) => !now.includes(a));
+    const params = {
+      payee: typeof anomaly.details.suspect_payee === 'string' ? anomaly.details.suspect_payee : undefined,
+      reason: `watcher: ${anomaly.summary}`.slice(0, 500),
+    };
+    let incidentId: string | null = null;
+    if (now.length > 0) {
+      try {
+        const result: RunbookResult = await ops.runRunbook(
+          {
+            runbook,
+            agent_ids: now,
+            params,
+            dry_run: false,
+            detected_at: anomaly.at,
+            signal: anomaly.signal,
+            priority: anomaly.priority,
+          },
+          { alert: async (a) => void (await alert({ ...a, tier })) },
+        );
+        incidentId = result.incident_id;
+        out.actions.push({ ...record, incident_id: result.incident_id, status: result.status });
+      } catch (e) {
+        const info = errorInfo(e);
+        out.actions.push({ ...record, status: `failed:${info.code}` });
+        await alert({
+          level: 'page',
+          priority: 'P0',
+          severity: 'critical',
+          agent_id: anomaly.agent_id,
+          signal: anomaly.signal,
+          title: `MANUAL INTERVENTION REQUIRED: ${runbook} failed: ${info.message}`,
+          actions: [],
+          tier,
+        });
+      }
+    }
+    if (deferred.length > 0 && !verdict.ok) {
+      const status = await askApproval(
+        { tool: `watcher:${runbook}`, runbook, agent_ids: deferred, params, anomaly, incidentId, tier },
+        `The watcher may act on ${agents(verdict.limit)} per ${Math.round(verdict.window_ms / 60_000)} min on its own; ${deferred.length} more need an operator's approval.`,
+      );
+      out.actions.push({ ...record, incident_id: incidentId, status });
+    }
+    if (tier === 'fleet_shutdown') {
+      const status = await askApproval(
+        {
+          tool: FLEET_SHUTDOWN,
+          runbook: null,
+          agent_ids: [...fleet].sort(),
+          params: { reason: `cascade: ${anomaly.summary}`.slice(0, 500) },
+          anomaly,
+          incidentId,
+          tier,
+        },
+        `A cascade calls for a full fleet shutdown (${fleet.length} agents), which always needs an operator's approval.`,
+      );
+      out.actions.push({
+        ...record,
+        runbook: null,
+        incident_id: incidentId,
+        status: `fleet_shutdown:${status}`,
       });
     }
   }
 
-  /** Cascade: a prepared, unconfirmed fleet shutdown. The code goes to the operator channel only. */
-  async function prepareFleetShutdown(anomaly: Anomaly, incidentId: string | null): Promise<void> {
-    const prepared = await ops.fleetShutdown(
-      { reason: `cascade: ${anomaly.summary}`.slice(0, 500), dry_run: false },
-      {},
+  interface Deferred {
+    tool: string;
+    runbook: RunbookName | null;
+    agent_ids: string[];
+    params: { payee?: string | undefined; reason: string };
+    anomaly: Anomaly;
+    incidentId: string | null;
+    tier: string;
+  }
+
+  /** What the watcher asked the operator for and will carry out once approved, by approval id. */
+  const awaiting = new Map<string, Deferred>();
+  /** Actions the operator rejected: not asked again for one window. */
+  const rejectedUntil = new Map<string, number>();
+  const actionOf = (d: Deferred) => ({
+    tool: d.tool,
+    agent_ids: d.agent_ids,
+    params: d.runbook ? { runbook: d.runbook, payee: d.params.payee ?? null } : undefined,
+  });
+
+  /**
+   * Opens (once) an approval request for what the watcher may not do alone and pages the operator with
+   * it. Returns the status for the tick's record: approval_pending:<digest>, approval_rejected, or
+   * approval_unavailable / approval_limit when no request could be opened (then the page says so).
+   */
+  async function askApproval(d: Deferred, why: string): Promise<string> {
+    const spec = actionOf(d);
+    const key = JSON.stringify(spec);
+    if ((rejectedUntil.get(key) ?? 0) > clock.now()) return 'approval_rejected';
+    // One open request per agent: a runaway on an agent a pending cascade request names is already asked for.
+    for (const [id, waiting] of awaiting) {
+      const open = ops.acting.book.get(id);
+      if (open?.status !== 'pending') {
+        // Expired or forgotten: nothing left to carry out.
+        if (open?.status !== 'approved') awaiting.delete(id);
+        continue;
+      }
+      const same = JSON.stringify(actionOf(waiting)) === key;
+      const covers =
+        waiting.tool !== FLEET_SHUTDOWN && d.agent_ids.every((a) => waiting.agent_ids.includes(a));
+      if (same || (d.tool !== FLEET_SHUTDOWN && covers)) return `approval_pending:${open.digest}`;
+    }
+    try {
+      const opened = await ops.acting.open(
+        {
+          tool: d.tool,
+          agent_ids: d.agent_ids,
+          params: spec.params,
+          reason: d.params.reason,
+          requester: WATCHER,
+          alwaysApprove: d.tool === FLEET_SHUTDOWN,
+        },
+        why,
+      );
+      const a = opened.approval as Approval;
+      awaiting.set(a.id, d);
+      await alert({
+        level: 'page',
+        priority: 'P0',
+        severity: 'critical',
+        agent_id: d.anomaly.agent_id,
+        signal: d.anomaly.signal,
+        title: `${d.tool === FLEET_SHUTDOWN ? 'Full fleet shutdown' : `${d.runbook} on ${agents(d.agent_ids.length)}`} NOT executed: waiting for an operator's approval (${agents(d.agent_ids.length)}, ${atRiskText(a.at_risk_cents)} at risk, digest ${a.digest}). ${why}`,
+        actions: [`approval_requested ${a.digest}`],
+        incident_id: d.incidentId ?? undefined,
+        tier: d.tier,
+        details: {
+          digest: a.digest,
+          agents: d.agent_ids.length,
+          expires_at: new Date(a.expires_at).toISOString(),
+        },
+      });
+      log.warn({ digest: a.digest, tool: d.tool, agents: d.agent_ids.length }, 'watcher asked for approval');
+      return `approval_pending:${a.digest}`;
+    } catch (e) {
+      const info = errorInfo(e);
+      await alert({
+        level: 'page',
+        priority: 'P0',
+        severity: 'critical',
+        agent_id: d.anomaly.agent_id,
+        signal: d.anomaly.signal,
+        title: `MANUAL INTERVENTION REQUIRED: ${d.agent_ids.length} agents NOT contained (${d.agent_ids.slice(0, 10).join(', ')}): ${info.message}`,
+        actions: [],
+        incident_id: d.incidentId ?? undefined,
+        tier: d.tier,
+      });
+      return `not_acting:${info.code}`;
+    }
+  }
+
+  /** The operator decided on one of the watcher's requests: carry it out once, or remember the no. */
+  const stopListening = ops.acting.book.onDecision((a) => {
+    const d = awaiting.get(a.id);
+    if (!d || a.requester !== WATCHER) return;
+    awaiting.delete(a.id);
+    if (a.status === 'rejected') {
+      rejectedUntil.set(JSON.stringify(actionOf(d)), clock.now() + config.guards.windowMs);
+      log.warn({ digest: a.digest }, "operator rejected the watcher's request");
+      return;
+    }
+    if (a.status !== 'approved' || shadow) return;
+    void carryOut(d).catch((e: unknown) =>
+      log.error({ err: (e as Error).message, digest: a.digest }, 'approved action failed'),
     );
-    await alert({
-      level: 'page',
-      priority: 'P0',
-      severity: 'critical',
-      agent_id: anomaly.agent_id,
-      signal: 'cascade',
-      title: `Cascade: affected agents contained. Full fleet shutdown (${prepared.agent_count} agents) prepared, NOT executed: confirm with request ${prepared.request_id} and the code sent to the operator log.`,
-      actions: ['cascade_failure runbook', 'fleet_shutdown prepared'],
-      incident_id: incidentId ?? undefined,
-      tier: 'fleet_shutdown',
-      details: { request_id: prepared.request_id, expires_at: prepared.expires_at },
-    });
+  });
+
+  async function carryOut(d: Deferred): Promise<void> {
+    if (d.tool === FLEET_SHUTDOWN) {
+      // The same action as the request, so the approval is found and used once.
+      await ops.fleetShutdown(
+        { reason: d.params.reason, agent_ids: d.agent_ids, dry_run: false },
+        { requester: WATCHER },
+      );
+      return;
+    }
+    const approval = ops.acting.book.lookup(actionOf(d), WATCHER);
+    if (approval.status !== 'approved' || !d.runbook) return;
+    ops.acting.policy.record(d.agent_ids);
+    await ops.runRunbook(
+      {
+        runbook: d.runbook,
+        agent_ids: d.agent_ids,
+        params: d.params,
+        dry_run: false,
+        detected_at: d.anomaly.at,
+        signal: d.anomaly.signal,
+      },
+      { alert: async (x) => void (await alert({ ...x, tier: d.tier })) },
+    );
   }
 
   /**
@@ -358,6 +552,7 @@ export async function startWatcher(
     },
     stop: async () => {
       stopped = true;
+      stopListening();
       if (timer) clearTimeout(timer);
       await running?.catch(() => undefined);
       await new Promise<void>((r) => (webhookServer ? webhookServer.close(() => r()) : r()));
@@ -412,6 +607,8 @@ export async function startWatcher(
   return watcher;
 }
 
+const agents = (n: number) => `${n} agent${n === 1 ? '' : 's'}`;
+
 /** A blind check caused by the gateway failing (an error, a timeout), not by malformed entries we skipped. */
 function isGatewayFailure(a: Anomaly): boolean {
   const code = String(a.details.code ?? '');
@@ -421,7 +618,12 @@ function isGatewayFailure(a: Anomaly): boolean {
 function cascadeAgents(anomaly: Anomaly): string[] {
   const listed = anomaly.details.affected_agents;
   const ids = Array.isArray(listed) ? listed.filter((x): x is string => typeof x === 'string') : [];
-  return ids.length ? [...new Set(ids)] : [anomaly.agent_id];
+  // The root-cause candidate first: when the blast radius lets the watcher contain only some, it is that one.
+  return ids.includes(anomaly.agent_id)
+    ? [...new Set([anomaly.agent_id, ...ids])]
+    : ids.length
+      ? [...new Set(ids)]
+      : [anomaly.agent_id];
 }
 
 /** Agent ids an event names: the fields the gateway's webhook filter uses, plus `source`. */

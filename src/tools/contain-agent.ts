@@ -24,7 +24,8 @@ export const containAgent = defineTool({
     'cancel every held escrow it pays (in a short measured refund window), check its identity. With suspect_payee ' +
     'only escrows to that payee are cancelled and the payee is frozen too. Anything still exposed is named in ' +
     '`exposure` and paged. Idempotent: a contained agent returns its incident; a partial one resumes. Pass `anomaly` ' +
-    'so the SLA runs from detection. dry_run first; undo with recover_agent.',
+    'so the SLA runs from detection. dry_run first; undo with recover_agent. Beyond the blast radius (default 3 ' +
+    'agents per 10 min) it returns approval_pending: an operator decides; call again alike.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({
     agent_id: agentId,
@@ -64,6 +65,7 @@ export const containAgent = defineTool({
   // The suspect payee is usually a counterparty outside the fleet; freezing it is the one deliberate
   // exception to "acts only on fleet agents", named in the description and reported as its own step.
   targets: (args) => [args.agent_id],
+  actionParams: (args) => ({ suspect_payee: args.suspect_payee }),
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
     const answered = answeredAnomaly(args.anomaly, ctx.ops.clock.now());

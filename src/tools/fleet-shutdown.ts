@@ -9,11 +9,11 @@ export const fleetShutdown = defineTool({
   toolset: 'contain',
   description:
     'Contain every fleet agent at once (or the listed ones): freeze, caps to 0, cancel held escrows, identity ' +
-    'check, per agent. Always needs a person to confirm. If the host supports elicitation the person is asked ' +
-    'directly, with the agent count and ids. Otherwise the first call returns status "confirmation_required" with a ' +
-    'request_id, and a one-time code is sent to the operator out of band (server log / alert channel; never in this ' +
-    'result): call again with request_id and the code the operator gives you. The code expires, works once and only ' +
-    'for the same agents. Never invent or guess a code. Undo per agent with recover_agent.',
+    'check, per agent. Always needs an operator to approve it on the approval page this server serves on ' +
+    '127.0.0.1 (behind the operator secret; you cannot approve it, and there is no code to pass on). The first ' +
+    'call returns status "approval_pending" with the action digest and the money at risk; the operator is told where ' +
+    'to decide. Call again with exactly the same arguments to get the decision: "executed" once approved (the ' +
+    'approval works once), "rejected" or "expired". Undo per agent with recover_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({
     reason,
@@ -23,17 +23,12 @@ export const fleetShutdown = defineTool({
       .max(10_000)
       .optional()
       .describe('Subset of the fleet; omit for every fleet agent'),
-    request_id: z.string().max(100).optional().describe('From the earlier confirmation_required result'),
-    confirmation_code: z
-      .string()
-      .max(32)
-      .optional()
-      .describe('The one-time code the operator read out of band'),
     dry_run: dryRun,
   }),
   output: z.object({
-    status: z.enum(['confirmation_required', 'declined', 'executed', 'planned']),
-    request_id: z.string().nullable(),
+    status: z.enum(['approval_pending', 'rejected', 'expired', 'executed', 'planned']),
+    digest: z.string().nullable().describe('Digest of the exact action the operator approves or rejects'),
+    at_risk: moneySchema.nullable().describe('Held in escrow by these agents when approval was asked'),
     agent_count: int(),
     agent_ids: z.array(z.string()),
     expires_at: z.string().nullable(),
@@ -59,7 +54,9 @@ export const fleetShutdown = defineTool({
   async handler(ctx, args) {
     const r = await ctx.ops.fleetShutdown(args, {
       signal: ctx.signal,
-      elicit: ctx.elicit,
+      requester: ctx.requester,
+      announce: ctx.announceApproval,
+      formElicit: ctx.elicit,
       onProgress: (done, total, message) => void ctx.progress(done, total, message),
     });
     const contained = r.results.filter((x) => x.status === 'contained').length;
@@ -67,8 +64,8 @@ export const fleetShutdown = defineTool({
     const unlocked = sumCents(r.results.map((x) => parseCents(x.amount_unlocked)));
     const agents = `${r.agent_ids.slice(0, 20).join(', ')}${r.agent_ids.length > 20 ? `, … (${r.agent_ids.length} in all)` : ''}`;
     const text =
-      r.status === 'confirmation_required'
-        ? `Confirmation required to contain ${r.agent_count} agents (${agents}). ${r.how_to_confirm}`
+      r.status === 'approval_pending'
+        ? `Approval pending: containing ${r.agent_count} agents (${agents}; ${r.at_risk} at risk) needs an operator's approval, digest ${r.digest}, expires ${r.expires_at}. ${r.how_to_confirm}`
         : r.status === 'executed'
           ? [
               `Fleet shutdown: ${contained}/${r.agent_count} contained in ${r.elapsed_ms} ms (incident ${r.incident_id}).`,
@@ -80,10 +77,11 @@ export const fleetShutdown = defineTool({
                     .join(', ')}. Next: contain_agent on each to resume.`
                 : 'Next: run_postmortem; recover_agent per agent once the cause is fixed.',
             ].join('\n')
-          : r.status === 'declined'
-            ? 'Fleet shutdown declined or not confirmed; nothing changed.'
-            : `Dry run: would contain ${r.agent_count} agents (${agents}); nothing changed.`;
+          : r.status === 'planned'
+            ? `Dry run: would contain ${r.agent_count} agents (${agents}); nothing changed.`
+            : `Fleet shutdown ${r.status} (digest ${r.digest}); nothing changed. ${r.how_to_confirm}`;
     const results = r.results.map((x) => ({ ...x, amount_unlocked: moneyOf(x.amount_unlocked) }));
-    return { structured: { ...r, results }, text };
+    const atRisk = /^(\d+\.\d{2}) /.exec(r.at_risk ?? '')?.[1];
+    return { structured: { ...r, at_risk: atRisk ? moneyOf(atRisk) : null, results }, text };
   },
 });

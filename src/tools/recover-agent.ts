@@ -43,7 +43,12 @@ export const recoverAgent = defineTool({
     monitoring_interval_s: z.number(),
     steps: z.array(stepSchema),
   }),
-  targets: () => [],
+  // The agent the incident is about: recoveries count in the blast radius like containments.
+  targets: (args, ops) => {
+    const incident = ops.store.getIncident(args.incident_id);
+    return incident ? [incident.primary_agent_id] : [];
+  },
+  actionParams: (args) => ({ incident_id: args.incident_id, stage: args.stage ?? null }),
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
     const r = await ctx.ops.recover(args, ctx.signal);

@@ -21,7 +21,8 @@ export const runRunbook = defineTool({
     'runaway_spending: full containment; pages if the freeze fails. escrow_exploitation: params.payee required; ' +
     'freezes payer and payee, cancels only escrows to the payee (params.open_dispute disputes them). ' +
     'identity_compromise: preserves evidence, then contains. service_degradation: halves the daily budget, no ' +
-    'freeze. cascade_failure: contains every listed agent, names the root cause. Pass `anomaly` to record it.',
+    'freeze. cascade_failure: contains every listed agent, names the root cause. Pass `anomaly` to record it. ' +
+    'Beyond the blast radius (default 3 agents per 10 min) it returns approval_pending: an operator decides; call again alike.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   input: z.strictObject({
     runbook: z.enum([
@@ -55,6 +56,11 @@ export const runRunbook = defineTool({
     follow_up: z.array(z.string()),
   }),
   targets: (args) => args.agent_ids,
+  actionParams: (args) => ({
+    runbook: args.runbook,
+    payee: args.params.payee,
+    open_dispute: args.params.open_dispute,
+  }),
   isDryRun: (args) => args.dry_run,
   async handler(ctx, args) {
     const answered = answeredAnomaly(args.anomaly, ctx.ops.clock.now());

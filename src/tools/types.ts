@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { Approval } from '../guards/index.js';
 import type { Ops } from '../runbooks/ops.js';
 
 export type Toolset = 'detect' | 'contain' | 'recover' | 'learn' | 'runbooks';
@@ -17,7 +18,17 @@ export interface ToolContext {
   readonly signal: AbortSignal;
   /** Reports progress to the caller when it asked for it (a progress token); otherwise a no-op. */
   progress(done: number, total: number, message?: string): Promise<void>;
-  /** Asks the person at the host, when the host supports elicitation; undefined otherwise. */
+  /** Who is asking: this MCP session. Approvals are bound to it. */
+  readonly requester: string;
+  /**
+   * Tells the person at the host where to approve (URL elicitation), when the host supports it; the URL
+   * goes to the host's user interface, not to the model.
+   */
+  readonly announceApproval: ((approval: Approval, url: string) => void) | undefined;
+  /**
+   * Asks the person at the host in a form, when the host supports form elicitation AND the operator turned
+   * it on (guards.formElicitation); undefined otherwise.
+   */
   readonly elicit:
     | ((
         message: string,
@@ -57,12 +68,14 @@ export interface ToolDefinition<I extends ToolInput = ToolInput, O extends z.Zod
   readonly input: I;
   readonly output: O;
   /** Fleet agents the call would touch, for the blast-radius guard (state-changing tools only). */
-  readonly targets?: (args: z.infer<I>) => string[];
+  readonly targets?: (args: z.infer<I>, ops: Ops) => string[];
   /**
-   * How the blast-radius guard counts `targets`: against the per-call cap (default), or only against
-   * fleet membership (fleet shutdown, which is behind its own confirmation instead).
+   * How the seam applies the blast radius to `targets`: the policy and its approvals (default), or only
+   * fleet membership (fleet shutdown, whose handler always asks for approval itself).
    */
-  readonly blastRadius?: 'per_call_cap' | 'fleet_only';
+  readonly blastRadius?: 'policy' | 'fleet_only';
+  /** Arguments besides the agents that change what the call does: part of the approved action. */
+  readonly actionParams?: (args: z.infer<I>) => Record<string, string | number | boolean | null | undefined>;
   /** Whether the call is a dry run (the key-separation guard reports instead of refusing). */
   readonly isDryRun?: (args: z.infer<I>) => boolean;
   handler(ctx: ToolContext, args: z.infer<I>): Promise<ToolResult<z.infer<O>>>;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCents } from '../../src/greenhelix/money.js';
 import { thresholdsFor } from '../../src/runbooks/detect.js';
 import { TOOLS } from '../../src/tools/index.js';
-import { type Fixture, startFixture } from '../helpers/fixture.js';
+import { errorOf, type Fixture, startFixture } from '../helpers/fixture.js';
 
 const outputOf = (name: string) => TOOLS.find((t) => t.name === name)!.output;
 const HOUR = 3_600_000;
@@ -138,23 +138,44 @@ describe('runaway loop: detect → contain → post-mortem → recover', () => {
 describe('fleet_shutdown', () => {
   let f: Fixture;
   beforeAll(async () => {
-    f = await startFixture({ agents: 4 });
+    f = await startFixture({ agents: 4, operatorSecret: 'operator-secret-for-tests' });
   });
   afterAll(() => f?.close());
 
-  it('without confirmation changes nothing and never returns the code', async () => {
+  it('waits for the operator: pending with a digest, never a URL, a secret or a code; nothing changes', async () => {
     const seq = f.sandbox.requestLog().at(-1)?.seq ?? 0;
     const r = await f.call('fleet_shutdown', { reason: 'test' });
-    expect(r.structuredContent.status).toBe('confirmation_required');
-    expect(JSON.stringify(r)).not.toMatch(/code"\s*:\s*"[A-Z0-9]{6,}/);
-    const wrong = await f.call('fleet_shutdown', {
-      reason: 'test',
-      request_id: r.structuredContent.request_id,
-      confirmation_code: 'WRONGCODE',
+    expect(r.structuredContent).toMatchObject({
+      status: 'approval_pending',
+      agent_count: 4,
+      digest: expect.stringMatching(/^[0-9a-f]{16}$/),
+      at_risk: '0.00 CREDITS',
     });
-    expect(wrong.isError).toBe(true);
+    const seen = JSON.stringify(r);
+    expect(seen).not.toContain(f.approvalPage!.url);
+    expect(seen).not.toContain('operator-secret-for-tests');
+    expect(seen).not.toMatch(/apr_/);
+    const again = await f.call('fleet_shutdown', { reason: 'test, again' });
+    expect(again.structuredContent).toMatchObject({
+      status: 'approval_pending',
+      digest: r.structuredContent.digest,
+    });
     for (const a of f.sandbox.fleet) expect(f.sandbox.groundTruth(a).frozen).toBe(false);
     expect(f.sandbox.requestLog(seq).filter((x) => x.method !== 'GET')).toEqual([]);
+  });
+
+  it('without an approval page it is refused, naming INCIDENT_OPERATOR_SECRET', async () => {
+    const bare = await startFixture({ agents: 2 });
+    try {
+      const r = await bare.call('fleet_shutdown', { reason: 'test' });
+      expect(errorOf(r)).toMatchObject({
+        code: 'approval_unavailable',
+        fix: expect.stringContaining('INCIDENT_OPERATOR_SECRET'),
+      });
+      for (const a of bare.sandbox.fleet) expect(bare.sandbox.groundTruth(a).frozen).toBe(false);
+    } finally {
+      await bare.close();
+    }
   });
 });
 

@@ -61,11 +61,17 @@ describe('progress and cancellation', () => {
   });
 });
 
-describe('fleet_shutdown through elicitation', () => {
+describe('fleet_shutdown through form elicitation (only where configured)', () => {
   async function withAnswer(
     answer: (count: number) => { action: 'accept' | 'decline'; content?: Record<string, unknown> },
+    formElicitation = true,
   ) {
-    f = await startFixture({ agents: 3, clientCapabilities: { elicitation: {} } });
+    f = await startFixture({
+      agents: 3,
+      clientCapabilities: { elicitation: {} },
+      config: (c) => ({ ...c, guards: { formElicitation } }),
+      operatorSecret: 'operator-secret-for-tests',
+    });
     const asked: string[] = [];
     f.client.setRequestHandler(ElicitRequestSchema, async (req) => {
       asked.push(String(req.params.message));
@@ -80,7 +86,7 @@ describe('fleet_shutdown through elicitation', () => {
       action: 'accept',
       content: { confirm: true, typed_count: String(n) },
     }));
-    expect(asked[0]).toMatch(/ALL 3 fleet agents/);
+    expect(asked[0]).toMatch(/Act on 3 fleet agents/);
     expect(r.structuredContent.status).toBe('executed');
     for (const a of f!.sandbox.fleet)
       expect(f!.sandbox.groundTruth(a)).toMatchObject({ frozen: true, daily_cap: 0 });
@@ -91,7 +97,17 @@ describe('fleet_shutdown through elicitation', () => {
       action: 'accept',
       content: { confirm: true, typed_count: '300' },
     }));
-    expect(r.structuredContent.status).toBe('declined');
+    expect(r.structuredContent.status).toBe('rejected');
+    for (const a of f!.sandbox.fleet) expect(f!.sandbox.groundTruth(a).frozen).toBe(false);
+  });
+
+  it('by default a host that auto-accepts every elicitation is never asked and confirms nothing', async () => {
+    const { r, asked } = await withAnswer(
+      (n) => ({ action: 'accept', content: { confirm: true, typed_count: String(n) } }),
+      false,
+    );
+    expect(asked).toEqual([]);
+    expect(r.structuredContent.status).toBe('approval_pending');
     for (const a of f!.sandbox.fleet) expect(f!.sandbox.groundTruth(a).frozen).toBe(false);
   });
 });
@@ -110,6 +126,11 @@ describe('readiness, resources, prompts, exploitation', () => {
       fix: expect.stringContaining('detect_anomalies'),
     });
     expect(byName.containment_timed?.passed).toBe(true);
+    expect(byName.acting_fleet_explicit?.passed).toBe(true);
+    expect(byName.operator_approval).toMatchObject({
+      passed: false,
+      fix: expect.stringContaining('INCIDENT_OPERATOR_SECRET'),
+    });
     await f.call('detect_anomalies', {});
     const after = await f.call('check_readiness', {});
     expect(

@@ -33,7 +33,13 @@ describe('two processes, one store', () => {
       ['--agents', String(TRIALS), '--latency-ms', '20', '--time-scale', '0', '--seed', '4'],
       children,
     );
-    const env = { INCIDENT_LOG_LEVEL: 'info' };
+    // Ten different agents in one run: this test is about two processes on one agent, not the blast
+    // radius (3 agents or 10 % per 10 min, which would refuse the second trial), so it is lifted here.
+    const env = {
+      INCIDENT_LOG_LEVEL: 'info',
+      INCIDENT_MAX_AGENTS_PER_CALL: String(TRIALS),
+      INCIDENT_MAX_FLEET_SHARE: '1',
+    };
     const one = spawnServer(sb.info, dataDir, children, env);
     const two = spawnServer(sb.info, dataDir, children, env);
     await Promise.all([one.ready, two.ready]);

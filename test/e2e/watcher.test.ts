@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GreenHelixClient } from '../../src/greenhelix/index.js';
 import { agentsInDelivery, startWatcher, type Watcher } from '../../src/runbooks/watcher.js';
 import { startSandbox } from '../../src/sandbox/index.js';
@@ -108,27 +108,62 @@ describe('watcher per scenario', () => {
     });
   });
 
-  it('cascade_failure → cascade runbook: affected agents contained, root named, fleet shutdown only prepared', async () => {
-    const { f, w } = await setup();
+  it('cascade_failure → the root contained at once, the rest and a fleet shutdown only once the operator approves', async () => {
+    // Finding 1: the watcher alone must not freeze the fleet. 8 agents: the blast radius is 1 agent per 10 min.
+    f = await startFixture({
+      agents: 8,
+      config: (c) => ({ ...c, watch: { intervalMs: 30_000 } }),
+      operatorSecret: 'operator-secret-for-tests',
+    });
+    watcher = await startWatcher(f.ops, { schedule: false });
+    const w = watcher;
+    await w.tick({ all: true });
     const root = f.sandbox.fleet[0]!;
     f.sandbox.startScenario('cascade_failure', root, {});
     // The watcher is not looking while the shared wallet drains (a blind half hour), then it ticks.
     await f.sandbox.advance(40 * MIN);
-    await w.tick();
+    const tick = await w.tick();
     const cascade = f.ops.store.listIncidents({ limit: 20, offset: 0 }).find((i) => i.kind === 'cascade');
     expect(cascade?.runbook).toBe('cascade_failure');
     expect(cascade?.root_cause_agent).toBe(root);
-    const frozen = frozenAgents(f);
-    expect(frozen).toContain(root);
-    expect(frozen.length).toBeGreaterThanOrEqual(2);
-    expect(frozen.length).toBeLessThan(f.sandbox.fleet.length);
-    // The full shutdown is prepared for a person to confirm, never executed by the watcher.
-    const prepared = f.ops.alerts.sent.find((a) => a.tier === 'fleet_shutdown' && a.details?.request_id);
-    expect(prepared?.title).toMatch(/NOT executed/);
-    expect(JSON.stringify(prepared)).not.toMatch(/"code"/);
+    expect(frozenAgents(f)).toEqual([root]);
+    // It asked, and recorded that it asked: the tick's actions, the alert rows, the approval book.
+    expect(tick.actions.map((a) => a.status)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^approval_pending:[0-9a-f]{16}$/),
+        expect.stringMatching(/^fleet_shutdown:approval_pending:/),
+      ]),
+    );
+    const asked = f.ops.alerts.sent.filter((a) =>
+      /NOT executed: waiting for an operator's approval/.test(a.title),
+    );
+    expect(asked).toHaveLength(2);
+    expect(JSON.stringify(asked)).not.toMatch(/operator-secret-for-tests/);
+    const pending = f.ops.acting.book
+      .list()
+      .filter((a) => a.requester === 'watcher' && a.status === 'pending');
+    const rest = pending.find((a) => a.tool === 'watcher:cascade_failure')!;
+    const shutdown = pending.find((a) => a.tool === 'fleet_shutdown')!;
+    expect(rest.agent_ids).not.toContain(root);
+    expect(shutdown.agent_count).toBe(8);
+    // Another tick asks nothing new.
+    await w.tick();
+    expect(f.ops.acting.book.list().filter((a) => a.requester === 'watcher')).toHaveLength(2);
+    // The operator approves the rest: the watcher contains them, and still does not shut the fleet down.
+    f.ops.acting.book.decide(rest.id, 'approve', rest.full_digest, 'test operator');
+    await vi.waitFor(() => expect(frozenAgents(f!).sort()).toEqual([root, ...rest.agent_ids].sort()), {
+      timeout: 20_000,
+      interval: 100,
+    });
+    expect(frozenAgents(f).length).toBeLessThan(f.sandbox.fleet.length);
+    expect(f.ops.acting.book.get(rest.id)?.status).toBe('used');
     expect(f.ops.store.listIncidents({ limit: 50, offset: 0 }).some((i) => i.kind === 'fleet_shutdown')).toBe(
       false,
     );
+    // The operator rejects the fleet shutdown: nothing more happens.
+    f.ops.acting.book.decide(shutdown.id, 'reject', shutdown.full_digest, 'test operator');
+    await w.tick();
+    expect(frozenAgents(f).length).toBeLessThan(f.sandbox.fleet.length);
   });
 });
 

@@ -38,6 +38,9 @@ export async function startProduct(gatewayUrl: string, fleet: Fleet): Promise<Pr
       GREENHELIX_MONITOR_KEY: fleet.monitorKey,
       GREENHELIX_CONTAINMENT_KEY: fleet.containmentKey,
       INCIDENT_FLEET: fleet.ids.join(','),
+      // Five agents: 10 % of the fleet would allow one agent per 10 min without an operator; the suite
+      // contains three (quiet, under load, directly keyed), so the count limit (3) applies instead.
+      INCIDENT_MAX_FLEET_SHARE: '1',
       INCIDENT_DATA_DIR: dataDir,
       INCIDENT_LOG_LEVEL: 'silent',
     },

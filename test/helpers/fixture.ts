@@ -11,6 +11,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { expect } from 'vitest';
 import { startApp } from '../../src/app.js';
 import { type Config, type ConfigInput, loadConfig } from '../../src/config.js';
+import type { ApprovalPage } from '../../src/guards/index.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Ops } from '../../src/runbooks/ops.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
@@ -42,6 +43,8 @@ export interface Fixture {
   config: Config;
   client: Client;
   dataDir: string;
+  /** The approval page, when `operatorSecret` was given. */
+  approvalPage: ApprovalPage | null;
   call(
     name: string,
     args: Record<string, unknown>,
@@ -57,6 +60,8 @@ export interface FixtureOptions {
   config?: (base: ConfigInput) => ConfigInput;
   clientCapabilities?: Record<string, unknown>;
   sandbox?: Sandbox;
+  /** Serves the approval page on 127.0.0.1 (port 0) behind this operator secret. */
+  operatorSecret?: string;
 }
 
 export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> {
@@ -83,6 +88,7 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
     sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
     dataDir,
     logLevel: 'silent',
+    ...(opts.operatorSecret ? { approval: { port: 0, operatorSecret: opts.operatorSecret } } : {}),
   };
   const config = loadConfig({
     env: {},
@@ -102,6 +108,7 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<Fixture> 
     config,
     client,
     dataDir,
+    approvalPage: app.approvalPage,
     call: async (name, args) => (await client.callTool({ name, arguments: args })) as never,
     close: async () => {
       await client.close().catch(() => undefined);
