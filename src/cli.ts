@@ -7,6 +7,7 @@
  *   agent-incident-mcp sandbox [--port N] [--host H] [--agents N] [--seed S] [--latency-ms N] ...
  *   agent-incident-mcp demo [--agents N] [--latency-ms N]
  *   agent-incident-mcp config claude-desktop [--sandbox] [--read-only]
+ *   agent-incident-mcp verify-audit [--store FILE]
  *
  * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
  */
@@ -24,6 +25,7 @@ import { startWatcher } from './runbooks/watcher.js';
 import { runSandboxCommand } from './sandbox/cli.js';
 import { createServer, SERVER_NAME, SERVER_VERSION } from './server.js';
 import { GuardedStdioTransport } from './stdio.js';
+import { runVerifyAudit, VERIFY_AUDIT_USAGE } from './verify-audit.js';
 
 const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch[=shadow]] [--config FILE] [--data-dir DIR]
                           [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
@@ -31,7 +33,8 @@ const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] 
        agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N]
                           [--jitter-ms N] [--error-rate R] [--time-scale X]
        agent-incident-mcp demo [--agents N] [--latency-ms N] [--escrows N]
-       ${DESKTOP_CONFIG_USAGE.replace('usage: ', '')}`;
+       ${DESKTOP_CONFIG_USAGE.replace('usage: ', '')}
+       ${VERIFY_AUDIT_USAGE.replace('usage: ', '')}`;
 
 function writeErr(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -201,6 +204,7 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (command === 'demo') return await runDemo(rest, io);
+    if (command === 'verify-audit') return runVerifyAudit(rest, io);
     return await serve(argv);
   } catch (e) {
     if (e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -15,7 +15,7 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { checkBlastRadius, filterTools, untrustedInline } from './guards/index.js';
+import { checkBlastRadius, filterTools, recordVerdict, untrustedInline } from './guards/index.js';
 import type { Logger } from './logger.js';
 import { registerPrompts } from './prompts.js';
 import type { Ops } from './runbooks/ops.js';
@@ -254,16 +254,25 @@ async function enforceActingGuards(
   args: Record<string, unknown>,
 ): Promise<void> {
   const dryRun = tool.isDryRun?.(args as never) ?? false;
+  const targets = tool.targets?.(args as never);
+  const at = { tool: tool.name, agent_ids: targets };
   if (!dryRun) {
-    const verdict = await ops.checkActingKey();
+    const verdict = recordVerdict(
+      ops.store.audit,
+      { ...at, guard: 'containment_key' },
+      await ops.checkActingKey(),
+    );
     if (!verdict.ok) throw new ToolError(verdict.code, verdict.message, false, verdict.fix);
   }
-  const targets = tool.targets?.(args as never);
   if (targets) {
     const fleet = await ops.fleet();
     const cap =
       tool.blastRadius === 'fleet_only' ? Math.max(fleet.length, 1) : ops.config.guards.maxAgentsPerCall;
-    const radius = checkBlastRadius({ agent_ids: targets, fleet, maxAgentsPerCall: cap });
+    const radius = recordVerdict(
+      ops.store.audit,
+      { ...at, guard: 'blast_radius' },
+      checkBlastRadius({ agent_ids: targets, fleet, maxAgentsPerCall: cap }),
+    );
     if (!radius.ok) throw new ToolError(radius.code, radius.message, false, radius.fix);
   }
 }

@@ -12,9 +12,12 @@
  * - on the way out, {@link untrustedText} / {@link sanitizeGatewayData} for gateway text, and
  *   {@link redactKey} / {@link REDACT_PATHS} so keys never reach a message or a log line.
  *
+ * Every verdict, allowed or refused, is recorded with {@link recordVerdict} in the store's audit log.
+ *
  * Every refusal is a {@link GuardRefusal}: `{ ok: false, code, message, fix, retryable: false }`.
  */
 
+export { type GuardDecisionSink, recordVerdict } from './audit.js';
 export { AGENT_ID_PATTERN, checkBlastRadius } from './blast-radius.js';
 export {
   buildElicitation,

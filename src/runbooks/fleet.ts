@@ -10,6 +10,7 @@ import {
   buildElicitation,
   checkElicitationResponse,
   type FleetShutdownConfirmation,
+  recordVerdict,
 } from '../guards/index.js';
 import { ToolError } from '../util/errors.js';
 import { containAgent } from './contain.js';
@@ -111,11 +112,11 @@ export async function fleetShutdown(
         'Ask the operator for the code sent out of band.',
       );
     }
-    const verdict = confirmation.confirm({
-      request_id: req.request_id,
-      code: req.confirmation_code,
-      agent_ids: agentIds,
-    });
+    const verdict = recordVerdict(
+      deps.store.audit,
+      { guard: 'fleet_shutdown_confirmation', tool: 'fleet_shutdown', agent_ids: agentIds },
+      confirmation.confirm({ request_id: req.request_id, code: req.confirmation_code, agent_ids: agentIds }),
+    );
     if (!verdict.ok) throw new ToolError(verdict.code, verdict.message, false, verdict.fix);
     return execute(deps, agentIds, req.reason, opts);
   }
@@ -123,12 +124,23 @@ export async function fleetShutdown(
   if (opts.elicit) {
     const { message, requestedSchema } = buildElicitation({ agent_ids: agentIds, reason: req.reason });
     const answer = await opts.elicit(message, requestedSchema);
-    const check = checkElicitationResponse(answer, agentIds.length);
+    const check = recordVerdict(
+      deps.store.audit,
+      { guard: 'fleet_shutdown_elicitation', tool: 'fleet_shutdown', agent_ids: agentIds },
+      checkElicitationResponse(answer, agentIds.length),
+    );
     if (!check.ok) return { ...empty(agentIds, 'declined'), how_to_confirm: check.message };
     return execute(deps, agentIds, req.reason, opts);
   }
 
   const pending = confirmation.request({ agent_ids: agentIds, reason: req.reason });
+  deps.store.audit.guard({
+    guard: 'fleet_shutdown_confirmation',
+    allowed: false,
+    tool: 'fleet_shutdown',
+    agent_ids: agentIds,
+    reason: `confirmation_required: code sent out of band for request ${pending.request_id}`,
+  });
   return {
     ...empty(agentIds, 'confirmation_required'),
     request_id: pending.request_id,
