@@ -259,15 +259,19 @@ export class IncidentStore {
   }
 
   private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    for (const [i, sql] of MIGRATIONS.entries()) {
-      const version = i + 1;
-      if (version <= current) continue;
-      this.db.transaction(() => {
-        this.db.exec(sql);
-        this.db.pragma(`user_version = ${version}`);
-      })();
-    }
+    // One IMMEDIATE transaction, the version read inside it: two processes opening a new store at once
+    // would otherwise both read the old version and the second would fail on "table already exists".
+    this.db
+      .transaction(() => {
+        const current = this.db.pragma('user_version', { simple: true }) as number;
+        for (const [i, sql] of MIGRATIONS.entries()) {
+          const version = i + 1;
+          if (version <= current) continue;
+          this.db.exec(sql);
+          this.db.pragma(`user_version = ${version}`);
+        }
+      })
+      .immediate();
   }
 
   schemaVersion(): number {
