@@ -11,8 +11,10 @@
  * read as tampering; and BEGIN IMMEDIATE serialises processes sharing the store (leases allow that), so
  * two of them never link a record to the same predecessor, which concurrent appends to a file would.
  *
- * Cost: a commit is an fsync. Appends made in the same turn of the event loop (a containment starts its
- * escrow cancels together) share one transaction: an intent resolves once its batch has committed.
+ * Cost: a commit is an fsync, and better-sqlite3 makes it on the event loop. Appends made in the same turn
+ * of the event loop (a containment starts its escrow cancels together) share one transaction: an intent
+ * resolves once its batch has committed. An outcome waits for the next commit (at most OUTCOME_DELAY_MS):
+ * nothing waits on it, and a crash before then leaves its write open, which is what the log can know.
  * Guard decisions are written at once, synchronously, so a decision that cannot be recorded fails the call.
  *
  * Times are wall-clock (like leases), whatever clock the incidents run on: the trail states when things
@@ -74,6 +76,9 @@ export interface AuditRecord {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** How long an outcome may wait for an intent or a decision to share its commit. */
+const OUTCOME_DELAY_MS = 100;
+
 /** The hash a record must carry: over everything it holds, its link included. */
 export function auditHash(r: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256').update(`${r.seq}\n${r.at}\n${r.kind}\n${r.data}\n${r.prev_hash}`).digest('hex');
@@ -89,6 +94,7 @@ interface Pending {
 export class AuditLog {
   #pending: Pending[] = [];
   #scheduled = false;
+  #outcomeTimer: NodeJS.Timeout | undefined;
   readonly #tail: Database.Statement;
   readonly #lastAssigned: Database.Statement;
   readonly #insert: Database.Statement;
@@ -134,9 +140,13 @@ export class AuditLog {
     });
   }
 
-  /** Queues the outcome of a write; it is committed with the next batch. */
+  /** Queues the outcome of a write; it is committed with the next batch, or within OUTCOME_DELAY_MS. */
   writeOutcome(o: GatewayWriteOutcome): void {
-    this.#enqueue(this.#record('gateway_outcome', { ...o }));
+    this.#pending.push(this.#record('gateway_outcome', { ...o }));
+    if (this.#scheduled || this.#outcomeTimer) return;
+    this.#outcomeTimer = setTimeout(() => this.flush(), OUTCOME_DELAY_MS);
+    // A process may end before it fires: close() flushes.
+    this.#outcomeTimer.unref();
   }
 
   /** Commits whatever is queued, now (the store calls this before it closes). */
@@ -172,6 +182,8 @@ export class AuditLog {
 
   #take(): Pending[] {
     this.#scheduled = false;
+    clearTimeout(this.#outcomeTimer);
+    this.#outcomeTimer = undefined;
     const batch = this.#pending;
     this.#pending = [];
     return batch;
