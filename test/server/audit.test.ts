@@ -120,3 +120,34 @@ describe('audit log of a containment', () => {
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringContaining('no incident store at')]);
   });
 });
+
+describe('audit log of a fleet shutdown request', () => {
+  it('records the confirmation guard refusing, for the pending request and for a wrong code', async () => {
+    const f = await startFixture({ agents: 4 });
+    try {
+      const pending = await f.call('fleet_shutdown', { reason: 'cascade drill' });
+      const requestId = pending.structuredContent.request_id as string;
+      expect(requestId).toBeTruthy();
+      const wrong = await f.call('fleet_shutdown', {
+        reason: 'cascade drill',
+        request_id: requestId,
+        confirmation_code: '000000',
+      });
+      expect(wrong.isError).toBe(true);
+      const decisions = [...f.ops.store.audit.records()]
+        .filter((r) => r.kind === 'guard')
+        .map((r) => JSON.parse(r.data) as { guard: string; allowed: boolean; reason: string })
+        .filter((d) => d.guard === 'fleet_shutdown_confirmation');
+      expect(decisions).toEqual([
+        expect.objectContaining({ allowed: false, reason: expect.stringContaining(requestId) }),
+        expect.objectContaining({
+          allowed: false,
+          reason: expect.not.stringContaining('confirmation_required'),
+        }),
+      ]);
+      expect(f.sandbox.fleet.every((a) => !f.sandbox.groundTruth(a).frozen)).toBe(true);
+    } finally {
+      await f.close();
+    }
+  });
+});
