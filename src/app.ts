@@ -109,11 +109,18 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
       if (pinned) logger.warn({ agent_id: agentId }, 'configured key replaces the key pinned at first sight');
     }
   }
+  store.audit.onError = (e) =>
+    logger.error(
+      { err: (e as Error).message },
+      'audit log: a batch could not be written (outcomes in it are lost)',
+    );
   const clientOpts = {
     baseUrl: config.greenhelix.baseUrl,
     timeoutMs: config.greenhelix.timeoutMs,
     concurrency: config.greenhelix.concurrency,
     logger,
+    // Every state-changing request is written ahead to the audit log, its outcome after.
+    writeRecorder: store.audit,
   };
   const monitor = new GreenHelixClient({ ...clientOpts, apiKey: config.greenhelix.monitorKey as string });
   // The containment client exists only for a key distinct from the monitor key; the guards say why not.

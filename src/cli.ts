@@ -6,27 +6,35 @@
  *                      [--transport stdio|http] [--host H] [--port N]
  *   agent-incident-mcp sandbox [--port N] [--host H] [--agents N] [--seed S] [--latency-ms N] ...
  *   agent-incident-mcp demo [--agents N] [--latency-ms N]
+ *   agent-incident-mcp config claude-desktop [--sandbox] [--read-only]
+ *   agent-incident-mcp verify-audit [--store FILE]
  *
  * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
  */
+import { realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkKeysAtStart, logApprovalPage, startApp } from './app.js';
+import { DESKTOP_CONFIG_USAGE, runDesktopConfigCommand } from './claude-desktop.js';
 import { ConfigError, hasGatewayAccess, loadConfig, MISSING_CREDENTIALS_MESSAGE } from './config.js';
 import { runDemo } from './demo.js';
 import { startHttpServer } from './http.js';
+import { nativeStoreProblem } from './incidents/native.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Ops } from './runbooks/ops.js';
 import { startWatcher } from './runbooks/watcher.js';
 import { runSandboxCommand } from './sandbox/cli.js';
 import { createServer, SERVER_NAME, SERVER_VERSION } from './server.js';
 import { GuardedStdioTransport } from './stdio.js';
+import { runVerifyAudit, VERIFY_AUDIT_USAGE } from './verify-audit.js';
 
 const USAGE = `usage: agent-incident-mcp [--sandbox [--scenario NAME:AGENT]...] [--read-only] [--watch[=shadow]] [--config FILE] [--data-dir DIR]
                           [--transport stdio|http] [--host 127.0.0.1] [--port 3333] [--log-level LEVEL]
        agent-incident-mcp --version | --help
        agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N]
                           [--jitter-ms N] [--error-rate R] [--time-scale X]
-       agent-incident-mcp demo [--agents N] [--latency-ms N] [--escrows N]`;
+       agent-incident-mcp demo [--agents N] [--latency-ms N] [--escrows N]
+       ${DESKTOP_CONFIG_USAGE.replace('usage: ', '')}
+       ${VERIFY_AUDIT_USAGE.replace('usage: ', '')}`;
 
 function writeErr(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -179,11 +187,25 @@ async function logWatching(ops: Ops, webhookUrl: string | null, logger: Logger):
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const io = { stdout: (s: string) => process.stdout.write(s), stderr: writeErr };
   try {
-    if (command === 'sandbox')
-      return await runSandboxCommand(rest, { stdout: (s) => process.stdout.write(s), stderr: writeErr });
-    if (command === 'demo')
-      return await runDemo(rest, { stdout: (s) => process.stdout.write(s), stderr: writeErr });
+    if (command === 'sandbox') return await runSandboxCommand(rest, io);
+    if (command === 'config')
+      return runDesktopConfigCommand(rest, io, {
+        execPath: process.execPath,
+        cliPath: realpathSync(process.argv[1] as string),
+        nodeVersion: process.version,
+      });
+    // Before anything starts (--version and --help need no store): a driver built for another Node would
+    // otherwise fail deep inside the store.
+    const informational = argv.some((a) => a === '--version' || a === '--help' || a === '-h');
+    const problem = informational ? null : nativeStoreProblem();
+    if (problem) {
+      writeErr(problem);
+      return 2;
+    }
+    if (command === 'demo') return await runDemo(rest, io);
+    if (command === 'verify-audit') return runVerifyAudit(rest, io);
     return await serve(argv);
   } catch (e) {
     if (e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -17,7 +17,13 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { type Approval, checkBlastRadius, filterTools, untrustedInline } from './guards/index.js';
+import {
+  type Approval,
+  checkBlastRadius,
+  filterTools,
+  recordVerdict,
+  untrustedInline,
+} from './guards/index.js';
 import type { Logger } from './logger.js';
 import { registerPrompts } from './prompts.js';
 import { approvalError } from './runbooks/acting.js';
@@ -345,14 +351,23 @@ async function enforceActingGuards(
   },
 ): Promise<void> {
   const dryRun = tool.isDryRun?.(args as never) ?? false;
+  const targets = tool.targets?.(args as never, ops);
+  const at = { tool: tool.name, agent_ids: targets };
   if (!dryRun) {
-    const verdict = await ops.checkActingKey();
+    const verdict = recordVerdict(
+      ops.store.audit,
+      { ...at, guard: 'containment_key' },
+      await ops.checkActingKey(),
+    );
     if (!verdict.ok) throw new ToolError(verdict.code, verdict.message, false, verdict.fix);
   }
-  const targets = tool.targets?.(args as never, ops);
   if (!targets) return;
   const fleet = ops.acting.actingFleet();
-  const radius = checkBlastRadius({ agent_ids: targets, fleet, maxAgentsPerCall: Math.max(fleet.length, 1) });
+  const radius = recordVerdict(
+    ops.store.audit,
+    { ...at, guard: 'acting_fleet' },
+    checkBlastRadius({ agent_ids: targets, fleet, maxAgentsPerCall: Math.max(fleet.length, 1) }),
+  );
   if (!radius.ok) throw new ToolError(radius.code, radius.message, false, radius.fix);
   // Dry runs change nothing; fleet_shutdown always asks for approval in its handler.
   if (dryRun || tool.blastRadius === 'fleet_only' || radius.agent_ids.length === 0) return;
@@ -368,6 +383,13 @@ async function enforceActingGuards(
     announce: who.announce,
     formElicit: who.formElicit,
     signal: who.signal,
+  });
+  ops.store.audit.guard({
+    guard: 'blast_radius',
+    allowed: admission.status === 'admitted',
+    tool: tool.name,
+    agent_ids: radius.agent_ids,
+    reason: `${admission.status}${admission.approval ? ` digest ${admission.approval.digest}` : ''}`,
   });
   if (admission.status !== 'admitted') throw approvalError(tool.name, admission);
 }

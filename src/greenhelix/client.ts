@@ -18,6 +18,9 @@
  * metered, so each gets a fresh id: reusing one would fold a retry's fee into the first attempt's row
  * and hide it from the budget check. A keyed call is de-duplicated on its key instead, so its attempts
  * share one id, which lets its log lines be followed across retries.
+ *
+ * Audit: with a `writeRecorder`, every call that can change state (any route not classed `read`, and a
+ * batch holding one) is recorded before it is sent and its outcome after (the incident store's audit log).
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -49,6 +52,40 @@ export interface CallOptions {
    * could race the first: the real gateway's refund is not atomic).
    */
   retry?: boolean | undefined;
+  /**
+   * The agent a state-changing call acts for when its params do not name one (cancel_escrow names only the
+   * escrow): recorded in the audit log with the call. Never sent.
+   */
+  agentId?: string | undefined;
+}
+
+/** A state-changing request, as the audit log records it before it is sent. */
+export interface GatewayWrite {
+  tool: string;
+  method: string;
+  /** The request path, ids filled in. */
+  route: string;
+  agent_id: string | null;
+  /** The object acted on when it is not the agent: the route's other path parameter (an escrow id…). */
+  target: string | null;
+  idempotency_key: string | null;
+  /** The acting key's hash prefix: which credential sent it. */
+  key: string;
+}
+
+/**
+ * Where state-changing requests are recorded (the incident store's audit log). `writeIntent` must be
+ * durable when it resolves; when it rejects, the request is not sent.
+ */
+export interface GatewayWriteRecorder {
+  writeIntent(w: GatewayWrite): Promise<number>;
+  writeOutcome(o: {
+    intent: number;
+    status: number;
+    code: string | null;
+    attempts: number;
+    confirmed_by_read?: boolean;
+  }): void;
 }
 
 /** The part of a pino logger the client uses. */
@@ -76,6 +113,8 @@ export interface ClientOptions {
   logger?: GreenHelixLogger | undefined;
   /** Jitter source in [0, 1). Default Math.random. */
   random?: (() => number) | undefined;
+  /** Records every state-changing request before it is sent, and its outcome after. */
+  writeRecorder?: GatewayWriteRecorder | undefined;
 }
 
 /** One call inside a batch: a tool and its flat params, as the catalog names them. */
@@ -88,6 +127,13 @@ interface BuiltRequest {
   body: string | undefined;
   idempotencyKey: string | undefined;
   headers?: Record<string, string>;
+}
+
+/** What a call's attempts saw, for its audit outcome. */
+interface Trace {
+  attempts: number;
+  /** The last attempt's HTTP status; 0 when it got no answer. */
+  status: number;
 }
 
 interface Attempt {
@@ -127,6 +173,7 @@ export class GreenHelixClient {
   readonly #policy: BackoffPolicy;
   readonly #timeoutMs: number;
   readonly #logger: GreenHelixLogger | undefined;
+  readonly #recorder: GatewayWriteRecorder | undefined;
   #closed = false;
 
   constructor(o: ClientOptions) {
@@ -142,6 +189,7 @@ export class GreenHelixClient {
     };
     this.#timeoutMs = checkInt('timeoutMs', o.timeoutMs ?? 10_000, 1, 3_600_000);
     this.#logger = o.logger;
+    this.#recorder = o.writeRecorder;
     this.#limiter = new ConcurrencyLimiter(this.concurrency);
     this.#ownsDispatcher = !o.dispatcher;
     this.#dispatcher =
@@ -175,27 +223,96 @@ export class GreenHelixClient {
     const idempotencyKey = keyFor(tool, input, opts);
     const request = buildRequest(spec, input, idempotencyKey);
     const deadline = this.#deadline(tool, opts);
+    if (spec.retry === 'read' || !this.#recorder)
+      return this.#send(tool, spec, input, request, opts, deadline);
+    const intent = await this.#recordIntent(request, {
+      agent_id: stringOr(input.agent_id) ?? opts.agentId ?? null,
+      target: stringOr(input[spec.pathParams.find((p) => p !== 'agent_id') ?? '']) ?? null,
+    });
+    const trace: Trace = { attempts: 0, status: 0 };
+    try {
+      const result = await this.#send(tool, spec, input, request, opts, deadline, trace);
+      const confirmed = (result as { confirmed_by_read?: unknown }).confirmed_by_read === true;
+      this.#recorder.writeOutcome({
+        intent,
+        status: trace.status,
+        code: null,
+        attempts: trace.attempts,
+        ...(confirmed ? { confirmed_by_read: true } : {}),
+      });
+      return result;
+    } catch (e) {
+      const err = e as GreenHelixError;
+      this.#recorder.writeOutcome({
+        intent,
+        status: err.status ?? 0,
+        code: err.code ?? 'internal_error',
+        attempts: trace.attempts,
+      });
+      throw err;
+    }
+  }
+
+  /** Writes the intent ahead; a write that cannot be recorded is not sent. */
+  async #recordIntent(
+    req: BuiltRequest,
+    who: { agent_id: string | null; target: string | null },
+  ): Promise<number> {
+    try {
+      return await (this.#recorder as GatewayWriteRecorder).writeIntent({
+        tool: req.tool,
+        method: req.method,
+        route: req.path,
+        ...who,
+        idempotency_key: req.idempotencyKey ?? null,
+        key: this.keyHashPrefix,
+      });
+    } catch (e) {
+      throw new GreenHelixError({
+        status: 0,
+        code: 'audit_unavailable',
+        detail: `not sent: the audit log could not record the request (${(e as Error).message})`,
+        tool: req.tool,
+        retryable: false,
+        cause: e,
+      });
+    }
+  }
+
+  async #send<T extends ToolName>(
+    tool: T,
+    spec: RouteSpec,
+    input: Record<string, unknown>,
+    request: BuiltRequest,
+    opts: CallOptions,
+    deadline: number,
+    trace: Trace = { attempts: 0, status: 0 },
+  ): Promise<ToolResult<T>> {
     // A keyed call's attempts share one id (de-dup is on the key); unkeyed attempts each get their own.
-    const sharedId = idempotencyKey ? randomUUID() : undefined;
+    const sharedId = request.idempotencyKey ? randomUUID() : undefined;
     let unseenOutcome = false;
     try {
       const { body, requestId } = await withRetries(
         async (attempt) => {
+          trace.attempts = attempt + 1;
           try {
-            return await this.#exchange(request, {
+            const r = await this.#exchange(request, {
               signal: opts.signal,
               deadline,
               requestId: sharedId ?? randomUUID(),
               attempt,
             });
+            trace.status = r.status;
+            return r;
           } catch (e) {
+            trace.status = (e as GreenHelixError).status ?? 0;
             if (outcomeUnseen(e as GreenHelixError)) unseenOutcome = true;
             throw e;
           }
         },
         this.#policy,
         {
-          allowed: opts.retry !== false && retryAllowed(spec.retry, Boolean(idempotencyKey)),
+          allowed: opts.retry !== false && retryAllowed(spec.retry, Boolean(request.idempotencyKey)),
           deadline,
           signal: opts.signal,
           abortError: () => stopError('aborted', tool),
@@ -265,10 +382,34 @@ export class GreenHelixClient {
         ROUTES[c.tool].retry === 'read' ||
         (ROUTES[c.tool].retry === 'keyed' && typeof c.params.idempotency_key === 'string'),
     );
+    const writes = chunk.filter((c) => ROUTES[c.tool].retry !== 'read');
+    const trace: Trace = { attempts: 0, status: 0 };
+    let intent: number | undefined;
     try {
+      if (writes.length && this.#recorder) {
+        const agents = [...new Set(writes.map((c) => stringOr(c.params.agent_id) ?? opts.agentId))];
+        intent = await this.#recordIntent(request, {
+          agent_id: agents.length === 1 ? (agents[0] ?? null) : null,
+          target: writes.map((c) => c.tool).join(','),
+        });
+      }
       const { body, requestId } = await withRetries(
-        (attempt) =>
-          this.#exchange(request, { signal: opts.signal, deadline, requestId: randomUUID(), attempt }),
+        async (attempt) => {
+          trace.attempts = attempt + 1;
+          try {
+            const r = await this.#exchange(request, {
+              signal: opts.signal,
+              deadline,
+              requestId: randomUUID(),
+              attempt,
+            });
+            trace.status = r.status;
+            return r;
+          } catch (e) {
+            trace.status = (e as GreenHelixError).status ?? 0;
+            throw e;
+          }
+        },
         this.#policy,
         { allowed: safe, deadline, signal: opts.signal, abortError: () => stopError('aborted', 'batch') },
       );
@@ -284,9 +425,18 @@ export class GreenHelixClient {
           requestId,
           retryable: false,
         });
+      if (intent !== undefined)
+        this.#recorder?.writeOutcome({ intent, status: trace.status, code: null, attempts: trace.attempts });
       return parsed.data.results as BatchResult[];
     } catch (e) {
       const err = e as GreenHelixError;
+      if (intent !== undefined)
+        this.#recorder?.writeOutcome({
+          intent,
+          status: err.status ?? 0,
+          code: err.code,
+          attempts: trace.attempts,
+        });
       const note = outcomeUnseen(err)
         ? 'the batch request failed; these calls may or may not have run'
         : 'the batch request failed; these calls did not run';
@@ -321,7 +471,10 @@ export class GreenHelixClient {
     return { id: escrow.id, status: 'refunded', amount: escrow.amount, confirmed_by_read: true };
   }
 
-  async #exchange(req: BuiltRequest, a: Attempt): Promise<{ body: unknown; requestId: string }> {
+  async #exchange(
+    req: BuiltRequest,
+    a: Attempt,
+  ): Promise<{ body: unknown; requestId: string; status: number }> {
     if (this.#closed)
       throw new GreenHelixError({
         status: 0,
@@ -365,7 +518,7 @@ export class GreenHelixClient {
           { tool: req.tool, requestId: a.requestId, now: Date.now() },
         );
         this.#log(req, a, status, sentAt, queuedAt, header(res.headers, 'x-request-id'));
-        return { body, requestId: header(res.headers, 'x-request-id') ?? a.requestId };
+        return { body, requestId: header(res.headers, 'x-request-id') ?? a.requestId, status };
       } catch (e) {
         const err = this.#toError(e, req.tool, a.requestId, ctl.signal);
         // Raw upstream bodies go to the log only, never into the error the caller may show.
@@ -556,6 +709,10 @@ export class GreenHelixClient {
   /** The rater is the caller (from the key). */
   rateService = (p: ToolParams<'rate_service'>, o?: CallOptions) => this.call('rate_service', p, o);
   openDispute = (p: ToolParams<'open_dispute'>, o?: CallOptions) => this.call('open_dispute', p, o);
+}
+
+function stringOr(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }
 
 function invalid(tool: string, detail: string): GreenHelixError {

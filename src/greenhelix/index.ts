@@ -5,6 +5,8 @@ export {
   type BatchCall,
   type CallOptions,
   type ClientOptions,
+  type GatewayWrite,
+  type GatewayWriteRecorder,
   GreenHelixClient,
   type GreenHelixLogger,
 } from './client.js';

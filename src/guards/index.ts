@@ -15,6 +15,8 @@
  * - on the way out, {@link untrustedText} / {@link sanitizeGatewayData} for gateway text, and
  *   {@link redactKey} / {@link REDACT_PATHS} so keys never reach a message or a log line.
  *
+ * Every verdict, allowed or refused, is recorded with {@link recordVerdict} in the store's audit log.
+ *
  * Every refusal is a {@link GuardRefusal}: `{ ok: false, code, message, fix, retryable: false }`.
  */
 
@@ -28,6 +30,7 @@ export {
   type ApprovalStatus,
   actionKey,
 } from './approvals.js';
+export { type GuardDecisionSink, recordVerdict } from './audit.js';
 export {
   AGENT_ID_PATTERN,
   type BlastRadiusExcess,

@@ -3,6 +3,19 @@
  */
 
 export {
+  type AuditKind,
+  AuditLog,
+  type AuditProblem,
+  type AuditRecord,
+  type AuditVerdict,
+  auditHash,
+  type GatewayWriteIntent,
+  type GatewayWriteOutcome,
+  GENESIS_HASH,
+  type GuardDecision,
+  verifyAudit,
+} from './audit.js';
+export {
   type EscrowCancelRow,
   type EscrowCancelState,
   type EscrowCancelTotals,

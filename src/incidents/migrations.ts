@@ -168,4 +168,17 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX shadow_decisions_at ON shadow_decisions (at);
   `,
+  // 5: the audit log (audit.ts): guard decisions and gateway writes, each record linked to the one before
+  // by its SHA-256. AUTOINCREMENT: sqlite_sequence keeps the highest number ever given, so the removal of
+  // the last record leaves a gap that verification sees, like any other.
+  `
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  `,
 ];

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../util/clock.js';
+import { AuditLog } from './audit.js';
 import { EscrowLedger, Leases } from './escrow-ledger.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -223,6 +224,8 @@ export class IncidentStore {
   private readonly statements = new Map<string, Database.Statement>();
   /** Per-agent containment leases shared by every process on this store. */
   readonly leases: Leases;
+  /** Guard decisions and gateway writes, hash-chained (see audit.ts). */
+  readonly audit: AuditLog;
 
   constructor(path: string, clock: Clock) {
     this.db = new Database(path);
@@ -237,6 +240,7 @@ export class IncidentStore {
     this.escrows = new EscrowLedger(this.db, clock);
     // Leases expire in real time even when the store runs on a drill's scaled clock: processes share them.
     this.leases = new Leases(this.db, systemClock);
+    this.audit = new AuditLog(this.db);
   }
 
   /** Escrow ids whose refunds are our containment's doing: detection must never read them as the agent's. */
@@ -255,15 +259,19 @@ export class IncidentStore {
   }
 
   private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    for (const [i, sql] of MIGRATIONS.entries()) {
-      const version = i + 1;
-      if (version <= current) continue;
-      this.db.transaction(() => {
-        this.db.exec(sql);
-        this.db.pragma(`user_version = ${version}`);
-      })();
-    }
+    // One IMMEDIATE transaction, the version read inside it: two processes opening a new store at once
+    // would otherwise both read the old version and the second would fail on "table already exists".
+    this.db
+      .transaction(() => {
+        const current = this.db.pragma('user_version', { simple: true }) as number;
+        for (const [i, sql] of MIGRATIONS.entries()) {
+          const version = i + 1;
+          if (version <= current) continue;
+          this.db.exec(sql);
+          this.db.pragma(`user_version = ${version}`);
+        }
+      })
+      .immediate();
   }
 
   schemaVersion(): number {
@@ -705,7 +713,9 @@ export class IncidentStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.audit.flush();
+    this.db.close();
   }
 }
 

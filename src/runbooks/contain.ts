@@ -729,7 +729,7 @@ export function publishQuietly(
         source: 'agent-incident-mcp',
         payload: { incident_id: incidentId, ...payload },
       },
-      { timeoutMs: 5_000 },
+      { timeoutMs: 5_000, agentId: typeof payload.agent_id === 'string' ? payload.agent_id : undefined },
     )
     .then(
       (r) => deps.store.finishAction(id, { success: true, result: { event_id: r.event_id } }),

@@ -130,6 +130,13 @@ export async function fleetShutdown(
     formElicit: opts.formElicit,
     signal: opts.signal,
   });
+  deps.store.audit.guard({
+    guard: 'fleet_shutdown_approval',
+    allowed: admission.status === 'admitted',
+    tool: FLEET_SHUTDOWN,
+    agent_ids: agentIds,
+    reason: `${admission.status}${admission.approval ? ` digest ${admission.approval.digest}` : ''}`,
+  });
   if (admission.status !== 'admitted')
     return withApproval(
       agentIds,

@@ -273,7 +273,10 @@ async function cancelOnce(
   const actor = ctx.deps.actor;
   if (!actor) throw new Error('containment requires the containment key client');
   try {
-    await actor.cancelEscrow({ escrow_id: escrow.id }, { ...ctx.callOpts, retry: false });
+    await actor.cancelEscrow(
+      { escrow_id: escrow.id },
+      { ...ctx.callOpts, retry: false, agentId: ctx.agentId },
+    );
     return { escrow, state: 'cancelled' };
   } catch (e) {
     const err = e as { status?: number; code?: string };

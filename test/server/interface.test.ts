@@ -43,7 +43,10 @@ describe('results a model can act on from text alone', () => {
   beforeAll(async () => {
     // Contains several of its 4 agents within minutes: the blast radius (test/server/blast-radius.test.ts) is
     // not what this file is about, so it is lifted to the whole fleet.
-    f = await startFixture({ agents: 4, config: (c) => ({ ...c, guards: { maxFleetShare: 1, maxAgentsPerCall: 10 } }) });
+    f = await startFixture({
+      agents: 4,
+      config: (c) => ({ ...c, guards: { maxFleetShare: 1, maxAgentsPerCall: 10 } }),
+    });
     agent = f.sandbox.fleet[1]!;
     f.sandbox.startScenario('runaway_spending', agent, { rate_per_min: 30, payee: 'merchant-shady' });
     await f.sandbox.advance(20_000);
@@ -170,7 +173,10 @@ describe('the anomaly a containment answers', () => {
   beforeAll(async () => {
     // Contains several of its 4 agents within minutes: the blast radius (test/server/blast-radius.test.ts) is
     // not what this file is about, so it is lifted to the whole fleet.
-    f = await startFixture({ agents: 4, config: (c) => ({ ...c, guards: { maxFleetShare: 1, maxAgentsPerCall: 10 } }) });
+    f = await startFixture({
+      agents: 4,
+      config: (c) => ({ ...c, guards: { maxFleetShare: 1, maxAgentsPerCall: 10 } }),
+    });
   });
   afterAll(() => f?.close());
 
