@@ -149,7 +149,7 @@ describe('fleet_shutdown', () => {
       status: 'approval_pending',
       agent_count: 4,
       digest: expect.stringMatching(/^[0-9a-f]{16}$/),
-      at_risk: '0.00 CREDITS',
+      at_risk: { amount: '0.00', currency: 'CREDITS' },
     });
     const seen = JSON.stringify(r);
     expect(seen).not.toContain(f.approvalPage!.url);
