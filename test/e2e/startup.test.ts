@@ -103,7 +103,17 @@ async function startAndInit(args: string[], env: NodeJS.ProcessEnv) {
     })}\n`,
   );
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-  return { child, init: JSON.parse(line) as Record<string, unknown>, stderr: () => stderr };
+  // stdout and stderr are two pipes: a line the server wrote to stderr before answering may reach us
+  // after the answer, so a check on stderr waits for its line rather than reading it once.
+  const stderrLine = async (text: string, ms = 5_000): Promise<string | undefined> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = stderr.split('\n').find((l) => l.includes(text));
+      if (found || Date.now() > deadline) return found;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { child, init: JSON.parse(line) as Record<string, unknown>, stderr: () => stderr, stderrLine };
 }
 
 describe('start-up key checks (exit 2, one line)', () => {
@@ -155,7 +165,7 @@ describe('start-up key checks (exit 2, one line)', () => {
   it('a gateway that cannot be reached does not stop the start: a warning, and tools check again', async () => {
     const s = await startAndInit([], gatewayEnv({ GREENHELIX_BASE_URL: 'http://127.0.0.1:9' }));
     expect(s.init.result).toBeTruthy();
-    expect(s.stderr()).toMatch(/could not check the containment key at start/);
+    expect(await s.stderrLine('could not check the containment key at start'), s.stderr()).toBeTruthy();
     s.child.kill('SIGKILL');
   });
 
@@ -183,10 +193,7 @@ describe('start-up settings and flags', () => {
 
   it('--watch says at start what it watches and when the first tick is', async () => {
     const s = await startAndInit(['--watch=shadow'], gatewayEnv({ INCIDENT_WATCH_INTERVAL_MS: '20000' }));
-    const line = s
-      .stderr()
-      .split('\n')
-      .find((l) => l.includes('watcher started'));
+    const line = await s.stderrLine('watcher started');
     expect(line, s.stderr()).toBeTruthy();
     const log = JSON.parse(line!) as Record<string, unknown>;
     expect(log).toMatchObject({ mode: 'shadow', agents: 4, interval_ms: 20_000 });
