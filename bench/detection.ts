@@ -97,7 +97,14 @@ async function world(agents: number, opts: { traffic: 'mixed' | 'steady'; seed: 
 /** Alarms that page (P0/P1), grouped into episodes per agent and signal. */
 class Episodes {
   private last = new Map<string, number>();
-  readonly list: { agent_id: string; signal: string; priority: string; rule: string; at: number }[] = [];
+  readonly list: {
+    agent_id: string;
+    signal: string;
+    priority: string;
+    rule: string;
+    at: number;
+    summary: string;
+  }[] = [];
   add(a: Anomaly): boolean {
     const key = `${a.agent_id}:${a.signal}`;
     const prev = this.last.get(key);
@@ -109,6 +116,7 @@ class Episodes {
       priority: a.priority,
       rule: String(a.details.rule ?? a.details.reason ?? ''),
       at: a.at,
+      summary: a.summary,
     });
     return true;
   }
@@ -177,6 +185,12 @@ async function quietRun() {
     frozen_at_end: frozenAtEnd.length,
     pages_by_signal: tally(pages.list),
     p2_by_signal: tally(warnings.list),
+    // Each false page, to read: which agent (profile), when (hours from the start), and what it said.
+    pages: pages.list.map((p) => ({
+      ...p,
+      profile: profiles.get(p.agent_id) ?? '?',
+      hours_in: +((p.at - START) / HOUR).toFixed(2),
+    })),
     ticks,
     wall_s: Math.round((Date.now() - t0) / 1000),
     cpu_s: Math.round((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6),
@@ -404,6 +418,7 @@ function sumQuiet(runs: readonly (Quiet & { seed: number })[]) {
     frozen_at_end: sum((q) => q.frozen_at_end),
     pages_by_signal: merge((q) => q.pages_by_signal),
     p2_by_signal: merge((q) => q.p2_by_signal),
+    pages: runs.flatMap((q) => q.pages.map((p) => ({ ...p, seed: q.seed }))),
     ticks: sum((q) => q.ticks),
     wall_s: Math.max(...runs.map((q) => q.wall_s)),
     cpu_s: sum((q) => q.cpu_s),

@@ -141,7 +141,10 @@ function escrowSignals(
   // A loop explains strange spending too: the burst's runbook already contains it.
   const stranger = burst ? undefined : strangerSpending(id, at, paid, state, t);
   learnPayees(state, at - t.new_payee_window_ms, paid);
-  settlePeaks(state, t, at, Boolean(burst || exploit || stranger || cost?.severity === 'critical'));
+  // A spend spike being confirmed (escalates_if_sustained) is kept out of the peaks like a critical one:
+  // otherwise a drain's first windows would become its own bar before it had gone on long enough.
+  const costFlag = cost?.severity === 'critical' || cost?.details.escalates_if_sustained === true;
+  settlePeaks(state, t, at, Boolean(burst || exploit || stranger || costFlag));
   return [burst, exploit, cost, stranger].filter((a): a is Anomaly => a !== undefined);
 }
 

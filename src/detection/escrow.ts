@@ -12,7 +12,7 @@
  *   - long_window: ≥ `escrow_burst_long_min_count` (45) within `escrow_burst_long_window_ms` (30 min):
  *     a slow loop, or one first seen late, after a blind spell.
  * A fan-out (at least 90 % of the set's payees paid once: a payout run) has its own floor,
- * `escrow_burst_fanout_count` (100). With no history at all, the rate and long-window rules count only escrows still held
+ * `escrow_burst_fanout_count` (100). With no history at all (or none with an escrow in it), the rate and long-window rules count only escrows still held
  * `escrow_burst_cold_age_ms` (3 min) after creation: a busy agent seen for the first time releases its
  * orders within minutes, a loop's stay held. A busy agent or a payout run raises its own bar through its peaks; intervals of a poll that alarmed
  * are never learned as peaks, and a window is judged only against intervals ending before it starts, so
@@ -53,7 +53,9 @@ export function escrowBurst(
   // Cold (no history to set a bar): the any-payee rules count only escrows still held after
   // `escrow_burst_cold_age_ms`. A busy agent's orders are released within minutes; a loop's stay held.
   // The repeat rule, the retry's own signature, needs no such patience.
-  const cold = !peaks || peaks.intervals === 0;
+  // An agent whose known history holds no escrow at all (a new agent that has just started) is as cold
+  // as one with no history: its quiet intervals say nothing about how fast it works.
+  const cold = !peaks || peaks.intervals === 0 || peaks.count === 0;
   const aged = (xs: EscrowObservation[]) =>
     cold ? xs.filter((e) => e.created_at <= at - t.escrow_burst_cold_age_ms) : xs;
   const rate = densest(aged(since(t.escrow_burst_rate_window_ms)), t.escrow_burst_rate_window_ms, endsAfter);

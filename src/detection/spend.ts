@@ -5,7 +5,12 @@
  * threshold, critical above twice that. Silent until the baseline has `min_baseline_samples` intervals,
  * and at most a warning until `cold_start_ms` of the agent's history is known: a new agent's first
  * batch is worth a look, not a freeze (the burst rules still see a loop from its first escrows). Critical
- * also needs the money concentrated: at least half of the window's principal to one payee.
+ * also needs the money concentrated (at least half of the window's principal to one payee) and sustained:
+ * the `spend_sustain_intervals` closed intervals before the window were over the threshold too. A batch
+ * of 2–4 min or one large payment touches at most two of three disjoint 5-minute windows, whatever its
+ * size; a drain keeps going. Until then a concentrated spike is a warning marked `escalates_if_sustained`,
+ * and its intervals are never learned as the agent's peak (agent.ts), so a drain cannot raise its own bar
+ * while it is being confirmed.
  */
 import { anomaly, credits } from './anomaly.js';
 import { feesWithin, isCold, ownPeaks, spendThreshold } from './baseline.js';
@@ -41,7 +46,9 @@ export function costAnomaly(
   // Critical (a freeze) only when the money goes mostly to one payee: a loop or a theft pays one target,
   // a payout run or a restocking batch spreads over many. Spread spend stays a warning for a person.
   const concentrated = share >= SPEND_CONCENTRATION;
-  const severity: Severity = spend > 2 * th.threshold && !cold && concentrated ? 'critical' : 'warning';
+  const spike = spend > 2 * th.threshold && !cold && concentrated;
+  const goesOn = spike && sustained(s, t, at, th.threshold);
+  const severity: Severity = goesOn ? 'critical' : 'warning';
   return anomaly(
     id,
     at,
@@ -65,8 +72,23 @@ export function costAnomaly(
       top_payee: top?.payee ?? null,
       top_payee_share: top ? Math.round((top.cents / Math.max(1, principal)) * 100) / 100 : 0,
       concentration: Math.round(share * 100) / 100,
+      sustain_intervals: t.spend_sustain_intervals,
+      escalates_if_sustained: spike && !goesOn,
     },
   );
+}
+
+/**
+ * Whether the last `spend_sustain_intervals` learned intervals (each closed before the judged window, the
+ * newest ending at most two windows ago) were each over the threshold too.
+ */
+function sustained(s: AgentDetectionState, t: Thresholds, at: number, threshold: number): boolean {
+  const n = t.spend_sustain_intervals;
+  if (n === 0) return true;
+  const iv = s.intervals;
+  if (iv.learned_until === null || iv.learned_until < at - 2 * t.spend_window_ms) return false;
+  const last = iv.spend.slice(-n);
+  return last.length === n && last.every((x) => x > threshold);
 }
 
 function topPayee(escrows: readonly EscrowObservation[]): { payee: string; cents: number } | undefined {

@@ -65,6 +65,12 @@ export interface Thresholds {
   /** cost_anomaly stays a warning until this much of the agent's history is known (cold start). */
   cold_start_ms: number;
   /**
+   * cost_anomaly is critical only when the closed intervals just before the window (this many) were over
+   * the threshold too: spending that goes on, not one batch or one large payment (either fits in two of
+   * three disjoint windows). 0 judges the window alone.
+   */
+  spend_sustain_intervals: number;
+  /**
    * The agent's own calls are failing (a failure for its circuit breaker) while the error rate it reports
    * (metric error_rate, or 1 − success_rate) is at least this…
    */
@@ -122,6 +128,7 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   cancel_significance: 0.001,
   peak_memory_ms: 8 * 24 * 60 * MIN,
   cold_start_ms: 12 * 60 * MIN,
+  spend_sustain_intervals: 2,
   breaker_error_rate: 0.5,
   breaker_error_stale_ms: 15 * MIN,
   new_payee_count: 3,
@@ -171,6 +178,7 @@ const RULES: Record<keyof Thresholds, Rule> = {
   cancel_significance: { min: 0, max: 1, positive: true },
   peak_memory_ms: duration,
   cold_start_ms: { min: 0, integer: true },
+  spend_sustain_intervals: { min: 0, integer: true },
   breaker_error_rate: { min: 0, max: 1, positive: true },
   breaker_error_stale_ms: duration,
   new_payee_count: count,

@@ -13,6 +13,7 @@ import {
   normalTraffic,
   observation,
   retryLoop,
+  rng,
   SEC,
   type SimEscrow,
   T0,
@@ -184,6 +185,31 @@ describe('normal traffic', () => {
     const hit = detectAgent(observation({ at, escrows: view([...world, ...loop], 'a1', at, 2_000) }), state);
     expect(find(hit.anomalies, 'escrow_burst')?.details).toMatchObject({ rule: 'repeat' });
     expect(find(hit.anomalies, 'escrow_burst')?.details.history_intervals).toBeGreaterThan(50);
+  });
+  it('a new agent watched for hours with no escrow, then busy from its first minute, is no burst; a loop there still is', () => {
+    const join = T0 + 6 * HOUR;
+    // 20 orders a minute to any of 80 payees (repeats within minutes), each released 1–3 minutes later
+    // (docs/TRAFFIC.md, profile busy).
+    const r = rng(17);
+    const busy = Array.from({ length: 20 * 40 }, (_, i) => {
+      const created_at = join + i * 3 * SEC;
+      return escrow({
+        payee: `shop-${Math.floor(r() * 80)}`,
+        amount: 50 + ((i * 7919) % 2_450),
+        created_at,
+        fate: { status: 'settled', at: created_at + (60 + ((i * 53) % 120)) * SEC },
+      });
+    });
+    const quiet = watch([], T0, join);
+    expect(quiet.seen).toEqual([]);
+    // Its quiet hours are history, but none of it says how fast it works: judged as cold, held orders
+    // count once they are still held 3 minutes on, and these are all released by then.
+    const { seen } = watch(busy, join, join + 40 * MIN, quiet.state, 2_000);
+    expect(seen.filter((a) => a.signal === 'escrow_burst')).toEqual([]);
+    // A loop in its first minutes is the repeat rule's, which needs no history and no patience.
+    const loop = retryLoop('a1', join + 2 * MIN, 30);
+    const hit = watch([...busy.slice(0, 40), ...loop], join, join + 3 * MIN, quiet.state, 2_000);
+    expect(find(hit.seen, 'escrow_burst')?.details).toMatchObject({ rule: 'repeat' });
   });
 });
 

@@ -13,6 +13,8 @@ import { escrow, HOUR, MIN, normalTraffic, observation, SEC, type SimEscrow, T0,
 
 /** Past the cold start: these tests judge the baseline, not the first hours of a new agent. */
 const WARM = { ...DEFAULT_THRESHOLDS, cold_start_ms: 0 };
+/** And a single window judged alone (no sustain): what one window's spike is worth. */
+const ALONE = { ...WARM, spend_sustain_intervals: 0 };
 const cost = (as: Anomaly[]) => as.find((a) => a.signal === 'cost_anomaly');
 
 /** Settled orders to different payees: spend, but neither a burst (not held) nor exploitation. */
@@ -56,13 +58,37 @@ describe('cost_anomaly', () => {
       detectAgent(
         observation({ escrows: view([...world, ...spike(90_000, 6, T0, 'one-payee')], 'a1', T0) }),
         undefined,
-        WARM,
+        ALONE,
       ).anomalies,
     );
     expect(crit).toMatchObject({ severity: 'critical', priority: 'P0' });
+    // With the default sustain, one window's spike is a warning that says it would escalate if it went on…
+    const once = cost(
+      detectAgent(
+        observation({ escrows: view([...world, ...spike(90_000, 6, T0, 'one-payee')], 'a1', T0) }),
+        undefined,
+        WARM,
+      ).anomalies,
+    );
+    expect(once).toMatchObject({ severity: 'warning', details: { escalates_if_sustained: true } });
+    // …and the same spending watched going on, window after window, becomes critical once the two closed
+    // intervals before the window were over the bar too; the spike being confirmed never raised the bar.
+    const drain = [0, 5, 10, 15].flatMap((m) => spike(90_000, 6, T0 + m * MIN, 'one-payee'));
+    let state = quiet.state;
+    const seen: Anomaly[] = [];
+    for (let at = T0 + 30 * SEC; at <= T0 + 16 * MIN; at += 30 * SEC) {
+      const r = detectAgent(observation({ at, escrows: view([...world, ...drain], 'a1', at) }), state, WARM);
+      state = r.state;
+      const c = cost(r.anomalies);
+      if (c) seen.push(c);
+    }
+    const first = seen.find((a) => a.severity === 'critical');
+    expect(first).toMatchObject({ details: { escalates_if_sustained: false } });
+    expect(first!.at).toBeGreaterThanOrEqual(T0 + 10 * MIN);
+    expect(seen.filter((a) => a.at < T0 + 10 * MIN).every((a) => a.severity === 'warning')).toBe(true);
     // The same money spread over six payees (a payout run, a restocking batch) stays a warning.
     const spread = cost(
-      detectAgent(observation({ escrows: view([...world, ...spike(90_000, 6)], 'a1', T0) }), undefined, WARM)
+      detectAgent(observation({ escrows: view([...world, ...spike(90_000, 6)], 'a1', T0) }), undefined, ALONE)
         .anomalies,
     );
     expect(spread).toMatchObject({ severity: 'warning', details: { concentration: expect.any(Number) } });
@@ -81,7 +107,7 @@ describe('cost_anomaly', () => {
   it('never learns the interval it judges; a spike in its history does not raise the bar', () => {
     const world = [
       ...normalTraffic('a1', T0 - 8 * HOUR, T0 + 2 * HOUR, 3, 9),
-      ...spike(200_000, 8, T0 + 20 * MIN),
+      ...spike(200_000, 8, T0 + 20 * MIN, 'one-payee'),
     ];
     let state: AgentDetectionState | undefined;
     const seen: Anomaly[] = [];
@@ -93,7 +119,9 @@ describe('cost_anomaly', () => {
       states.set(at, state);
     }
     const alarms = seen.filter((a) => a.signal === 'cost_anomaly');
-    expect(alarms.some((a) => a.severity === 'critical')).toBe(true);
+    // One spike, however large, is a warning that would escalate if it went on; it does not go on.
+    expect(alarms.some((a) => a.details.escalates_if_sustained === true)).toBe(true);
+    expect(alarms.every((a) => a.severity === 'warning')).toBe(true);
     // From the spike's first escrow (T0 + 17:40) until it leaves the 5-minute window, and not after.
     expect(alarms.every((a) => a.at >= T0 + 17 * MIN && a.at < T0 + 25 * MIN)).toBe(true);
     // The same probe is judged against the same bar before the spike and long after it.
@@ -127,7 +155,7 @@ describe('cost_anomaly', () => {
     const at0 = T0 - 2 * HOUR;
     const seen: Anomaly[] = [];
     for (let at = at0; at <= T0; at += 30 * SEC) {
-      total += at > T0 - 6 * MIN ? 60 : 0.05;
+      total += at > T0 - 16 * MIN ? 60 : 0.05;
       const r = detectAgent(
         observation({ at, escrows: [], usage: { total_calls: 0, total_cost: total } }),
         state,
@@ -139,7 +167,12 @@ describe('cost_anomaly', () => {
     const hit = cost(seen.filter((a) => a.at === T0));
     expect(hit).toMatchObject({ severity: 'critical', details: { principal_cents: 0 } });
     expect(hit!.details.fee_cents).toBeGreaterThan(50_000);
-    expect(seen.filter((a) => a.at < T0 - 6 * MIN)).toEqual([]);
+    expect(seen.filter((a) => a.at < T0 - 16 * MIN)).toEqual([]);
+    // Its first minutes were warnings waiting to see whether it went on.
+    expect(cost(seen.filter((a) => a.at === T0 - 10 * MIN))).toMatchObject({
+      severity: 'warning',
+      details: { escalates_if_sustained: true },
+    });
 
     // Rolling daily spend drops as yesterday's fees age out: that is no spend at all, never a refund.
     const budget = (daily_spend: number) => ({
@@ -168,7 +201,7 @@ describe('cost_anomaly', () => {
     const r = detectAgent(
       observation({ escrows: view([...history(), ...farmed], 'a1', T0) }),
       undefined,
-      WARM,
+      ALONE,
     );
     expect(r.anomalies.find((a) => a.signal === 'escrow_exploitation')).toBeDefined();
     expect(cost(r.anomalies)).toMatchObject({
