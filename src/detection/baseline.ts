@@ -159,11 +159,13 @@ export function learnIntervals(
   );
   const repeats = members.map((m) => largestRepeat(m).set.length);
   const payees = members.map((m) => largestGroup(m, (e) => e.payee).length);
+  const largest = amounts.map((xs) => xs.reduce((m, x) => Math.max(m, x), 0));
   const iv = s.intervals;
   const keep = t.baseline_intervals;
   const len = iv.count.length;
   iv.repeat = [...alignedTo(iv.repeat, len), ...repeats].slice(-keep);
   iv.payee = [...alignedTo(iv.payee, len), ...payees].slice(-keep);
+  iv.amount = [...alignedTo(iv.amount, len), ...largest].slice(-keep);
   const flags = Array.from({ length: n }, (_, k) => (inAlarm(s, start + k * w, w) ? 1 : 0));
   iv.flagged = [...alignedTo(iv.flagged, len), ...flags].slice(-keep);
   iv.spend = [...iv.spend, ...spend].slice(-keep);
@@ -206,6 +208,8 @@ export interface OwnPeaks {
   payee12: number;
   /** The most spent in one interval, cents. */
   spend: number;
+  /** The largest single escrow, cents. */
+  amount: number;
   /** Intervals behind these figures; 0 means no history at all. */
   intervals: number;
 }
@@ -231,6 +235,7 @@ export function ownPeaks(
   const repeat = ok(tail(iv.repeat));
   const payee = ok(tail(iv.payee));
   const spend = ok(tail(iv.spend));
+  const amount = ok(tail(iv.amount));
   const remembered = (name: PeakName) => {
     const p = s.peaks?.[name];
     return p && at - p.at <= t.peak_memory_ms ? p.v : 0;
@@ -244,6 +249,7 @@ export function ownPeaks(
     payee: Math.max(maxOf(payee), remembered('payee')),
     payee12: Math.max(rolling(payee, 12), remembered('payee')),
     spend: Math.max(maxOf(spend), remembered('spend')),
+    amount: Math.max(maxOf(amount), remembered('amount')),
     intervals: n,
   };
 }
@@ -301,6 +307,7 @@ export function settlePeaks(s: AgentDetectionState, t: Thresholds, at: number, a
     ['repeat', p.repeat],
     ['payee', p.payee],
     ['spend', p.spend],
+    ['amount', p.amount],
   ] as const) {
     const cur = peaks[name];
     if (!cur || at - cur.at > t.peak_memory_ms || v >= cur.v) peaks[name] = { v, at };

@@ -8,9 +8,11 @@
  * also needs the money concentrated (at least half of the window's principal to one payee) and sustained:
  * the `spend_sustain_intervals` closed intervals before the window were over the threshold too. A batch
  * of 2–4 min or one large payment touches at most two of three disjoint 5-minute windows, whatever its
- * size; a drain keeps going. Until then a concentrated spike is a warning marked `escalates_if_sustained`,
- * and its intervals are never learned as the agent's peak (agent.ts), so a drain cannot raise its own bar
- * while it is being confirmed.
+ * size; a drain keeps going. A spike is critical at once when the concentrated money came in an escrow
+ * over `spend_outlier_multiple` (2) × the largest the agent ever made (known from at least
+ * `new_payee_min_known` escrows): a size the agent never paid is a stolen key's mark, not a batch. Until
+ * then a concentrated spike is a warning marked `escalates_if_sustained`, and its intervals are never
+ * learned as the agent's peak (agent.ts), so a drain cannot raise its own bar while it is being confirmed.
  */
 import { anomaly, credits } from './anomaly.js';
 import { feesWithin, isCold, ownPeaks, spendThreshold } from './baseline.js';
@@ -31,7 +33,8 @@ export function costAnomaly(
   const base = spendThreshold(s, t);
   if (!base) return undefined;
   const from = at - t.spend_window_ms;
-  const peak = ownPeaks(s, t, at, from)?.spend ?? 0;
+  const own = ownPeaks(s, t, at, from);
+  const peak = own?.spend ?? 0;
   const th = { ...base, threshold: Math.max(base.threshold, peak) };
   // No upper bound on created_at: an escrow stamped a little ahead of our clock is still this window's.
   const recent = paid.filter((e) => e.created_at > from);
@@ -47,7 +50,13 @@ export function costAnomaly(
   // a payout run or a restocking batch spreads over many. Spread spend stays a warning for a person.
   const concentrated = share >= SPEND_CONCENTRATION;
   const spike = spend > 2 * th.threshold && !cold && concentrated;
-  const goesOn = spike && sustained(s, t, at, th.threshold);
+  // The largest escrow it ever made, once enough of them are known to say what its range is.
+  const largest = s.escrow_amount.n >= t.new_payee_min_known ? (own?.amount ?? 0) : 0;
+  const outliers =
+    largest > 0 && top
+      ? recent.filter((e) => e.payee === top.payee && e.amount > t.spend_outlier_multiple * largest)
+      : [];
+  const goesOn = spike && (outliers.length > 0 || sustained(s, t, at, th.threshold));
   const severity: Severity = goesOn ? 'critical' : 'warning';
   return anomaly(
     id,
@@ -73,6 +82,8 @@ export function costAnomaly(
       top_payee_share: top ? Math.round((top.cents / Math.max(1, principal)) * 100) / 100 : 0,
       concentration: Math.round(share * 100) / 100,
       sustain_intervals: t.spend_sustain_intervals,
+      largest_known_escrow_cents: largest || null,
+      outlier_escrows: outliers.length,
       escalates_if_sustained: spike && !goesOn,
     },
   );

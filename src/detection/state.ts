@@ -59,7 +59,7 @@ export function restoreState(prior: unknown): AgentDetectionState {
   ) {
     s.intervals = { spend, count, learned_until: iv.learned_until as number | null };
     // The per-interval peaks series came later: absent or damaged ones refill as intervals are learned.
-    for (const k of ['repeat', 'payee', 'flagged'] as const) {
+    for (const k of ['repeat', 'payee', 'amount', 'flagged'] as const) {
       const xs = series(iv[k]);
       if (xs && xs.length <= count.length) s.intervals[k] = xs;
     }
@@ -70,7 +70,7 @@ export function restoreState(prior: unknown): AgentDetectionState {
   const peaks = obj(p.peaks);
   if (peaks) {
     const restored: NonNullable<AgentDetectionState['peaks']> = {};
-    for (const k of ['count', 'repeat', 'payee', 'spend'] as const) {
+    for (const k of ['count', 'repeat', 'payee', 'spend', 'amount'] as const) {
       const v = obj(peaks[k]);
       if (v && nonNeg(v.v) && num(v.at)) restored[k] = { v: v.v, at: v.at };
     }

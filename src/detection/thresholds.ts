@@ -71,6 +71,12 @@ export interface Thresholds {
    */
   spend_sustain_intervals: number;
   /**
+   * …unless the concentrated money came in an escrow over this many times the largest the agent ever made
+   * (its own peak, once `new_payee_min_known` of its escrows are known): sizes it never paid are a theft's
+   * mark, critical at once.
+   */
+  spend_outlier_multiple: number;
+  /**
    * The agent's own calls are failing (a failure for its circuit breaker) while the error rate it reports
    * (metric error_rate, or 1 − success_rate) is at least this…
    */
@@ -129,6 +135,7 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   peak_memory_ms: 8 * 24 * 60 * MIN,
   cold_start_ms: 12 * 60 * MIN,
   spend_sustain_intervals: 2,
+  spend_outlier_multiple: 2,
   breaker_error_rate: 0.5,
   breaker_error_stale_ms: 15 * MIN,
   new_payee_count: 3,
@@ -179,6 +186,7 @@ const RULES: Record<keyof Thresholds, Rule> = {
   peak_memory_ms: duration,
   cold_start_ms: { min: 0, integer: true },
   spend_sustain_intervals: { min: 0, integer: true },
+  spend_outlier_multiple: { min: 1 },
   breaker_error_rate: { min: 0, max: 1, positive: true },
   breaker_error_stale_ms: duration,
   new_payee_count: count,

@@ -167,6 +167,8 @@ export interface AgentDetectionState {
      */
     repeat?: number[];
     payee?: number[];
+    /** The largest escrow (cents) created in the interval: the agent's own range of sizes. */
+    amount?: number[];
     /** 1 for intervals learned by a poll that alarmed: an incident never becomes the agent's own peak. */
     flagged?: number[];
   };
@@ -199,4 +201,4 @@ export interface AgentDetectionState {
 export const MAX_FEE_SAMPLES = 64;
 export const MAX_KNOWN_PAYEES = 2_000;
 export const MAX_ALARM_SPANS = 32;
-export type PeakName = 'count' | 'repeat' | 'payee' | 'spend';
+export type PeakName = 'count' | 'repeat' | 'payee' | 'spend' | 'amount';

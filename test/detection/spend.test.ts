@@ -86,6 +86,21 @@ describe('cost_anomaly', () => {
     expect(first).toMatchObject({ details: { escalates_if_sustained: false } });
     expect(first!.at).toBeGreaterThanOrEqual(T0 + 10 * MIN);
     expect(seen.filter((a) => a.at < T0 + 10 * MIN).every((a) => a.severity === 'warning')).toBe(true);
+
+    // Sizes the agent never paid are critical at once: one escrow six times the largest it ever made (the
+    // six orders of $150 above were each under twice its largest: ordinary sizes, and they waited).
+    const largest = Math.max(...world.map((e) => e.amount));
+    expect(15_000).toBeLessThan(2 * largest);
+    const theft = [escrow({ payee: 'drop-1', amount: 6 * largest, created_at: T0 + 10 * SEC })];
+    const stolen = cost(
+      detectAgent(
+        observation({ at: T0 + 30 * SEC, escrows: view([...world, ...theft], 'a1', T0 + 30 * SEC) }),
+        quiet.state,
+        WARM,
+      ).anomalies,
+    );
+    expect(stolen).toMatchObject({ severity: 'critical', details: { outlier_escrows: 1 } });
+    expect(stolen!.details.largest_known_escrow_cents).toBe(largest);
     // The same money spread over six payees (a payout run, a restocking batch) stays a warning.
     const spread = cost(
       detectAgent(observation({ escrows: view([...world, ...spike(90_000, 6)], 'a1', T0) }), undefined, ALONE)
@@ -107,7 +122,8 @@ describe('cost_anomaly', () => {
   it('never learns the interval it judges; a spike in its history does not raise the bar', () => {
     const world = [
       ...normalTraffic('a1', T0 - 8 * HOUR, T0 + 2 * HOUR, 3, 9),
-      ...spike(200_000, 8, T0 + 20 * MIN, 'one-payee'),
+      // Eight orders of $60, each within the agent's range ($5–$80): many, not strange.
+      ...spike(48_000, 8, T0 + 20 * MIN, 'one-payee'),
     ];
     let state: AgentDetectionState | undefined;
     const seen: Anomaly[] = [];
@@ -119,7 +135,7 @@ describe('cost_anomaly', () => {
       states.set(at, state);
     }
     const alarms = seen.filter((a) => a.signal === 'cost_anomaly');
-    // One spike, however large, is a warning that would escalate if it went on; it does not go on.
+    // One spike of ordinary sizes is a warning that would escalate if it went on; it does not go on.
     expect(alarms.some((a) => a.details.escalates_if_sustained === true)).toBe(true);
     expect(alarms.every((a) => a.severity === 'warning')).toBe(true);
     // From the spike's first escrow (T0 + 17:40) until it leaves the 5-minute window, and not after.
