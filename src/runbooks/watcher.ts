@@ -216,46 +216,35 @@ export async function startWatcher(
       return;
     }
     const named = runbook === 'cascade_failure' ? cascadeAgents(anomaly) : [anomaly.agent_id];
+    // The watcher may not act here: recorded, and the anomaly paged as NOT contained, with why.
+    const notContained = async (status: string, why: string) => {
+      out.actions.push({ ...record, status });
+      const page: Alert = {
+        level: 'page',
+        priority: anomaly.priority as Alert['priority'],
+        severity: anomaly.severity,
+        agent_id: anomaly.agent_id,
+        signal: anomaly.signal,
+        title: `${anomaly.summary}. NOT contained: ${why}`,
+        actions: [],
+        tier,
+      };
+      if (await alert(page)) out.alerts++;
+    };
     let fleet: string[];
     try {
       fleet = ops.acting.actingFleet();
     } catch (e) {
       const info = errorInfo(e);
-      out.actions.push({ ...record, status: `not_acting:${info.code}` });
-      if (
-        await alert({
-          level: 'page',
-          priority: anomaly.priority as Alert['priority'],
-          severity: anomaly.severity,
-          agent_id: anomaly.agent_id,
-          signal: anomaly.signal,
-          title: `${anomaly.summary}. NOT contained: ${info.message}`,
-          actions: [],
-          tier,
-        })
-      )
-        out.alerts++;
-      return;
+      return notContained(`not_acting:${info.code}`, info.message);
     }
     const acting = new Set(fleet);
     const agentIds = named.filter((a) => acting.has(a));
-    if (agentIds.length === 0) {
-      out.actions.push({ ...record, status: 'not_acting:agent_not_in_fleet' });
-      if (
-        await alert({
-          level: 'page',
-          priority: anomaly.priority as Alert['priority'],
-          severity: anomaly.severity,
-          agent_id: anomaly.agent_id,
-          signal: anomaly.signal,
-          title: `${anomaly.summary}. NOT contained: ${named.join(', ')} not in the acting fleet (INCIDENT_FLEET).`,
-          actions: [],
-          tier,
-        })
-      )
-        out.alerts++;
-      return;
-    }
+    if (agentIds.length === 0)
+      return notContained(
+        'not_acting:agent_not_in_fleet',
+        `${named.join(', ')} not in the acting fleet (INCIDENT_FLEET).`,
+      );
     // The blast radius: act at once on the agents that fit; ask the operator for the rest.
     const verdict = ops.acting.policy.admit(agentIds, fleet.length);
     const now = verdict.ok ? agentIds : verdict.fits;
