@@ -24,6 +24,15 @@ export {
   Leases,
 } from './escrow-ledger.js';
 export {
+  type MoneyPathAction,
+  type MoneyPathItem,
+  type MoneyPathKind,
+  MoneyPathLedger,
+  type MoneyPathRow,
+  type MoneyPathState,
+  type MoneyPathTotals,
+} from './money-path-ledger.js';
+export {
   buildPostmortem,
   buildTimeline,
   mdCell,
