@@ -14,6 +14,7 @@ import { centsToNumber, formatCents, moneyText, parseCents } from '../greenhelix
 import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
 import { publishQuietly } from './contain.js';
+import { type CancelledSubscription, cancelledSubscriptions } from './contain-paths.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo, recordAction } from './deps.js';
 import { runDetectionPass } from './detect.js';
@@ -70,6 +71,11 @@ export interface RecoverResult {
   next_stage_not_before: string | null;
   monitoring_interval_s: number;
   steps: StepReport[];
+  /**
+   * Subscriptions containment cancelled. The gateway never reactivates a cancelled subscription, so
+   * offering one back means creating it anew (with the agent's own key, once the cause is fixed).
+   */
+  cancelled_subscriptions: CancelledSubscription[];
 }
 
 export async function recoverAgent(
@@ -451,6 +457,7 @@ async function describeStage(
     monitoring_interval_s:
       recoveryMonitoringS(stages, deps.clock.now()) ?? (stages.length ? STANDARD_MONITORING_S : 30),
     steps,
+    cancelled_subscriptions: cancelledSubscriptions(deps, incident.id),
   };
 }
 

@@ -150,6 +150,16 @@ describe('containment of intents and subscriptions', () => {
     expect(
       w.sandbox.intentRecords().filter((i) => i.payee === w.agent && i.status === 'pending'),
     ).toHaveLength(1);
+    // Recovery offers the cancelled subscriptions back (as new ones: the gateway cannot reactivate them).
+    const rec = await app.ops.recover({ incident_id: r.incident_id, root_cause_fixed: false, dry_run: true });
+    expect(rec.cancelled_subscriptions.map((c) => c.id).sort()).toEqual(
+      w.sandbox
+        .subscriptionRecords(w.agent)
+        .filter((x) => x.status === 'cancelled')
+        .map((x) => x.id)
+        .sort(),
+    );
+    expect(rec.cancelled_subscriptions[0]).toMatchObject({ amount_cents: 100, interval: 'hourly' });
     // A contained agent returns its incident; nothing is sent again.
     const sent = w.proxy.log.length;
     const again = await app.ops.contain({ agent_id: w.agent, reason: 'again' });
