@@ -681,11 +681,8 @@ export class Engine {
         const begun = this.beginRefund(caller, p, ctx);
         return 'result' in begun ? begun : this.finishRefund(begun.escrow);
       }
-      case 'process_due_subscriptions': {
-        // scheduler.py `process_due`: expired escrows first, then every due subscription of every agent.
-        const expired = this.expireEscrows();
-        return { result: { ...this.money.chargeDue(), expired_escrows: expired } };
-      }
+      case 'process_due_subscriptions':
+        return { result: this.processDue() };
       case 'get_payment_history': {
         // storage.py `get_payment_history`: intents, escrows and subscriptions together, newest first.
         const mine = (r: { payer: string; payee: string }) =>
@@ -1122,6 +1119,21 @@ export class Engine {
       result: { id: e.id, status: 'held', amount: decimalString(amount), currency: e.currency },
       charged: true,
     };
+  }
+
+  /**
+   * The gateway's scheduler pass (products/payments/src/scheduler.py `process_due`, run every 300 s and by
+   * POST …/subscriptions/process-due): expired escrows first, then every due subscription of every agent.
+   */
+  processDue(): {
+    processed: number;
+    succeeded: number;
+    failed: number;
+    suspended: number;
+    expired_escrows: number;
+  } {
+    const expired = this.expireEscrows();
+    return { ...this.money.chargeDue(), expired_escrows: expired };
   }
 
   /** The scheduler: every 300 s, refund held escrows past `timeout_at` (not into a frozen wallet). */

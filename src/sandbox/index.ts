@@ -279,9 +279,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const trafficPlan = traffic === 'mixed' ? assignFleet(fleet, seed) : [];
   if (traffic === 'steady') for (const id of fleet) runner.start('normal_traffic', id);
   for (const a of trafficPlan) runner.start('normal_traffic', a.agent_id, a.params);
-  // The gateway's expiry scheduler runs every 300 s.
+  // The gateway's scheduler runs every 300 s: escrow expiry, then due subscription charges.
   const expiry = (now: number) => {
-    engine.expireEscrows();
+    engine.processDue();
     scheduler.at(now + 300_000, 'gateway', expiry);
   };
   scheduler.at(clock.now() + 300_000, 'gateway', expiry);
