@@ -321,9 +321,11 @@ export class Engine {
     if (ctx.via !== 'internal' || !caller.admin) this.rateLimit(caller, headers, true, !ctx.skipRateCheck);
     const fee = feeFor(tool, params);
     const wallet = this.world.wallets.get(caller.agentId);
-    if (!caller.admin && fee > 0) {
-      if (!wallet || wallet.balance < fee)
-        throw new GatewayError(402, 'insufficient_balance', `Balance below the fee of ${fmt(fee)}`);
+    if (!caller.admin && fee > 0 && (!wallet || wallet.balance < fee))
+      throw new GatewayError(402, 'insufficient_balance', `Balance below the fee of ${fmt(fee)}`);
+    // deps/tool_context.py: a free call is checked against the caps too when its body carries a truthy
+    // `amount` (withdraw, create_subscription…), so with spend already over a cap of 0 it is refused.
+    if (!caller.admin && wallet && (fee > 0 || (spec.body.includes('amount') && pyTruthy(params.amount)))) {
       for (const [cap, window, label] of [
         [wallet.dailyCap, DAY, 'daily'],
         [wallet.monthlyCap, 30 * DAY, 'monthly'],
@@ -1397,6 +1399,8 @@ function toCents(v: unknown): number {
 export const TIMESERIES_COST_SCALE = 100_000_000;
 
 const fmt = (cents: number) => (cents / 100).toFixed(2);
+/** Python truthiness of a JSON value: "0" is truthy, 0 and "" are not. */
+const pyTruthy = (v: unknown) => v !== undefined && v !== null && v !== 0 && v !== '' && v !== false;
 const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 const capOut = (c: number | null) => (c === null ? null : c / 100);
 function roundRep(r: Record<string, number>) {

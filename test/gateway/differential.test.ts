@@ -399,6 +399,43 @@ const CASES: Case[] = [
       };
     },
   },
+  {
+    name: 'caps 0 refuse a free call whose body has an amount once spend is over them; calls without one pass',
+    probe: async (s) => {
+      const budget = (await call(s, 'GET', `/v1/billing/wallets/${B}/budget`, 'admin')).body as {
+        daily_cap: number | null;
+        monthly_cap: number | null;
+      };
+      const fee = await call(s, 'POST', '/v1/payments/intents', 'b', { payer: B, payee: A, amount: '1.00' });
+      const id = (fee.body as { id: string }).id;
+      await call(s, 'PUT', `/v1/billing/wallets/${B}/budget`, 'admin', { daily_cap: 0, monthly_cap: 0 });
+      try {
+        return {
+          withdraw: observe(
+            await call(s, 'POST', `/v1/billing/wallets/${B}/withdraw`, 'b', { amount: '1.00' }),
+          ),
+          subscribe: observe(
+            await call(s, 'POST', '/v1/payments/subscriptions', 'b', {
+              payer: B,
+              payee: A,
+              amount: '1.00',
+              interval: 'daily',
+            }),
+          ),
+          intent: observe(
+            await call(s, 'POST', '/v1/payments/intents', 'b', { payer: B, payee: A, amount: '1.00' }),
+          ),
+          voidWithoutAmount: observe(await call(s, 'POST', `/v1/payments/intents/${id}/refund`, 'b')),
+          balance: observe(await call(s, 'GET', `/v1/billing/wallets/${B}/balance`, 'b')),
+        };
+      } finally {
+        await call(s, 'PUT', `/v1/billing/wallets/${B}/budget`, 'admin', {
+          daily_cap: budget.daily_cap,
+          monthly_cap: budget.monthly_cap,
+        });
+      }
+    },
+  },
   // Shapes of successes.
   {
     name: 'create escrow: 201 and its fields',
