@@ -259,4 +259,44 @@ describe('containment of intents and subscriptions', () => {
     await app.ops.contain({ agent_id: w.agent, reason: 'again' });
     expect(sendsPer(w.proxy, VOID).get(captured as string)).toBe(1);
   }, 60_000);
+
+  it('recovery stops what the agent armed while frozen before it unfreezes, and stays frozen when it cannot tell', async () => {
+    const w = await world({ pending: 3, subscriptions: 2, escrows: 0 });
+    const { app } = await engine(w.sandbox, w.proxy.url);
+    const r = await app.ops.contain({ agent_id: w.agent, reason: 'storm' });
+    expect(r.status).toBe('contained');
+    // A freeze blocks neither: a new subscription and a new intent while contained.
+    const admin = new GreenHelixClient({ baseUrl: w.sandbox.url, apiKey: w.sandbox.keys.containment });
+    cleanups.push(() => admin.close());
+    const payee = w.sandbox.fleet[1] as string;
+    await admin.createSubscription({ payer: w.agent, payee, amount: 2, interval: 'daily' });
+    await admin.createIntent({ payer: w.agent, payee, amount: 5 });
+    expect(w.sandbox.groundTruth(w.agent)).toMatchObject({ pending_intents: 1, active_subscriptions: 1 });
+    // Unreadable subscriptions: stage 1 is refused and the wallet stays frozen.
+    w.proxy.intercept = async (c, res) => {
+      if (c.method !== 'GET' || c.path !== '/v1/payments/subscriptions') return false;
+      res.writeHead(503, { 'content-type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'https://api.greenhelix.net/errors/service-error', status: 503 }));
+      return true;
+    };
+    const refused = await app.ops.recover({
+      incident_id: r.incident_id,
+      root_cause_fixed: true,
+      dry_run: false,
+    });
+    expect(refused.applied).toBe(false);
+    expect(refused.steps.find((s) => s.action === 'check_money_paths_before_unfreeze')?.error?.code).toBe(
+      'money_paths_armed',
+    );
+    expect(w.sandbox.groundTruth(w.agent).frozen).toBe(true);
+    w.proxy.intercept = undefined;
+    const rec = await app.ops.recover({ incident_id: r.incident_id, root_cause_fixed: true, dry_run: false });
+    expect([rec.applied, rec.stage]).toEqual([true, 1]);
+    expect(w.sandbox.groundTruth(w.agent)).toMatchObject({
+      frozen: false,
+      pending_intents: 0,
+      active_subscriptions: 0,
+    });
+    expect(rec.cancelled_subscriptions).toHaveLength(3);
+  }, 60_000);
 });
