@@ -35,6 +35,7 @@ export {
 export {
   buildPostmortem,
   buildTimeline,
+  type MoneyPathsImpact,
   mdCell,
   type PostmortemReport,
   renderPostmortemMarkdown,

@@ -21,10 +21,10 @@ import {
   listPendingIntents,
   stopMoneyPaths,
 } from './contain-paths.js';
-import type { Act, CallOpts } from './unlock.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo, recordAction } from './deps.js';
 import { runDetectionPass } from './detect.js';
+import type { Act, CallOpts } from './unlock.js';
 
 const HOUR = 3_600_000;
 

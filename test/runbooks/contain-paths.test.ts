@@ -160,6 +160,20 @@ describe('containment of intents and subscriptions', () => {
         .sort(),
     );
     expect(rec.cancelled_subscriptions[0]).toMatchObject({ amount_cents: 100, interval: 'hourly' });
+    // The post-mortem accounts for every path: stopped, still armed, settled (claw-back possible), cancelled.
+    const pm = await app.ops.postmortem(r.incident_id);
+    const mp = (pm.report as { impact: { money_paths: Record<string, unknown> } }).impact.money_paths;
+    expect(mp).toMatchObject({
+      intents_settled: w.settledInWindow.length,
+      amount_settled: { amount: (w.settledCents / 100).toFixed(2) },
+      intents_pending: 0,
+      intents_voided_by_us: pendingBefore.length,
+      intents_refunded_by_us: 0,
+      unconfirmed: 0,
+      subscriptions_active: 0,
+    });
+    expect(mp.subscriptions_cancelled).toHaveLength(6);
+    expect(pm.markdown).toContain('| Intents voided by us (stopped) |');
     // A contained agent returns its incident; nothing is sent again.
     const sent = w.proxy.log.length;
     const again = await app.ops.contain({ agent_id: w.agent, reason: 'again' });
