@@ -425,11 +425,18 @@ export async function runContainment(
       { paths: undefined, clawback: await clawbackP },
     );
   }
-  // Pending intents are read once the freeze holds (no capture can succeed after it), beside the caps.
-  const pathsListP = Promise.all([
+  // Intents and subscriptions, beside the caps: read once the freeze holds (no capture can succeed after
+  // it), stopped while the wallet is still frozen, finished before any refund window opens.
+  const pathsP = Promise.all([
     listPendingIntents(deps, agentId, req.suspect_payee, callOpts),
     listActiveSubscriptions(deps, agentId, req.suspect_payee, callOpts),
-  ]);
+  ]).then(([intents, subscriptions]) =>
+    stopMoneyPaths(
+      { deps, incidentId: incident.id, agentId, onlyPayee: req.suspect_payee, act, callOpts, deadline },
+      { intents, subscriptions },
+      config.containment.maxRefundRounds,
+    ),
+  );
   // Caps to 0, only once the pre-incident caps are on record (write-once: a resumed run keeps the first).
   const caps = await capsP;
   if (caps.ok) {
@@ -455,13 +462,7 @@ export async function runContainment(
     if (payeeFreeze.last.ok) store.setFrozenBelief(req.suspect_payee as string, true, incident.id);
     steps.push(...payeeFreeze.reports);
   }
-  // Intents and subscriptions, while the wallet is still frozen: before any refund window opens.
-  const [pendingIntents, activeSubscriptions] = await pathsListP;
-  const paths = await stopMoneyPaths(
-    { deps, incidentId: incident.id, agentId, onlyPayee: req.suspect_payee, act, callOpts, deadline },
-    { intents: pendingIntents, subscriptions: activeSubscriptions },
-    config.containment.maxRefundRounds,
-  );
+  const paths = await pathsP;
   steps.push(...paths.steps);
   opts.onProgress?.(2, 4, 'spending stopped; unlocking held escrows');
 
