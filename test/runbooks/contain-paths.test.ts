@@ -313,4 +313,65 @@ describe('containment of intents and subscriptions', () => {
     });
     expect(rec.cancelled_subscriptions).toHaveLength(3);
   }, 60_000);
+
+  it('resumes after a crash mid-void: claimed rows are read back, not re-sent; the rest voided once', async () => {
+    const w = await world({ pending: 10, subscriptions: 4, escrows: 0 });
+    const { app } = await engine(w.sandbox, w.proxy.url);
+    const store = app.ops.store;
+    // What a process killed mid-round leaves: the incident containing, its rows claimed (`sending`), the
+    // round's action begun and never finished, and only some of the calls having reached the gateway.
+    const { incident } = store.claimContainment(w.agent, {
+      agent_ids: [w.agent],
+      primary_agent_id: w.agent,
+      reason: 'crashed run',
+      kind: 'containment',
+      detected_at: w.sandbox.clock.now(),
+    });
+    const pending = w.sandbox.intentRecords(w.agent).filter((i) => i.status === 'pending');
+    const subs = w.sandbox.subscriptionRecords(w.agent).filter((x) => x.status === 'active');
+    store.moneyPaths.claim(
+      'intent',
+      'void',
+      incident.id,
+      w.agent,
+      pending.map((i) => ({ id: i.id, payee: i.payee, amount: i.amount })),
+    );
+    store.moneyPaths.claim(
+      'subscription',
+      'cancel',
+      incident.id,
+      w.agent,
+      subs.map((x) => ({ id: x.id, payee: x.payee, amount: x.amount, detail: { interval: x.interval } })),
+    );
+    store.beginAction({
+      incident_id: incident.id,
+      agent_id: w.agent,
+      phase: 'contain',
+      action: 'void_pending_intents',
+      target: w.agent,
+    });
+    const admin = new GreenHelixClient({ baseUrl: w.sandbox.url, apiKey: w.sandbox.keys.containment });
+    cleanups.push(() => admin.close());
+    const reached = pending.slice(0, 6);
+    for (const i of reached) await admin.refundIntent({ intent_id: i.id });
+    await admin.cancelSubscription({ subscription_id: subs[0]!.id });
+
+    const r = await app.ops.contain({ agent_id: w.agent, reason: 'resume' });
+    expect(r.incident_id).toBe(incident.id);
+    expect(r.status).toBe('contained');
+    expect(r.steps.map((x) => x.action)).toEqual(
+      expect.arrayContaining(['reconcile_interrupted_actions', 'reconcile_intent_voids']),
+    );
+    // Those the dead run got through are never sent again; the others are sent once.
+    const sent = sendsPer(w.proxy, VOID);
+    for (const i of reached) expect(sent.get(i.id)).toBeUndefined();
+    for (const i of pending.slice(6)) expect(sent.get(i.id)).toBe(1);
+    expect(sendsPer(w.proxy, CANCEL).get(subs[0]!.id)).toBeUndefined();
+    expect([r.paths.intents.voided, r.paths.subscriptions.cancelled]).toEqual([pending.length, subs.length]);
+    expect(w.sandbox.groundTruth(w.agent)).toMatchObject({ pending_intents: 0, active_subscriptions: 0 });
+    // The dead run's begun action is finished (as interrupted); none of its kind stays open.
+    expect(store.pendingActions(incident.id).filter((a) => a.action === 'void_pending_intents')).toHaveLength(
+      0,
+    );
+  }, 60_000);
 });
