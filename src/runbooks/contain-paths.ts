@@ -22,6 +22,7 @@
  * "void" is refund_intent, which on an intent that settled meanwhile would refund it, and into a frozen
  * payer fail after debiting the payee.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MoneyPathAction, MoneyPathItem, MoneyPathKind, MoneyPathState } from '../incidents/index.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo } from './deps.js';
@@ -187,7 +188,10 @@ export async function stopMoneyPaths(
       listActiveSubscriptions(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
     ]);
     const left = (intents.ok ? intents.items.length : 1) + (subs.ok ? subs.items.length : 1);
-    if (left === 0 || Date.now() >= ctx.deadline) break;
+    // Something is left (new ones keep coming, or a list failed): back off, frozen, within the deadline.
+    const wait = Math.min(2_000, 200 * 2 ** round);
+    if (left === 0 || round === maxRounds - 1 || Date.now() + wait >= ctx.deadline) break;
+    await sleep(wait);
   }
   return outcome(ctx, steps, intents, subs);
 }
