@@ -174,6 +174,14 @@ describe('containment of intents and subscriptions', () => {
     });
     expect(mp.subscriptions_cancelled).toHaveLength(6);
     expect(pm.markdown).toContain('| Intents voided by us (stopped) |');
+    // The incident view (get_incident) carries the per-path totals from the ledger.
+    expect(app.ops.incidentView(r.incident_id)?.incident.detail.money_paths).toMatchObject({
+      intents_voided: pendingBefore.length,
+      amount_voided: { amount: r.paths.intents.amount_voided },
+      intents_failed: 0,
+      subscriptions_cancelled: 6,
+      subscriptions_failed: 0,
+    });
     // A contained agent returns its incident; nothing is sent again.
     const sent = w.proxy.log.length;
     const again = await app.ops.contain({ agent_id: w.agent, reason: 'again' });
