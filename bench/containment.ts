@@ -1,9 +1,11 @@
 /**
  * Time to freeze and time to contain an agent holding 5, 50 and 312 escrows at 200 ms injected latency:
  * the product's containment engine beside the same steps made one call at a time (the seed approach).
- * Each run gets a fresh sandbox. Prints a table and writes bench/results/containment.json.
+ * Then a mixed agent on every money path (300 held escrows, 100 pending intents, 20 active
+ * subscriptions), contained by the product in one call, with the per-path counts.
+ * Each run gets a fresh sandbox. Prints tables and writes bench/results/containment.json.
  *
- *   npx tsx bench/containment.ts [--latency-ms 200] [--sizes 5,50,312]
+ *   npx tsx bench/containment.ts [--latency-ms 200] [--sizes 5,50,312] [--mixed 300,100,20]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,9 +17,14 @@ import { GreenHelixClient } from '../src/greenhelix/index.js';
 import { silentLogger } from '../src/logger.js';
 import { type Sandbox, startSandbox } from '../src/sandbox/index.js';
 
-const { values } = parseArgs({ options: { 'latency-ms': { type: 'string' }, sizes: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { 'latency-ms': { type: 'string' }, sizes: { type: 'string' }, mixed: { type: 'string' } },
+});
 const LATENCY = Number(values['latency-ms'] ?? 200);
 const SIZES = (values.sizes ?? '5,50,312').split(',').map(Number);
+const [MIXED_ESCROWS, MIXED_INTENTS, MIXED_SUBSCRIPTIONS] = (values.mixed ?? '300,100,20')
+  .split(',')
+  .map(Number) as [number, number, number];
 
 /**
  * Creates `n` held escrows of $150 paid by `agent` the way the incident does: a runaway loop, here at
@@ -40,8 +47,22 @@ async function fresh(n: number) {
   return { sandbox, agent };
 }
 
-async function productRun(n: number) {
-  const { sandbox, agent } = await fresh(n);
+/** The mixed agent: escrows as the runaway makes them, then intents and subscriptions with its own key. */
+async function freshMixed() {
+  const { sandbox, agent } = await fresh(MIXED_ESCROWS);
+  sandbox.setFaults({ latencyMs: 0, jitterMs: 0 });
+  const own = new GreenHelixClient({ baseUrl: sandbox.url, apiKey: sandbox.keys.agents[agent]! });
+  const payee = sandbox.fleet[1]!;
+  for (let i = 0; i < MIXED_INTENTS; i++) await own.createIntent({ payer: agent, payee, amount: 2 });
+  for (let i = 0; i < MIXED_SUBSCRIPTIONS; i++)
+    await own.createSubscription({ payer: agent, payee, amount: 1, interval: 'daily' });
+  await own.close();
+  sandbox.setFaults({ latencyMs: LATENCY, jitterMs: 0 });
+  return { sandbox, agent };
+}
+
+async function productRun(n: number, mixed = false) {
+  const { sandbox, agent } = mixed ? await freshMixed() : await fresh(n);
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-contain-'));
   const config = loadConfig({
     env: {},
@@ -64,12 +85,22 @@ async function productRun(n: number) {
   await app.close();
   await sandbox.close();
   rmSync(dataDir, { recursive: true, force: true });
-  if (!truth.frozen || truth.held_escrows !== 0)
-    throw new Error(`product run left ${truth.held_escrows} held, frozen=${truth.frozen}`);
+  if (
+    !truth.frozen ||
+    truth.held_escrows !== 0 ||
+    truth.pending_intents !== 0 ||
+    truth.active_subscriptions !== 0
+  )
+    throw new Error(
+      `product run left ${truth.held_escrows} held, ${truth.pending_intents} pending intents, ${truth.active_subscriptions} active subscriptions, frozen=${truth.frozen}`,
+    );
   return {
+    status: r.status,
     freeze_ms: r.time_to_freeze_ms ?? Number.NaN,
     contain_ms: wall,
     cancelled: r.escrows_cancelled,
+    intents_voided: r.paths.intents.voided,
+    subscriptions_cancelled: r.paths.subscriptions.cancelled,
     refund_window_ms: r.refund_window_ms ?? 0,
   };
 }
@@ -121,12 +152,29 @@ for (const n of SIZES) {
   });
 }
 
+const m = await productRun(MIXED_ESCROWS, true);
+const mixed = {
+  escrows: MIXED_ESCROWS,
+  pending_intents: MIXED_INTENTS,
+  subscriptions: MIXED_SUBSCRIPTIONS,
+  status: m.status,
+  freeze_ms: Math.round(m.freeze_ms),
+  contain_ms: Math.round(m.contain_ms),
+  escrows_cancelled: m.cancelled,
+  intents_voided: m.intents_voided,
+  subscriptions_cancelled: m.subscriptions_cancelled,
+  refund_window_ms: Math.round(m.refund_window_ms),
+  under_3s: m.contain_ms < 3000,
+};
+
 console.log(
   `\ncontainment at ${LATENCY} ms injected latency (sandbox on loopback, Node ${process.version})\n`,
 );
 console.table(rows);
+console.log('\none agent on every money path, contained in one call:\n');
+console.table([mixed]);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(
   new URL('./results/containment.json', import.meta.url),
-  `${JSON.stringify({ latency_ms: LATENCY, node: process.version, at: new Date().toISOString(), rows }, null, 2)}\n`,
+  `${JSON.stringify({ latency_ms: LATENCY, node: process.version, at: new Date().toISOString(), rows, mixed }, null, 2)}\n`,
 );

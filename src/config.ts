@@ -187,6 +187,11 @@ export const ConfigSchema = z
          */
         leaseTtlMs: z.number().int().min(1_000).max(600_000).default(15_000),
         slaMs: z.number().int().min(1_000).default(60_000),
+        /**
+         * How far before detection a settled intent counts as part of the incident: containment lists the
+         * agent's intents settled since then as "claw-back possible" (never refunded automatically).
+         */
+        clawbackWindowMs: z.number().int().min(60_000).max(2_592_000_000).default(3_600_000),
       })
       .strict()
       .default({
@@ -195,6 +200,7 @@ export const ConfigSchema = z
         unlockDeadlineMs: 30_000,
         leaseTtlMs: 15_000,
         slaMs: 60_000,
+        clawbackWindowMs: 3_600_000,
       }),
     /** Overrides of the detection thresholds (names as in DEFAULT_THRESHOLDS). Checked against them at start. */
     thresholds: z.record(z.string(), z.number().finite()).default({}),

@@ -32,7 +32,15 @@ import { ConcurrencyLimiter } from './limiter.js';
 import { header, interpret } from './response.js';
 import { type BackoffPolicy, retryAllowed, stopError, withRetries } from './retry.js';
 import { buildPath, type HttpMethod, ROUTES, type RouteSpec, type ToolName } from './routes.js';
-import { type BatchResult, BatchSchema, type Escrow, TOOL_OUTPUTS, type ToolResult } from './schemas.js';
+import {
+  type BatchResult,
+  BatchSchema,
+  type Escrow,
+  type Intent,
+  type Subscription,
+  TOOL_OUTPUTS,
+  type ToolResult,
+} from './schemas.js';
 
 export interface CallOptions {
   /** Cancels the call, including time queued and backoff sleeps; the call rejects with code `aborted`. */
@@ -158,7 +166,7 @@ function allowFanOut(signal: AbortSignal): void {
 const DEADLINE = Symbol('deadline');
 const ABORTED = Symbol('aborted');
 /** Tools whose engine honours Idempotency-Key (CONTRACT §5); elsewhere a key would only mislead. */
-const KEY_HONOURED = new Set<string>(['create_escrow', 'release_escrow', 'cancel_escrow']);
+const KEY_HONOURED = new Set<string>(['create_escrow', 'release_escrow', 'cancel_escrow', 'create_intent']);
 
 export class GreenHelixClient {
   readonly baseUrl: URL;
@@ -619,6 +627,10 @@ export class GreenHelixClient {
   /** Admin only. Blocks money moving into or out of the wallet, including escrow refunds (CONTRACT §8). */
   freezeWallet = (p: ToolParams<'freeze_wallet'>, o?: CallOptions) => this.call('freeze_wallet', p, o);
   unfreezeWallet = (p: ToolParams<'unfreeze_wallet'>, o?: CallOptions) => this.call('unfreeze_wallet', p, o);
+  /** Takes money out of the gateway for good; a frozen wallet refuses (403 wallet_frozen). */
+  withdraw = (p: ToolParams<'withdraw'>, o?: CallOptions) => this.call('withdraw', p, o);
+  convertCurrency = (p: ToolParams<'convert_currency'>, o?: CallOptions) =>
+    this.call('convert_currency', p, o);
 
   // Payments
   /** Pro tier; payer = caller. `idempotency_key` (param) or `idempotencyKey` (option) travels as the header. */
@@ -629,7 +641,34 @@ export class GreenHelixClient {
   /** Payer or admin; 409 unless held. See the cancel special case on `call`. */
   cancelEscrow = (p: ToolParams<'cancel_escrow'>, o?: CallOptions) => this.call('cancel_escrow', p, o);
   listIntents = (p: ToolParams<'list_intents'>, o?: CallOptions) => this.call('list_intents', p, o);
+  /**
+   * Voids a pending intent (payer, payee or admin). On a settled intent it moves the money back, and the
+   * gateway allows that again and again (the status stays `settled`): never call it twice for one intent.
+   */
   refundIntent = (p: ToolParams<'refund_intent'>, o?: CallOptions) => this.call('refund_intent', p, o);
+  /** 2 % fee. options.idempotencyKey makes a replay return the first intent (a different body: 409). */
+  createIntent = (p: ToolParams<'create_intent'>, o?: CallOptions) => this.call('create_intent', p, o);
+  /** Pro tier. Moves the money at once (no intent is stored); percentages sum to 100. */
+  createSplitIntent = (p: ToolParams<'create_split_intent'>, o?: CallOptions) =>
+    this.call('create_split_intent', p, o);
+  getIntent = (p: ToolParams<'get_intent'>, o?: CallOptions) => this.call('get_intent', p, o);
+  /** Payer or admin; 409 unless pending; a frozen payer or payee gives 403 wallet_frozen. */
+  captureIntent = (p: ToolParams<'capture_intent'>, o?: CallOptions) => this.call('capture_intent', p, o);
+  partialCapture = (p: ToolParams<'partial_capture'>, o?: CallOptions) => this.call('partial_capture', p, o);
+  createSubscription = (p: ToolParams<'create_subscription'>, o?: CallOptions) =>
+    this.call('create_subscription', p, o);
+  listSubscriptions = (p: ToolParams<'list_subscriptions'>, o?: CallOptions) =>
+    this.call('list_subscriptions', p, o);
+  getSubscription = (p: ToolParams<'get_subscription'>, o?: CallOptions) =>
+    this.call('get_subscription', p, o);
+  /** Final: a cancelled subscription cannot be reactivated (only a suspended one can). */
+  cancelSubscription = (p: ToolParams<'cancel_subscription'>, o?: CallOptions) =>
+    this.call('cancel_subscription', p, o);
+  /** 409 unless suspended. */
+  reactivateSubscription = (p: ToolParams<'reactivate_subscription'>, o?: CallOptions) =>
+    this.call('reactivate_subscription', p, o);
+  /** Pro tier. Charges every due subscription of every agent, and expires escrows. */
+  processDueSubscriptions = (o?: CallOptions) => this.call('process_due_subscriptions', {}, o);
   getPaymentHistory = (p: ToolParams<'get_payment_history'>, o?: CallOptions) =>
     this.call('get_payment_history', p, o);
 
@@ -645,6 +684,38 @@ export class GreenHelixClient {
       const r = await this.listEscrows({ ...p, limit: pageSize, offset: page * pageSize }, o);
       out.push(...r.escrows);
       if (r.escrows.length < pageSize) break;
+    }
+    return out;
+  }
+
+  /** Every intent matching the filter, page by page (no total: stop on a short page). */
+  async listAllIntents(
+    p: { agent_id: string; status?: ToolParams<'list_intents'>['status'] },
+    o?: CallOptions,
+    pageSize = 500,
+    maxPages = 40,
+  ): Promise<Intent[]> {
+    const out: Intent[] = [];
+    for (let page = 0; page < maxPages; page++) {
+      const r = await this.listIntents({ ...p, limit: pageSize, offset: page * pageSize }, o);
+      out.push(...r.intents);
+      if (r.intents.length < pageSize) break;
+    }
+    return out;
+  }
+
+  /** Every subscription matching the filter (payer or payee), page by page. */
+  async listAllSubscriptions(
+    p: { agent_id: string; status?: ToolParams<'list_subscriptions'>['status'] },
+    o?: CallOptions,
+    pageSize = 500,
+    maxPages = 40,
+  ): Promise<Subscription[]> {
+    const out: Subscription[] = [];
+    for (let page = 0; page < maxPages; page++) {
+      const r = await this.listSubscriptions({ ...p, limit: pageSize, offset: page * pageSize }, o);
+      out.push(...r.subscriptions);
+      if (r.subscriptions.length < pageSize) break;
     }
     return out;
   }

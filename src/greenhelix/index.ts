@@ -52,6 +52,8 @@ export {
   type BatchResult,
   type Escrow,
   type EscrowTransition,
+  type Intent,
+  type Subscription,
   TOOL_OUTPUTS,
   type ToolResult,
 } from './schemas.js';

@@ -137,6 +137,75 @@ const createEscrow = z
       ctx.addIssue({ code: 'custom', path: ['payee'], message: 'payee must differ from payer' });
   });
 
+/** CREDITS amounts have at most 2 decimals (the request models' currency validator). */
+function creditsCents(
+  p: { amount: string | number; currency?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  const text = decimalText(p.amount);
+  const fraction = text === undefined ? '' : (DECIMAL.exec(text)?.[1] ?? '');
+  if ((p.currency ?? 'CREDITS') === 'CREDITS' && fraction.replace(/0+$/, '').length > 2)
+    ctx.addIssue({ code: 'custom', path: ['amount'], message: 'CREDITS amounts have at most 2 decimals' });
+}
+
+const intentOnly = z.strictObject({ intent_id: pathId });
+const subscriptionOnly = z.strictObject({ subscription_id: pathId });
+
+/** The Idempotency-Key travels as the header (options.idempotencyKey), never in the body. */
+const createIntent = z
+  .strictObject({
+    payer: agentId,
+    payee: agentId,
+    amount,
+    description: z.string().max(2000).optional(),
+    currency: z.enum(CURRENCIES).optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .superRefine((p, ctx) => {
+    creditsCents(p, ctx);
+    if (p.payer === p.payee)
+      ctx.addIssue({ code: 'custom', path: ['payee'], message: 'payee must differ from payer' });
+  });
+
+const createSplitIntent = z
+  .strictObject({
+    payer: agentId,
+    amount,
+    splits: z
+      .array(z.strictObject({ payee: agentId, percentage: z.number().finite() }))
+      .min(1, 'expected at least one split'),
+    description: z.string().max(2000).optional(),
+    currency: z.enum(CURRENCIES).optional(),
+  })
+  .superRefine((p, ctx) => {
+    creditsCents(p, ctx);
+    const total = p.splits.reduce((n, s) => n + s.percentage, 0);
+    if (Math.abs(total - 100) > 0.01)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['splits'],
+        message: `percentages must sum to 100, got ${total}`,
+      });
+  });
+
+const SUBSCRIPTION_STATUSES = ['active', 'cancelled', 'suspended'] as const;
+
+const createSubscription = z
+  .strictObject({
+    payer: agentId,
+    payee: agentId,
+    amount,
+    interval: z.enum(['hourly', 'daily', 'weekly', 'monthly']),
+    description: z.string().max(2000).optional(),
+    currency: z.enum(CURRENCIES).optional(),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+  })
+  .superRefine((p, ctx) => {
+    creditsCents(p, ctx);
+    if (p.payer === p.payee)
+      ctx.addIssue({ code: 'custom', path: ['payee'], message: 'payee must differ from payer' });
+  });
+
 /** Input schema per tool, flat params as the catalog names them. */
 export const TOOL_INPUTS = {
   // Billing
@@ -159,6 +228,20 @@ export const TOOL_INPUTS = {
   get_budget_status: agentOnly,
   freeze_wallet: agentOnly,
   unfreeze_wallet: agentOnly,
+  withdraw: z
+    .strictObject({
+      agent_id: agentId,
+      amount,
+      currency: z.enum(CURRENCIES).optional(),
+      description: z.string().max(2000).optional(),
+    })
+    .superRefine(creditsCents),
+  convert_currency: z.strictObject({
+    agent_id: agentId,
+    amount,
+    from_currency: z.enum(CURRENCIES),
+    to_currency: z.enum(CURRENCIES),
+  }),
 
   // Payments
   create_escrow: createEscrow,
@@ -178,7 +261,23 @@ export const TOOL_INPUTS = {
     limit: limit.optional(),
     offset: offset.optional(),
   }),
-  refund_intent: z.strictObject({ intent_id: pathId }),
+  refund_intent: intentOnly,
+  create_intent: createIntent,
+  create_split_intent: createSplitIntent,
+  get_intent: intentOnly,
+  capture_intent: intentOnly,
+  partial_capture: z.strictObject({ intent_id: pathId, amount }).superRefine(creditsCents),
+  create_subscription: createSubscription,
+  list_subscriptions: z.strictObject({
+    agent_id: agentId,
+    status: z.enum(SUBSCRIPTION_STATUSES).optional(),
+    limit: limit.optional(),
+    offset: offset.optional(),
+  }),
+  get_subscription: subscriptionOnly,
+  cancel_subscription: subscriptionOnly,
+  reactivate_subscription: subscriptionOnly,
+  process_due_subscriptions: z.strictObject({}),
   get_payment_history: z.strictObject({
     agent_id: agentId,
     limit: limit.optional(),

@@ -132,17 +132,81 @@ export const EscrowCreatedSchema = z.looseObject({
   amount: money,
   currency: z.string().optional(),
 });
-export const IntentListSchema = z.looseObject({
-  intents: z.array(
-    z.looseObject({
-      id: z.string(),
-      payer: z.string(),
-      payee: z.string(),
-      amount: money,
-      status: z.string(),
-    }),
-  ),
-  count: z.number().int(),
+/** A stored intent as list_intents returns it (the whole row; `amount` is str(Decimal), what is left). */
+export const IntentSchema = z.looseObject({
+  id: z.string(),
+  payer: z.string(),
+  payee: z.string(),
+  amount: money,
+  status: z.string(),
+  description: z.string().nullable().optional(),
+  settlement_id: z.string().nullable().optional(),
+  created_at: ts,
+  updated_at: ts,
+});
+export type Intent = z.infer<typeof IntentSchema>;
+export const IntentListSchema = z.looseObject({ intents: z.array(IntentSchema), count: z.number().int() });
+export const IntentCreatedSchema = z.looseObject({
+  id: z.string(),
+  status: z.string(),
+  amount: money,
+  currency: z.string().optional(),
+  gateway_fee: money.optional(),
+});
+/** capture and partial capture answer the settlement: its id, not the intent's. */
+export const IntentCapturedSchema = z.looseObject({
+  id: z.string(),
+  status: z.string(),
+  amount: money,
+  /** partial_capture only: the gateway's float of what is left, a number (§6 leaves it alone). */
+  remaining_amount: approxMoney.optional(),
+});
+/** A split moves money at once and stores nothing: no id, nothing to void. */
+export const SplitIntentSchema = z.looseObject({
+  status: z.string(),
+  payer: z.string(),
+  total_amount: approxMoney,
+  currency: z.string().optional(),
+  settlements: z.array(z.looseObject({ payee: z.string(), amount: money, percentage: z.number() })),
+});
+export const SubscriptionSchema = z.looseObject({
+  id: z.string(),
+  payer: z.string(),
+  payee: z.string(),
+  amount: money,
+  interval: z.string(),
+  status: z.string(),
+  description: z.string().nullable().optional(),
+  /** Unix seconds (§6 leaves `next_charge_at` a float). */
+  next_charge_at: z.number().nullable().optional(),
+  charge_count: z.number().int().optional(),
+  created_at: ts,
+});
+export type Subscription = z.infer<typeof SubscriptionSchema>;
+export const SubscriptionListSchema = z.looseObject({ subscriptions: z.array(SubscriptionSchema) });
+export const SubscriptionCreatedSchema = z.looseObject({
+  id: z.string(),
+  status: z.string(),
+  amount: money,
+  interval: z.string(),
+  next_charge_at: z.number().nullable().optional(),
+  currency: z.string().optional(),
+});
+export const SubscriptionTransitionSchema = z.looseObject({ id: z.string(), status: z.string() });
+export const DueSubscriptionsSchema = z.looseObject({
+  processed: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  suspended: z.number().int(),
+  expired_escrows: z.number().int(),
+});
+export const WithdrawnSchema = z.looseObject({ new_balance: money });
+/** Conversion amounts are high-precision decimal strings (18 places possible), kept as text. */
+export const ConvertedSchema = z.looseObject({
+  from_amount: z.union([z.string(), z.number()]),
+  to_amount: z.union([z.string(), z.number()]),
+  from_currency: z.string(),
+  to_currency: z.string(),
 });
 export const IntentRefundSchema = z.looseObject({
   id: z.string(),
@@ -330,6 +394,8 @@ export const TOOL_OUTPUTS = {
   get_budget_status: BudgetStatusSchema,
   freeze_wallet: FreezeSchema,
   unfreeze_wallet: FreezeSchema,
+  withdraw: WithdrawnSchema,
+  convert_currency: ConvertedSchema,
   create_escrow: EscrowCreatedSchema,
   get_escrow: EscrowSchema,
   list_escrows: EscrowListSchema,
@@ -337,6 +403,17 @@ export const TOOL_OUTPUTS = {
   cancel_escrow: EscrowTransitionSchema,
   list_intents: IntentListSchema,
   refund_intent: IntentRefundSchema,
+  create_intent: IntentCreatedSchema,
+  create_split_intent: SplitIntentSchema,
+  get_intent: IntentSchema,
+  capture_intent: IntentCapturedSchema,
+  partial_capture: IntentCapturedSchema,
+  create_subscription: SubscriptionCreatedSchema,
+  list_subscriptions: SubscriptionListSchema,
+  get_subscription: SubscriptionSchema,
+  cancel_subscription: SubscriptionTransitionSchema,
+  reactivate_subscription: SubscriptionTransitionSchema,
+  process_due_subscriptions: DueSubscriptionsSchema,
   get_payment_history: PaymentHistorySchema,
   publish_event: PublishedSchema,
   get_events: EventsSchema,

@@ -24,8 +24,18 @@ export {
   Leases,
 } from './escrow-ledger.js';
 export {
+  type MoneyPathAction,
+  type MoneyPathItem,
+  type MoneyPathKind,
+  MoneyPathLedger,
+  type MoneyPathRow,
+  type MoneyPathState,
+  type MoneyPathTotals,
+} from './money-path-ledger.js';
+export {
   buildPostmortem,
   buildTimeline,
+  type MoneyPathsImpact,
   mdCell,
   type PostmortemReport,
   renderPostmortemMarkdown,

@@ -181,4 +181,27 @@ export const MIGRATIONS: readonly string[] = [
     hash TEXT NOT NULL
   );
   `,
+  // 6: money paths beyond escrows. One row per payment intent or subscription containment acts on (void a
+  // pending intent, cancel an active subscription) or a person confirms a claw-back of (refund a settled
+  // intent), keyed by the gateway's id: the gateway lets a settled intent be refunded again and again, so
+  // "at most once" has to be our record, written before the call is sent.
+  `
+  CREATE TABLE money_path_actions (
+    kind TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    agent_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    payee TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    detail TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, object_id)
+  );
+  CREATE INDEX money_path_actions_incident ON money_path_actions (incident_id, kind, state);
+  CREATE INDEX money_path_actions_agent ON money_path_actions (agent_id);
+  `,
 ];

@@ -130,6 +130,27 @@ export interface ImpactInput {
   amount_lost_cents: number;
   escrows_expired: number;
   window: { start: number; end: number };
+  /** Intents and subscriptions: what the gateway shows now, and what our own ledger did. */
+  money_paths?: MoneyPathsImpact | undefined;
+}
+
+/** The money paths beyond escrows in a post-mortem (cents; Money in the report). */
+export interface MoneyPathsImpact {
+  /** Intents the agent paid in the window, by gateway status; null when they could not be read. */
+  intents_settled: number | null;
+  amount_settled_cents: number | null;
+  intents_pending: number | null;
+  amount_pending_cents: number | null;
+  /** Voided by our containment or recovery (stopped before any money moved). */
+  intents_voided_by_us: number;
+  amount_voided_by_us_cents: number;
+  /** Refunded by us (a void that met a settled intent, or a confirmed claw-back): once each. */
+  intents_refunded_by_us: number;
+  amount_refunded_by_us_cents: number;
+  /** Our voids, cancels or refunds whose outcome the gateway never confirmed. */
+  unconfirmed: number;
+  subscriptions_active: number | null;
+  subscriptions_cancelled: { id: string; payee: string; amount_cents: number; interval: string }[];
 }
 
 export interface PostmortemInput {
@@ -167,6 +188,19 @@ export interface PostmortemReport {
     amount_lost: Money;
     escrows_expired: number;
     window: { start: string; end: string };
+    money_paths: {
+      intents_settled: number | null;
+      amount_settled: Money | null;
+      intents_pending: number | null;
+      amount_pending: Money | null;
+      intents_voided_by_us: number;
+      amount_voided_by_us: Money;
+      intents_refunded_by_us: number;
+      amount_refunded_by_us: Money;
+      unconfirmed: number;
+      subscriptions_active: number | null;
+      subscriptions_cancelled: { id: string; payee: string; amount: Money; interval: string }[];
+    } | null;
   };
   audit: { identity: unknown; claim_chains: number; claim_chain_roots: string[]; verified_claims: number };
   containment: {
@@ -209,6 +243,25 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
   if (impact.escrows_released > 0)
     recs.push(
       `${impact.escrows_released} escrows (${moneyText(impact.amount_lost_cents)}) were released to payees during the window: review them and open disputes where warranted.`,
+    );
+  const mp = impact.money_paths;
+  if (mp?.intents_settled)
+    recs.push(
+      `${mp.intents_settled} intents (${moneyText(mp.amount_settled_cents ?? 0)}) settled in the window: claw-back is possible, once per intent, by a person (the gateway lets a settled intent be refunded again and again).`,
+    );
+  if (mp?.intents_pending)
+    recs.push(`${mp.intents_pending} intents are still pending: contain_agent again before any unfreeze.`);
+  if (mp?.subscriptions_active)
+    recs.push(
+      `${mp.subscriptions_active} subscriptions are still active: contain_agent again before any unfreeze.`,
+    );
+  if (mp?.subscriptions_cancelled.length)
+    recs.push(
+      `${mp.subscriptions_cancelled.length} subscriptions were cancelled (final on the gateway): re-create those still wanted with the agent's own key.`,
+    );
+  if (mp?.unconfirmed)
+    recs.push(
+      `${mp.unconfirmed} intent or subscription actions were never confirmed: check each on the gateway (a refund of a settled intent into a frozen payer debits the payee and credits nobody).`,
     );
   if (i.widened_to === 'compromised')
     recs.push(
@@ -258,6 +311,26 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
       amount_lost: money(impact.amount_lost_cents),
       escrows_expired: impact.escrows_expired,
       window: { start: iso(impact.window.start), end: iso(impact.window.end) },
+      money_paths: mp
+        ? {
+            intents_settled: mp.intents_settled,
+            amount_settled: mp.amount_settled_cents === null ? null : money(mp.amount_settled_cents),
+            intents_pending: mp.intents_pending,
+            amount_pending: mp.amount_pending_cents === null ? null : money(mp.amount_pending_cents),
+            intents_voided_by_us: mp.intents_voided_by_us,
+            amount_voided_by_us: money(mp.amount_voided_by_us_cents),
+            intents_refunded_by_us: mp.intents_refunded_by_us,
+            amount_refunded_by_us: money(mp.amount_refunded_by_us_cents),
+            unconfirmed: mp.unconfirmed,
+            subscriptions_active: mp.subscriptions_active,
+            subscriptions_cancelled: mp.subscriptions_cancelled.map((c) => ({
+              id: c.id,
+              payee: c.payee,
+              amount: money(c.amount_cents),
+              interval: c.interval,
+            })),
+          }
+        : null,
     },
     audit: {
       identity: input.audit.identity,
@@ -292,6 +365,23 @@ export function mdCell(value: unknown, max = 200): string {
 }
 
 const moneyMd = (m: Money) => `${m.amount} ${m.currency}`;
+
+/** The money paths beyond escrows, as rows of the impact table (none when they were not read). */
+function moneyPathRows(r: PostmortemReport): string[] {
+  const m = r.impact.money_paths;
+  if (!m) return [];
+  const n = (v: number | null) => (v === null ? 'not read' : String(v));
+  const amt = (v: Money | null) => (v === null ? 'not read' : moneyMd(v));
+  return [
+    `| Intents settled in the window (claw-back possible) | ${n(m.intents_settled)} | ${amt(m.amount_settled)} |`,
+    `| Intents still pending | ${n(m.intents_pending)} | ${amt(m.amount_pending)} |`,
+    `| Intents voided by us (stopped) | ${m.intents_voided_by_us} | ${moneyMd(m.amount_voided_by_us)} |`,
+    `| Intents refunded by us (once each) | ${m.intents_refunded_by_us} | ${moneyMd(m.amount_refunded_by_us)} |`,
+    `| Subscriptions cancelled by us (re-create to restore) | ${m.subscriptions_cancelled.length} | – |`,
+    `| Subscriptions still active | ${n(m.subscriptions_active)} | – |`,
+    `| Our intent or subscription actions unconfirmed | ${m.unconfirmed} | – |`,
+  ];
+}
 
 export function renderPostmortemMarkdown(r: PostmortemReport): string {
   const t = r.timeline;
@@ -330,6 +420,7 @@ export function renderPostmortemMarkdown(r: PostmortemReport): string {
     `| Released to payees (lost) | ${r.impact.escrows_released} | ${moneyMd(r.impact.amount_lost)} |`,
     `| Still locked | ${r.impact.escrows_still_locked} | ${moneyMd(r.impact.amount_still_locked)} |`,
     `| Expired | ${r.impact.escrows_expired} | – |`,
+    ...moneyPathRows(r),
     '',
     `Balance now: ${r.impact.balance ? moneyMd(r.impact.balance) : 'not read'}. Metered usage in the window: ${r.impact.usage ? `${r.impact.usage.total_calls} calls, ${moneyMd(r.impact.usage.total_cost)} in fees` : 'not read'}. Window ${r.impact.window.start} → ${r.impact.window.end}.`,
     '',

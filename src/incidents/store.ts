@@ -15,6 +15,7 @@ import { type Clock, systemClock } from '../util/clock.js';
 import { AuditLog } from './audit.js';
 import { EscrowLedger, Leases } from './escrow-ledger.js';
 import { MIGRATIONS } from './migrations.js';
+import { MoneyPathLedger } from './money-path-ledger.js';
 
 export type IncidentStatus =
   | 'detected'
@@ -220,6 +221,8 @@ export class IncidentStore {
   private readonly clock: Clock;
   /** Every escrow our containment has tried to cancel (see escrow-ledger.ts). */
   readonly escrows: EscrowLedger;
+  /** Every intent and subscription our containment or a claw-back has acted on (see money-path-ledger.ts). */
+  readonly moneyPaths: MoneyPathLedger;
   /** Prepared statements by SQL text: the watcher runs the same few queries for every agent every tick. */
   private readonly statements = new Map<string, Database.Statement>();
   /** Per-agent containment leases shared by every process on this store. */
@@ -238,6 +241,7 @@ export class IncidentStore {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.escrows = new EscrowLedger(this.db, clock);
+    this.moneyPaths = new MoneyPathLedger(this.db, clock);
     // Leases expire in real time even when the store runs on a drill's scaled clock: processes share them.
     this.leases = new Leases(this.db, systemClock);
     this.audit = new AuditLog(this.db);

@@ -17,6 +17,9 @@
  *     ledger, refreeze (always, retried until it sticks), read back; repeat with backoff while anything is
  *     held or retryable, up to `maxRefundRounds` and the unlock deadline. The windows are measured and
  *     reported; caps are already 0 while they are open.
+ *  2b. Before any refund window opens, with the wallet frozen (contain-paths.ts): void the agent's pending
+ *     intents and cancel its active subscriptions, each written ahead to the money-path ledger; settled
+ *     intents since the claw-back window are listed with their total, never refunded here.
  *  4. Identity check runs beside step 3 (reads only): registered key vs the pinned key, reputation and
  *     claims. A mismatch widens the incident to "compromised" and publishes a security event.
  *  5. Summary event. Event publishing never blocks containment (fire and forget, result recorded).
@@ -26,7 +29,7 @@
  *
  * The status is derived from the verified end state, never from the first freeze alone: `contained` only
  * when the last wallet call was a successful freeze, the caps are 0 and a fresh read shows nothing held;
- * `containment_partial` when frozen with something still exposed; `containment_failed` when the wallet is
+ * (and no pending intent or active subscription left); `containment_partial` when frozen with something still exposed; `containment_failed` when the wallet is
  * not known to be frozen. Anything but `contained` pages, naming what is still exposed.
  *
  * Idempotent: a second call for a contained agent returns the existing incident and does nothing; on a
@@ -38,6 +41,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
+import {
+  type CancelledSubscription,
+  type Clawback,
+  listActiveSubscriptions,
+  listClawback,
+  listPendingIntents,
+  type PathsOutcome,
+  pathTotals,
+  stopMoneyPaths,
+} from './contain-paths.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo, inFlightActions, type Recorded, recordAction, trackInFlight } from './deps.js';
 import { containmentLease, ownerIsDead, takeContainmentLease } from './lease.js';
@@ -86,6 +99,31 @@ export interface Exposure {
   /** Held escrows as payer still read (or not confirmed either way) at the end; null when unreadable. */
   held_escrows: number | null;
   held_amount: string | null;
+  /** Pending intents as payer at the end (capturable once unfrozen); null when unreadable. */
+  pending_intents: number | null;
+  pending_intents_amount: string | null;
+  /** Active subscriptions as payer at the end (charged when due once unfrozen); null when unreadable. */
+  active_subscriptions: number | null;
+}
+
+/** What containment did on the intent and subscription paths (escrows are the top-level fields). */
+export interface PathsReport {
+  intents: {
+    voided: number;
+    amount_voided: string;
+    refunded_instead: number;
+    skipped: number;
+    failed: number;
+  };
+  subscriptions: {
+    cancelled: number;
+    skipped: number;
+    failed: number;
+    /** Cancelled ones, with what recovery needs to offer them back (the gateway cannot reactivate them). */
+    cancelled_list: CancelledSubscription[];
+  };
+  /** Settled intents since the claw-back window, not refunded (a separate, confirmed action). */
+  clawback: { intents: number | null; total: string | null; since: number; intent_ids: string[] };
 }
 
 export interface ContainResult {
@@ -106,6 +144,7 @@ export interface ContainResult {
   met_sla: boolean;
   identity_compromised: boolean;
   exposure: Exposure;
+  paths: PathsReport;
 }
 
 const mutex = new KeyedMutex();
@@ -243,6 +282,45 @@ function existingResult(deps: OpsDeps, incident: Incident): ContainResult {
       caps_zero: incident.status === 'contained',
       held_escrows: incident.status === 'contained' ? 0 : (incident.escrows_failed ?? null),
       held_amount: incident.status === 'contained' ? formatCents(0) : null,
+      pending_intents: incident.status === 'contained' ? 0 : null,
+      pending_intents_amount: incident.status === 'contained' ? formatCents(0) : null,
+      active_subscriptions: incident.status === 'contained' ? 0 : null,
+    },
+    // The claw-back list is read at containment time; an existing incident reports none read now.
+    paths: pathsReport(deps, incident.id, undefined, {
+      intents: null,
+      total_cents: null,
+      since: incident.detected_at ?? 0,
+    }),
+  };
+}
+
+function pathsReport(
+  deps: OpsDeps,
+  incidentId: string,
+  paths: PathsOutcome | undefined,
+  clawback: Clawback,
+): PathsReport {
+  const t = paths ?? { ...pathTotals(deps, incidentId) };
+  return {
+    intents: {
+      voided: t.intents.voided,
+      amount_voided: formatCents(t.intents.voided_cents),
+      refunded_instead: t.intents.refunded_instead,
+      skipped: t.intents.skipped,
+      failed: t.intents.failed,
+    },
+    subscriptions: {
+      cancelled: t.subscriptions.cancelled,
+      skipped: t.subscriptions.skipped,
+      failed: t.subscriptions.failed,
+      cancelled_list: t.subscriptions.cancelled_list,
+    },
+    clawback: {
+      intents: clawback.intents === null ? null : clawback.intents.length,
+      total: clawback.total_cents === null ? null : formatCents(clawback.total_cents),
+      since: clawback.since,
+      intent_ids: (clawback.intents ?? []).map((i) => i.id),
     },
   };
 }
@@ -313,6 +391,7 @@ export async function runContainment(
     (b) => ({ daily_cap: b.daily_cap, monthly_cap: b.monthly_cap }),
   );
   const heldP = listHeld(deps, agentId, req.suspect_payee, callOpts);
+  const clawbackP = listClawback(deps, agentId, detectedAt - config.containment.clawbackWindowMs, callOpts);
 
   steps.push(...(await freezeP));
   let frozenAt: number | null = null;
@@ -343,8 +422,21 @@ export async function runContainment(
       { startedAt, detectedAt, steps, frozenAt, wallet, capsZero: false },
       empty,
       false,
+      { paths: undefined, clawback: await clawbackP },
     );
   }
+  // Intents and subscriptions, beside the caps: read once the freeze holds (no capture can succeed after
+  // it), stopped while the wallet is still frozen, finished before any refund window opens.
+  const pathsP = Promise.all([
+    listPendingIntents(deps, agentId, req.suspect_payee, callOpts),
+    listActiveSubscriptions(deps, agentId, req.suspect_payee, callOpts),
+  ]).then(([intents, subscriptions]) =>
+    stopMoneyPaths(
+      { deps, incidentId: incident.id, agentId, onlyPayee: req.suspect_payee, act, callOpts, deadline },
+      { intents, subscriptions },
+      config.containment.maxRefundRounds,
+    ),
+  );
   // Caps to 0, only once the pre-incident caps are on record (write-once: a resumed run keeps the first).
   const caps = await capsP;
   if (caps.ok) {
@@ -370,6 +462,8 @@ export async function runContainment(
     if (payeeFreeze.last.ok) store.setFrozenBelief(req.suspect_payee as string, true, incident.id);
     steps.push(...payeeFreeze.reports);
   }
+  const paths = await pathsP;
+  steps.push(...paths.steps);
   opts.onProgress?.(2, 4, 'spending stopped; unlocking held escrows');
 
   // Identity runs beside the refund windows: reads only, through the monitor key.
@@ -414,6 +508,7 @@ export async function runContainment(
     { startedAt, detectedAt, steps, frozenAt, wallet, capsZero: zero.last.ok },
     unlock,
     compromised,
+    { paths, clawback: await clawbackP },
     opts,
   );
 }
@@ -503,6 +598,8 @@ function reconcileInterrupted(deps: OpsDeps, incidentId: string): StepReport | u
     open_refund_window: 'superseded: this run freezes first',
     set_budget_caps_to_zero: 're-applied by this run',
     cancel_held_escrows: 'each escrow re-read through the ledger',
+    void_pending_intents: 'each intent re-read through the money-path ledger',
+    cancel_active_subscriptions: 'each subscription re-read through the money-path ledger',
   };
   for (const a of stale) {
     store.finishAction(a.id, {
@@ -536,6 +633,7 @@ function finish(
   run: Run,
   unlock: UnlockOutcome,
   compromised: boolean,
+  money: { paths: PathsOutcome | undefined; clawback: Clawback },
   opts: ContainOptions = {},
 ): ContainResult {
   const { clock, store, config, logger } = deps;
@@ -547,10 +645,19 @@ function finish(
     caps_zero: run.capsZero,
     held_escrows: unlock.heldLeft,
     held_amount: unlock.heldLeftCents === null ? null : formatCents(unlock.heldLeftCents),
+    pending_intents: money.paths?.intents.pending_left ?? null,
+    pending_intents_amount:
+      money.paths?.intents.pending_left_cents == null
+        ? null
+        : formatCents(money.paths.intents.pending_left_cents),
+    active_subscriptions: money.paths?.subscriptions.active_left ?? null,
   };
   const status = !exposure.wallet_frozen
     ? 'containment_failed'
-    : exposure.caps_zero && exposure.held_escrows === 0
+    : exposure.caps_zero &&
+        exposure.held_escrows === 0 &&
+        exposure.pending_intents === 0 &&
+        exposure.active_subscriptions === 0
       ? 'contained'
       : 'containment_partial';
   // The SLA is met by a containment that ends frozen in time, whatever happened to the first freeze.
@@ -566,6 +673,7 @@ function finish(
     amount_unlocked_cents: totals.cancelled_cents,
   });
   opts.onProgress?.(4, 4, `containment ${status}`);
+  const paths = pathsReport(deps, incident.id, money.paths, money.clawback);
   publishQuietly(deps, incident.id, 'incident_contained', {
     agent_id: agentId,
     status,
@@ -573,6 +681,9 @@ function finish(
     escrows_cancelled: totals.cancelled,
     escrows_failed: failed,
     amount_unlocked: formatCents(totals.cancelled_cents),
+    intents_voided: paths.intents.voided,
+    subscriptions_cancelled: paths.subscriptions.cancelled,
+    clawback_possible: paths.clawback.total,
   });
   if (status !== 'contained') pageExposure(deps, incident, status, exposure);
   logger.info(
@@ -602,6 +713,7 @@ function finish(
     met_sla: metSla,
     identity_compromised: compromised,
     exposure,
+    paths,
   };
 }
 
@@ -614,6 +726,16 @@ function pageExposure(deps: OpsDeps, incident: Incident, status: string, exposur
       ? 'held escrows unknown (list failed)'
       : exposure.held_escrows > 0
         ? `${exposure.held_escrows} escrows still held (${exposure.held_amount})`
+        : undefined,
+    exposure.pending_intents === null
+      ? 'pending intents unknown (list failed)'
+      : exposure.pending_intents > 0
+        ? `${exposure.pending_intents} intents still pending (${exposure.pending_intents_amount})`
+        : undefined,
+    exposure.active_subscriptions === null
+      ? 'active subscriptions unknown (list failed)'
+      : exposure.active_subscriptions > 0
+        ? `${exposure.active_subscriptions} subscriptions still active`
         : undefined,
   ].filter(Boolean) as string[];
   deps.page?.({

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config.js';
 import type { GreenHelixClient } from '../greenhelix/index.js';
-import { centsToMoney, type Money, money } from '../greenhelix/money.js';
+import { type Cents, centsToMoney, type Money, money } from '../greenhelix/money.js';
 import { checkContainmentKey, markUntrusted, UNTRUSTED_LEGEND, untrustedInline } from '../guards/index.js';
 import type { ActionRecord, Incident, IncidentStore } from '../incidents/index.js';
 import type { Logger } from '../logger.js';
@@ -20,6 +20,7 @@ import {
   containAgent,
   resumeContainment,
 } from './contain.js';
+import { pathTotals } from './contain-paths.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
 import { type DetectionPass, runDetectionPass } from './detect.js';
@@ -238,7 +239,10 @@ export function createOps(o: CreateOpsOptions): Ops {
       const i = store.getIncident(id);
       if (!i) return undefined;
       return {
-        incident: { ...summarize(i), detail: centsToMoney(i) as Record<string, unknown> },
+        incident: {
+          ...summarize(i),
+          detail: { ...(centsToMoney(i) as Record<string, unknown>), money_paths: pathsView(deps, id) },
+        },
         untrusted_text: UNTRUSTED_LEGEND,
         actions: store.listActions(id).map(markedAction),
         pre_incident: i.agent_ids.flatMap((a) => {
@@ -292,4 +296,17 @@ function capsAsMoney(row: Record<string, unknown>): Record<string, unknown> {
   for (const k of ['daily_cap', 'monthly_cap'])
     if (typeof out[k] === 'number') out[k] = money(out[k] as number);
   return out;
+}
+
+/** Intents and subscriptions an incident stopped, from its ledger, with money as Money. */
+function pathsView(deps: OpsDeps, incidentId: string): Record<string, unknown> {
+  const t = pathTotals(deps, incidentId);
+  return {
+    intents_voided: t.intents.voided,
+    amount_voided: money(t.intents.voided_cents as Cents),
+    intents_refunded_instead: t.intents.refunded_instead,
+    intents_failed: t.intents.failed,
+    subscriptions_cancelled: t.subscriptions.cancelled,
+    subscriptions_failed: t.subscriptions.failed,
+  };
 }

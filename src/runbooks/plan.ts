@@ -5,6 +5,7 @@
 
 import { formatCents, sumCents } from '../greenhelix/money.js';
 import { ROUTES, type ToolName } from '../greenhelix/routes.js';
+import { listActiveSubscriptions, listPendingIntents } from './contain-paths.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
 
@@ -56,6 +57,9 @@ export interface ContainmentPlan {
   identity_compromised: false;
   planned_calls: PlannedCall[];
   held_escrows: number;
+  /** Pending intents and active subscriptions it pays (to the suspect payee); null when unreadable. */
+  pending_intents: number | null;
+  active_subscriptions: number | null;
 }
 
 /** The calls `containAgent` would make for this agent now, with the held escrows it would cancel. */
@@ -79,6 +83,11 @@ export async function planContainment(
   } catch (e) {
     listError = errorInfo(e).code;
   }
+  const callOpts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
+  const [intents, subs] = await Promise.all([
+    listPendingIntents(deps, a, req.suspect_payee, callOpts),
+    listActiveSubscriptions(deps, a, req.suspect_payee, callOpts),
+  ]);
   const existing = deps.store.findActiveIncident(a);
   const calls: PlannedCall[] = [
     planned('freeze_spending', 'freeze_wallet', 'containment', { agent_id: a }),
@@ -91,8 +100,31 @@ export async function planContainment(
       daily_cap: 0,
       monthly_cap: 0,
     }),
+    planned('stop_money_paths', 'list_intents', 'monitor', { agent_id: a, status: 'pending' }),
+    planned('stop_money_paths', 'list_subscriptions', 'monitor', { agent_id: a, status: 'active' }),
     planned('cancel_escrows', 'list_escrows', 'monitor', { agent_id: a, status: 'held' }),
   ];
+  if (intents.ok && intents.items.length > 0)
+    calls.push(
+      planned(
+        'stop_money_paths',
+        'refund_intent',
+        'containment',
+        { intent_ids: intents.items.map((i) => i.id).slice(0, 20) },
+        intents.items.length,
+      ),
+    );
+  if (subs.ok && subs.items.length > 0)
+    calls.push(
+      planned(
+        'stop_money_paths',
+        'cancel_subscription',
+        'containment',
+        { subscription_ids: subs.items.map((i) => i.id).slice(0, 20) },
+        subs.items.length,
+      ),
+    );
+  calls.push(planned('clawback', 'list_intents', 'monitor', { agent_id: a, status: 'settled' }));
   if (held.length > 0) {
     calls.push(
       planned('cancel_escrows', 'unfreeze_wallet', 'containment', { agent_id: a }),
@@ -136,5 +168,7 @@ export async function planContainment(
     identity_compromised: false,
     planned_calls: calls,
     held_escrows: held.length,
+    pending_intents: intents.ok ? intents.items.length : null,
+    active_subscriptions: subs.ok ? subs.items.length : null,
   };
 }

@@ -4,12 +4,14 @@
  * that missed its 60 s target tightens that agent's thresholds, persistently.
  */
 import { tightenThresholds } from '../detection/index.js';
+import type { Intent, Subscription } from '../greenhelix/index.js';
 import { sumCents } from '../greenhelix/money.js';
 import { markUntrusted } from '../guards/index.js';
-import { buildPostmortem, renderPostmortemMarkdown } from '../incidents/index.js';
+import { buildPostmortem, type MoneyPathsImpact, renderPostmortemMarkdown } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
 import { toEpochMs } from '../util/time.js';
 import { publishQuietly } from './contain.js';
+import { cancelledSubscriptions } from './contain-paths.js';
 import type { OpsDeps } from './deps.js';
 import { errorInfo } from './deps.js';
 import { thresholdsFor } from './detect.js';
@@ -55,7 +57,7 @@ export async function runPostmortem(
     }
   };
 
-  const [identity, chains, claims, balance, usage, escrows] = await Promise.all([
+  const [identity, chains, claims, balance, usage, escrows, intents, subscriptions] = await Promise.all([
     read('identity', () => monitor.getAgentIdentity({ agent_id: agentId }, opts)),
     read('claim_chains', () => monitor.getClaimChains({ agent_id: agentId }, opts)),
     read('verified_claims', () => monitor.getVerifiedClaims({ agent_id: agentId }, opts)),
@@ -64,6 +66,8 @@ export async function runPostmortem(
       monitor.getUsageSummary({ agent_id: agentId, since: Math.floor(windowStart / 1000) }, opts),
     ),
     read('escrows', () => monitor.listAllEscrows({ agent_id: agentId }, opts)),
+    read('intents', () => monitor.listAllIntents({ agent_id: agentId }, opts)),
+    read('subscriptions', () => monitor.listAllSubscriptions({ agent_id: agentId, status: 'active' }, opts)),
   ]);
 
   const inWindow = (escrows ?? []).filter((e) => {
@@ -82,6 +86,7 @@ export async function runPostmortem(
     amount_lost_cents: sumCents(by('settled').map((e) => e.amount)),
     escrows_expired: by('expired').length,
     window: { start: windowStart, end: windowEnd },
+    money_paths: moneyPathsImpact(deps, incidentId, agentId, intents, subscriptions, windowStart, windowEnd),
   };
 
   // Read-only mode: the report is built and returned, and nothing else changes (no tightening, no
@@ -171,4 +176,47 @@ function maybeTighten(
   });
   deps.store.finishAction(id, { success: true, result: { k_sigma: next.k_sigma } });
   return true;
+}
+
+/** Intents and subscriptions for the post-mortem: the gateway's view now, and our ledger's (each once). */
+function moneyPathsImpact(
+  deps: Pick<OpsDeps, 'store'>,
+  incidentId: string,
+  agentId: string,
+  intents: Intent[] | undefined,
+  subscriptions: Subscription[] | undefined,
+  windowStart: number,
+  windowEnd: number,
+): MoneyPathsImpact {
+  const paid = (intents ?? []).filter((i) => i.payer === agentId);
+  const settled = paid.filter((i) => {
+    const t = toEpochMs(i.updated_at ?? i.created_at);
+    return i.status === 'settled' && t !== undefined && t >= windowStart && t <= windowEnd;
+  });
+  const pending = paid.filter((i) => i.status === 'pending');
+  const ledger = deps.store.moneyPaths;
+  const done = (action: 'void' | 'refund') => ledger.rows(incidentId, 'intent', { action, states: ['done'] });
+  const unconfirmed = [
+    ...ledger.rows(incidentId, 'intent', { states: ['sending', 'retry', 'unknown'] }),
+    ...ledger.rows(incidentId, 'subscription', { states: ['sending', 'retry', 'unknown'] }),
+  ].length;
+  const sum = (rows: { amount_cents: number }[]) => rows.reduce((n, r) => n + r.amount_cents, 0);
+  return {
+    intents_settled: intents ? settled.length : null,
+    amount_settled_cents: intents ? sumCents(settled.map((i) => i.amount)) : null,
+    intents_pending: intents ? pending.length : null,
+    amount_pending_cents: intents ? sumCents(pending.map((i) => i.amount)) : null,
+    intents_voided_by_us: done('void').length,
+    amount_voided_by_us_cents: sum(done('void')),
+    intents_refunded_by_us: done('refund').length,
+    amount_refunded_by_us_cents: sum(done('refund')),
+    unconfirmed,
+    subscriptions_active: subscriptions ? subscriptions.filter((x) => x.payer === agentId).length : null,
+    subscriptions_cancelled: cancelledSubscriptions(deps, incidentId).map((c) => ({
+      id: c.id,
+      payee: c.payee,
+      amount_cents: c.amount_cents,
+      interval: c.interval,
+    })),
+  };
 }

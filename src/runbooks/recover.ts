@@ -14,9 +14,17 @@ import { centsToNumber, formatCents, moneyText, parseCents } from '../greenhelix
 import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
 import { publishQuietly } from './contain.js';
+import {
+  type CancelledSubscription,
+  cancelledSubscriptions,
+  listActiveSubscriptions,
+  listPendingIntents,
+  stopMoneyPaths,
+} from './contain-paths.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo, recordAction } from './deps.js';
 import { runDetectionPass } from './detect.js';
+import type { Act, CallOpts } from './unlock.js';
 
 const HOUR = 3_600_000;
 
@@ -70,6 +78,11 @@ export interface RecoverResult {
   next_stage_not_before: string | null;
   monitoring_interval_s: number;
   steps: StepReport[];
+  /**
+   * Subscriptions containment cancelled. The gateway never reactivates a cancelled subscription, so
+   * offering one back means creating it anew (with the agent's own key, once the cause is fixed).
+   */
+  cancelled_subscriptions: CancelledSubscription[];
 }
 
 export async function recoverAgent(
@@ -361,6 +374,31 @@ async function applyStage(
     return r.ok;
   };
 
+  // Stage 1 unfreezes. Whatever the agent armed while frozen (intents created, subscriptions opened: a
+  // freeze blocks neither) would move money the moment it is unfrozen, so it is stopped first, through
+  // the same ledger as containment; if anything is left or unreadable, the wallet stays frozen.
+  if (spec.stage === 1) {
+    const armed = await disarmMoneyPaths(deps, incident, opts);
+    steps.push(...armed.steps);
+    if (armed.left !== 0) {
+      steps.push({
+        action: 'check_money_paths_before_unfreeze',
+        target: agentId,
+        success: false,
+        error: {
+          code: 'money_paths_armed',
+          message:
+            armed.left === null
+              ? 'pending intents or active subscriptions could not be read; the wallet stays frozen'
+              : `${armed.left} pending intents or active subscriptions are left; the wallet stays frozen`,
+          retryable: true,
+        },
+        started_at: clock.now(),
+        duration_ms: 0,
+      });
+      return describeStage(deps, incident, spec.stage - 1, gates, steps, false, false);
+    }
+  }
   const capsOk = await act(
     'restore_budget_caps',
     {
@@ -415,6 +453,43 @@ async function applyStage(
   return { ...r, unfrozen };
 }
 
+/** Voids pending intents and cancels active subscriptions the agent has now; how many are left (null: unknown). */
+async function disarmMoneyPaths(
+  deps: OpsDeps,
+  incident: Incident,
+  callOpts: CallOpts,
+): Promise<{ steps: StepReport[]; left: number | null }> {
+  const agentId = incident.primary_agent_id;
+  const act: Act = (action, target, params, fn, summarize) =>
+    recordAction(
+      deps,
+      { incident_id: incident.id, agent_id: agentId, phase: 'recover', action, target, params },
+      fn,
+      summarize,
+    );
+  const onlyPayee = incident.suspect_payee ?? undefined;
+  const [intents, subscriptions] = await Promise.all([
+    listPendingIntents(deps, agentId, onlyPayee, callOpts),
+    listActiveSubscriptions(deps, agentId, onlyPayee, callOpts),
+  ]);
+  const out = await stopMoneyPaths(
+    {
+      deps,
+      incidentId: incident.id,
+      agentId,
+      onlyPayee,
+      act,
+      callOpts,
+      deadline: Date.now() + deps.config.containment.unlockDeadlineMs,
+    },
+    { intents, subscriptions },
+    deps.config.containment.maxRefundRounds,
+  );
+  const p = out.intents.pending_left;
+  const a = out.subscriptions.active_left;
+  return { steps: out.steps, left: p === null || a === null ? null : p + a };
+}
+
 async function describeStage(
   deps: OpsDeps,
   incident: Incident,
@@ -451,6 +526,7 @@ async function describeStage(
     monitoring_interval_s:
       recoveryMonitoringS(stages, deps.clock.now()) ?? (stages.length ? STANDARD_MONITORING_S : 30),
     steps,
+    cancelled_subscriptions: cancelledSubscriptions(deps, incident.id),
   };
 }
 

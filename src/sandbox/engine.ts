@@ -6,21 +6,11 @@
  */
 import { createHmac, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { ROUTES, type RouteSpec, requiredScope, type ToolName } from '../greenhelix/routes.js';
+import { GatewayError } from './gateway-error.js';
+import { intentFee, MoneyPaths } from './money-paths.js';
 import { decimalString, type EscrowRec, type KeyRec, pyJson, sha3, type Tier, type World } from './world.js';
 
-export class GatewayError extends Error {
-  /** Answered by the app's catch-all handler, outside the correlation middleware: no X-Request-ID. */
-  bare = false;
-
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(`${status} ${code}: ${detail}`);
-  }
-}
+export { GatewayError };
 
 export interface Caller {
   key: KeyRec;
@@ -140,6 +130,35 @@ const FIELDS: Partial<Record<ToolName, Record<string, FieldType>>> = {
   get_transactions: { limit: 'int', offset: 'int' },
   list_escrows: { agent_id: 'string', status: 'string', limit: 'int', offset: 'int' },
   list_intents: { agent_id: 'string', status: 'string', limit: 'int', offset: 'int' },
+  create_intent: {
+    payer: 'string',
+    payee: 'string',
+    amount: 'decimal',
+    description: 'string',
+    currency: 'string',
+    metadata: 'object',
+    idempotency_key: 'string',
+  },
+  create_split_intent: {
+    payer: 'string',
+    amount: 'decimal',
+    splits: 'array',
+    description: 'string',
+    currency: 'string',
+  },
+  partial_capture: { amount: 'decimal' },
+  create_subscription: {
+    payer: 'string',
+    payee: 'string',
+    amount: 'decimal',
+    interval: 'string',
+    description: 'string',
+    currency: 'string',
+    metadata: 'object',
+  },
+  list_subscriptions: { agent_id: 'string', status: 'string', limit: 'int', offset: 'int' },
+  withdraw: { amount: 'decimal', currency: 'string', description: 'string' },
+  convert_currency: { amount: 'decimal', from_currency: 'string', to_currency: 'string' },
   get_payment_history: { agent_id: 'string', limit: 'int', offset: 'int' },
   get_events: { event_type: 'string', since_id: 'int', limit: 'int' },
   get_webhook_deliveries: { limit: 'int', offset: 'int' },
@@ -193,8 +212,11 @@ export interface EngineOptions {
 
 export class Engine {
   readonly options: EngineOptions = { allowLoopbackWebhooks: false, deliverBusEvents: false };
+  private readonly money: MoneyPaths;
 
-  constructor(readonly world: World) {}
+  constructor(readonly world: World) {
+    this.money = new MoneyPaths(world, toCents);
+  }
 
   /** Resolves an API key to its caller (401 when missing, unknown, expired, or revoked past the grace). */
   authenticate(key: string | undefined, via: 'rest' | 'batch'): Caller {
@@ -277,7 +299,7 @@ export class Engine {
         throw new GatewayError(403, 'admin_only', `Tool '${tool}' requires admin privileges`);
       if (TIER_RANK[caller.tier] < TIER_RANK[spec.tier as Tier])
         throw new GatewayError(403, 'insufficient_tier', `Tier '${caller.tier}' cannot access '${tool}'`);
-      return { caller, tool, spec, ctx, p, fee: tool === 'create_escrow' ? escrowFee(p.amount) : 0, headers };
+      return { caller, tool, spec, ctx, p, fee: feeFor(tool, p), headers };
     }
     if (!caller.admin && !caller.scopes.includes(requiredScope(tool)) && !caller.scopes.includes('admin')) {
       throw new GatewayError(
@@ -297,11 +319,13 @@ export class Engine {
       );
     }
     if (ctx.via !== 'internal' || !caller.admin) this.rateLimit(caller, headers, true, !ctx.skipRateCheck);
-    const fee = tool === 'create_escrow' ? escrowFee(params.amount) : 0;
+    const fee = feeFor(tool, params);
     const wallet = this.world.wallets.get(caller.agentId);
-    if (!caller.admin && fee > 0) {
-      if (!wallet || wallet.balance < fee)
-        throw new GatewayError(402, 'insufficient_balance', `Balance below the fee of ${fmt(fee)}`);
+    if (!caller.admin && fee > 0 && (!wallet || wallet.balance < fee))
+      throw new GatewayError(402, 'insufficient_balance', `Balance below the fee of ${fmt(fee)}`);
+    // deps/tool_context.py: a free call is checked against the caps too when its body carries a truthy
+    // `amount` (withdraw, create_subscription…), so with spend already over a cap of 0 it is refused.
+    if (!caller.admin && wallet && (fee > 0 || (spec.body.includes('amount') && pyTruthy(params.amount)))) {
       for (const [cap, window, label] of [
         [wallet.dailyCap, DAY, 'daily'],
         [wallet.monthlyCap, 30 * DAY, 'monthly'],
@@ -458,6 +482,12 @@ export class Engine {
     const out =
       this.billingTool(caller, tool, p, ctx) ??
       this.paymentsTool(caller, tool, p, ctx) ??
+      this.money.run(
+        { agentId: caller.agentId, asAdmin: caller.admin && ctx.via !== 'batch' },
+        tool,
+        p,
+        ctx,
+      ) ??
       this.infraTool(caller, tool, p, ctx) ??
       this.identityTool(caller, tool, p, ctx);
     if (!out) throw new GatewayError(501, 'not_implemented', `${tool} is not implemented by the sandbox`);
@@ -653,24 +683,29 @@ export class Engine {
         const begun = this.beginRefund(caller, p, ctx);
         return 'result' in begun ? begun : this.finishRefund(begun.escrow);
       }
-      case 'list_intents':
-        return { result: { intents: [], count: 0 } };
-      case 'refund_intent':
-        throw new GatewayError(404, 'intent_not_found', `Intent ${String(p.intent_id)} not found`);
+      case 'process_due_subscriptions':
+        return { result: this.processDue() };
       case 'get_payment_history': {
-        const rows = w.escrowOrder.filter((e) => e.payer === p.agent_id || e.payee === p.agent_id).reverse();
+        // storage.py `get_payment_history`: intents, escrows and subscriptions together, newest first.
+        const mine = (r: { payer: string; payee: string }) =>
+          r.payer === p.agent_id || r.payee === p.agent_id;
+        const rows = [
+          ...w.intentOrder.filter(mine).map((r) => ({ type: 'intent', r })),
+          ...w.escrowOrder.filter(mine).map((r) => ({ type: 'escrow', r })),
+          ...w.subscriptionOrder.filter(mine).map((r) => ({ type: 'subscription', r })),
+        ].sort((a, b) => b.r.createdAt - a.r.createdAt);
         const page = rows.slice(num(p.offset, 0), num(p.offset, 0) + num(p.limit, 100));
         return {
           result: {
-            history: page.map((e) => ({
-              type: 'escrow',
-              id: e.id,
-              payer: e.payer,
-              payee: e.payee,
-              amount: decimalString(e.amount),
-              status: e.status,
-              description: e.description,
-              created_at: e.createdAt / 1000,
+            history: page.map(({ type, r }) => ({
+              type,
+              id: r.id,
+              payer: r.payer,
+              payee: r.payee,
+              amount: decimalString(r.amount),
+              status: r.status,
+              description: r.description,
+              created_at: r.createdAt / 1000,
             })),
           },
         };
@@ -1088,6 +1123,21 @@ export class Engine {
     };
   }
 
+  /**
+   * The gateway's scheduler pass (products/payments/src/scheduler.py `process_due`, run every 300 s and by
+   * POST …/subscriptions/process-due): expired escrows first, then every due subscription of every agent.
+   */
+  processDue(): {
+    processed: number;
+    succeeded: number;
+    failed: number;
+    suspended: number;
+    expired_escrows: number;
+  } {
+    const expired = this.expireEscrows();
+    return { ...this.money.chargeDue(), expired_escrows: expired };
+  }
+
   /** The scheduler: every 300 s, refund held escrows past `timeout_at` (not into a frozen wallet). */
   expireEscrows(): number {
     const now = this.world.clock.now();
@@ -1304,6 +1354,17 @@ export class Engine {
   }
 }
 
+/** The gateway fee a call is charged: the percentage-priced tools (pricing.json); every other tool is free. */
+function feeFor(tool: ToolName, p: Record<string, unknown>): number {
+  if (tool === 'create_escrow') return escrowFee(p.amount);
+  if (tool !== 'create_intent' && tool !== 'create_split_intent') return 0;
+  try {
+    return intentFee(toCents(p.amount));
+  } catch {
+    return 0;
+  }
+}
+
 /** create_escrow's fee: 1.5 %, at least 0.01, at most 10 CREDITS. */
 export function escrowFee(amount: unknown): number {
   let cents: number;
@@ -1338,6 +1399,8 @@ function toCents(v: unknown): number {
 export const TIMESERIES_COST_SCALE = 100_000_000;
 
 const fmt = (cents: number) => (cents / 100).toFixed(2);
+/** Python truthiness of a JSON value: "0" is truthy, 0 and "" are not. */
+const pyTruthy = (v: unknown) => v !== undefined && v !== null && v !== 0 && v !== '' && v !== false;
 const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 const capOut = (c: number | null) => (c === null ? null : c / 100);
 function roundRep(r: Record<string, number>) {

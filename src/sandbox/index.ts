@@ -10,7 +10,7 @@ import { type Caller, Engine, GatewayError } from './engine.js';
 import { SCENARIOS, type ScenarioInfo, ScenarioRunner, Scheduler } from './scenarios.js';
 import { createSandboxServer, type Faults, type RequestLogEntry } from './server.js';
 import { assignFleet, type FleetAssignment } from './traffic.js';
-import { type EscrowRec, prng, World } from './world.js';
+import { type EscrowRec, type IntentRec, prng, type SubscriptionRec, World } from './world.js';
 
 export { SandboxClock } from './clock.js';
 export { type IncidentTruth, SCENARIOS, type ScenarioInfo, type ScenarioName } from './scenarios.js';
@@ -29,6 +29,32 @@ export interface EscrowRecord {
   description: string;
   created_at: number;
   updated_at: number;
+}
+
+/** One payment intent as the sandbox holds it (ground truth; cents, sandbox ms). */
+export interface IntentRecord {
+  id: string;
+  payer: string;
+  payee: string;
+  amount: number;
+  status: IntentRec['status'];
+  created_at: number;
+  updated_at: number;
+  /** Refunds of this intent after it settled (each moved the money back; the gateway keeps `settled`). */
+  refunds: number;
+}
+
+/** One subscription as the sandbox holds it (ground truth; cents, sandbox ms). */
+export interface SubscriptionRecord {
+  id: string;
+  payer: string;
+  payee: string;
+  amount: number;
+  interval: SubscriptionRec['interval'];
+  status: SubscriptionRec['status'];
+  charge_count: number;
+  next_charge_at: number;
+  created_at: number;
 }
 
 export interface SandboxOptions {
@@ -77,6 +103,15 @@ export interface AgentGroundTruth {
   escrows_refunded: number;
   refunded_amount: string;
   double_refunds: number;
+  /** Intents this agent pays that are still pending (capturable once the wallet is unfrozen). */
+  pending_intents: number;
+  /** Subscriptions this agent pays that are active (charged when due once the wallet is unfrozen). */
+  active_subscriptions: number;
+  /** Settled intents this agent was paid back for, and refunds beyond the first of each. */
+  intents_refunded: number;
+  intent_double_refunds: number;
+  /** Balances outside CREDITS (convert_currency), as decimal text. */
+  holdings: Record<string, string>;
   public_key: string | null;
 }
 
@@ -92,6 +127,10 @@ export interface Sandbox {
   groundTruth(agentId: string): AgentGroundTruth;
   /** Every escrow the sandbox holds, in creation order, optionally only those `agentId` pays. */
   escrowRecords(payer?: string): EscrowRecord[];
+  /** Every intent, in creation order, optionally only those `payer` pays. */
+  intentRecords(payer?: string): IntentRecord[];
+  /** Every subscription, in creation order, optionally only those `payer` pays. */
+  subscriptionRecords(payer?: string): SubscriptionRecord[];
   advance(ms: number): Promise<void>;
   startScenario(name: string, agentId: string, params?: Record<string, unknown>): string;
   stopScenario(id: string): boolean;
@@ -122,6 +161,16 @@ function refundTruth(
     refunded_amount: (cents / 100).toFixed(2),
     double_refunds: credits - perEscrow.size,
   };
+}
+
+/** Refunds per settled intent, read from the payer's credits `refund:<id>` (so a repeated refund shows). */
+function intentRefunds(transactions: readonly { agentId: string; amount: number; description: string }[]) {
+  const per = new Map<string, number>();
+  for (const t of transactions) {
+    const m = t.amount > 0 ? /^refund:(\S+)$/.exec(t.description) : null;
+    if (m) per.set(m[1] as string, (per.get(m[1] as string) ?? 0) + 1);
+  }
+  return per;
 }
 
 export const TREASURY = 'fleet-treasury';
@@ -230,9 +279,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const trafficPlan = traffic === 'mixed' ? assignFleet(fleet, seed) : [];
   if (traffic === 'steady') for (const id of fleet) runner.start('normal_traffic', id);
   for (const a of trafficPlan) runner.start('normal_traffic', a.agent_id, a.params);
-  // The gateway's expiry scheduler runs every 300 s.
+  // The gateway's scheduler runs every 300 s: escrow expiry, then due subscription charges.
   const expiry = (now: number) => {
-    engine.expireEscrows();
+    engine.processDue();
     scheduler.at(now + 300_000, 'gateway', expiry);
   };
   scheduler.at(clock.now() + 300_000, 'gateway', expiry);
@@ -246,6 +295,24 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   const log: RequestLogEntry[] = [];
   const controlToken = randomBytes(24).toString('hex');
+  const moneyPathTruth = (agentId: string) => {
+    const refunds = intentRefunds(world.transactions.filter((t) => t.agentId === agentId));
+    const paidBack = [...refunds.entries()].filter(([id]) => world.intents.get(id)?.payer === agentId);
+    return {
+      pending_intents: world.intentOrder.filter((i) => i.payer === agentId && i.status === 'pending').length,
+      active_subscriptions: world.subscriptionOrder.filter(
+        (s) => s.payer === agentId && s.status === 'active',
+      ).length,
+      intents_refunded: paidBack.length,
+      intent_double_refunds: paidBack.reduce((n, [, k]) => n + k - 1, 0),
+      holdings: Object.fromEntries(
+        [...(world.wallets.get(agentId)?.holdings ?? new Map<string, number>())].map(([c, u]) => [
+          c,
+          String(u / 100_000_000),
+        ]),
+      ),
+    };
+  };
   const groundTruth = (agentId: string): AgentGroundTruth => {
     const w = world.wallets.get(agentId);
     if (!w) throw new GatewayError(404, 'agent_not_found', `Agent ${agentId} not found`);
@@ -267,6 +334,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       ).toFixed(2),
       public_key: world.agents.get(agentId)?.publicKey ?? null,
       ...refundTruth(world.transactions, agentId),
+      ...moneyPathTruth(agentId),
     };
   };
 
@@ -462,6 +530,38 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     escrowRecords: (payer) => {
       catchUp();
       return world.escrowOrder.filter((e) => payer === undefined || e.payer === payer).map(escrowRecord);
+    },
+    intentRecords: (payer) => {
+      catchUp();
+      const refunds = intentRefunds(world.transactions);
+      return world.intentOrder
+        .filter((i) => payer === undefined || i.payer === payer)
+        .map((i) => ({
+          id: i.id,
+          payer: i.payer,
+          payee: i.payee,
+          amount: i.amount,
+          status: i.status,
+          created_at: i.createdAt,
+          updated_at: i.updatedAt,
+          refunds: refunds.get(i.id) ?? 0,
+        }));
+    },
+    subscriptionRecords: (payer) => {
+      catchUp();
+      return world.subscriptionOrder
+        .filter((s) => payer === undefined || s.payer === payer)
+        .map((s) => ({
+          id: s.id,
+          payer: s.payer,
+          payee: s.payee,
+          amount: s.amount,
+          interval: s.interval,
+          status: s.status,
+          charge_count: s.chargeCount,
+          next_charge_at: s.nextChargeAt,
+          created_at: s.createdAt,
+        }));
     },
     advance,
     startScenario: (name, agentId, params = {}) => runner.start(name, agentId, params).id,

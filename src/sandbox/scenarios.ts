@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from './engine.js';
+import { MONEY_PROGRAMS, MONEY_SCENARIOS } from './money-scenarios.js';
 import {
   act,
   amountOf,
@@ -21,7 +22,6 @@ import {
   type ScenarioInfo,
   topUp,
 } from './program.js';
-
 import { PROFILES, type Profile, runProfile } from './traffic.js';
 import { VARIANT_PROGRAMS, VARIANTS } from './variants.js';
 
@@ -36,6 +36,7 @@ export const SCENARIOS = [
   'service_degradation',
   'cascade_failure',
   ...VARIANTS,
+  ...MONEY_SCENARIOS,
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -120,6 +121,7 @@ function recordOriginalTruth(host: ScenarioHost, info: ScenarioInfo): void {
 
 const PROGRAMS: Record<ScenarioName, Program> = {
   ...VARIANT_PROGRAMS,
+  ...MONEY_PROGRAMS,
   normal_traffic(host, info) {
     // A profile (traffic.ts) other than `steady`; without one, the original steady traffic below.
     if (runProfile(host, info, String(info.params.profile ?? 'steady'), info.started_at)) return;

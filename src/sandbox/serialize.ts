@@ -17,7 +17,10 @@ const MONEY = new Set([
   'spent',
   'cap',
   'used',
+  'new_balance',
 ]);
+/** High-precision fields (rates, conversion amounts): the plain decimal text of the number, not 2 places. */
+const PRECISE = new Set(['rate', 'from_amount', 'to_amount']);
 const TIMESTAMPS = new Set(['created_at', 'updated_at', 'timestamp', 'verified_at', 'expires_at']);
 
 export function serializeRest(value: unknown): unknown {
@@ -26,6 +29,7 @@ export function serializeRest(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (typeof v === 'number' && MONEY.has(k)) out[k] = v.toFixed(2);
+    else if (typeof v === 'number' && PRECISE.has(k)) out[k] = Number.isInteger(v) ? `${v}.0` : String(v);
     else if (typeof v === 'number' && TIMESTAMPS.has(k)) out[k] = isoUtc(v * 1000);
     else out[k] = serializeRest(v);
   }

@@ -42,7 +42,10 @@ export type Provisioning = 'gateway' | 'direct';
 
 export interface WalletRec {
   agentId: string;
+  /** CREDITS, in cents. */
   balance: number;
+  /** Balances in the other currencies (convert_currency), in units of 1e-8. */
+  holdings: Map<string, number>;
   frozen: boolean;
   dailyCap: number | null;
   monthlyCap: number | null;
@@ -74,6 +77,46 @@ export interface EscrowRec {
   settlementId: string | null;
   idempotencyKey: string | null;
   metadata: Record<string, unknown> | null;
+}
+
+/** A payment intent (products/payments/src/models.py PaymentIntent). `captured` is transient there. */
+export interface IntentRec {
+  id: string;
+  payer: string;
+  payee: string;
+  /** Cents; a partial capture lowers it to what is left. */
+  amount: number;
+  currency: string;
+  description: string;
+  status: 'pending' | 'captured' | 'settled' | 'voided';
+  settlementId: string | null;
+  idempotencyKey: string | null;
+  createdAt: number;
+  updatedAt: number;
+  /** The request's metadata with `currency` merged in, as the engine stores it. */
+  metadata: Record<string, unknown>;
+}
+
+export type SubscriptionInterval = 'hourly' | 'daily' | 'weekly' | 'monthly';
+
+/** A recurring payment (models.py Subscription). Only `suspended` can be reactivated; `cancelled` is final. */
+export interface SubscriptionRec {
+  id: string;
+  payer: string;
+  payee: string;
+  amount: number;
+  currency: string;
+  interval: SubscriptionInterval;
+  description: string;
+  idempotencyKey: string | null;
+  status: 'active' | 'cancelled' | 'suspended';
+  cancelledBy: string | null;
+  nextChargeAt: number;
+  lastChargedAt: number | null;
+  chargeCount: number;
+  createdAt: number;
+  updatedAt: number;
+  metadata: Record<string, unknown>;
 }
 
 export interface TxRec {
@@ -189,6 +232,12 @@ export class World {
   readonly usageKeys = new Set<string>();
   readonly calls = new Map<string, number[]>();
   readonly idempotentEscrows = new Map<string, string>();
+  readonly intents = new Map<string, IntentRec>();
+  readonly intentOrder: IntentRec[] = [];
+  readonly subscriptions = new Map<string, SubscriptionRec>();
+  readonly subscriptionOrder: SubscriptionRec[] = [];
+  /** create_intent's per-agent Idempotency-Key gate (deps/idempotency.py): key → body hash and response. */
+  readonly intentKeys = new Map<string, { bodyHash: string; response: unknown }>();
   /** Per agent, usage times and running fee totals, so a cap check is a binary search, not a scan. */
   private readonly spendIndex = new Map<string, { at: number[]; total: number[] }>();
   private seq = 0;
@@ -238,6 +287,7 @@ export class World {
     this.wallets.set(id, {
       agentId: id,
       balance: 0,
+      holdings: new Map(),
       frozen: false,
       dailyCap: null,
       monthlyCap: null,

@@ -20,12 +20,12 @@ export const containAgent = defineTool({
   title: 'Contain an agent',
   toolset: 'contain',
   description:
-    "Stop an agent's spending and unlock its money, reversibly: freeze its wallet, caps to 0 (old caps recorded), " +
-    'cancel every held escrow it pays (in a short measured refund window), check its identity. With suspect_payee ' +
-    'only escrows to that payee are cancelled and the payee is frozen too. Anything still exposed is named in ' +
-    '`exposure` and paged. Idempotent: a contained agent returns its incident; a partial one resumes. Pass `anomaly` ' +
-    'so the SLA runs from detection. dry_run first; undo with recover_agent. Beyond the blast radius (default 3 ' +
-    'agents per 10 min) it returns approval_pending: an operator decides; call again alike.',
+    "Stop an agent's spending, reversibly: freeze its wallet, caps to 0 (old ones recorded), void pending intents, " +
+    'cancel active subscriptions and (in a short measured refund window) held escrows it pays, check identity. ' +
+    'Settled intents: listed in clawback, not refunded. suspect_payee: only what goes to it (frozen too). What ' +
+    'stays exposed is in `exposure`, paged. Idempotent; a partial one resumes. Pass `anomaly` so the SLA runs ' +
+    'from detection. dry_run first; undo: recover_agent. Over the blast radius (default 3 agents/10 min): ' +
+    'approval_pending, an operator decides; call again alike.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({
     agent_id: agentId,
@@ -52,12 +52,18 @@ export const containAgent = defineTool({
     elapsed_ms: z.number(),
     met_sla: z.boolean().describe('Detection to containment complete within 60 s'),
     identity_compromised: z.boolean(),
+    intents_voided: int().optional(),
+    subscriptions_cancelled: z.array(z.string()).optional(),
+    clawback_ids: z.array(z.string()).optional(),
+    clawback_total: z.string().nullable().optional(),
     exposure: z
       .object({
         wallet_frozen: z.boolean(),
         caps_zero: z.boolean(),
         held_escrows: int().nullable().describe('null: unreadable'),
         held_amount: moneySchema.nullable(),
+        pending_intents: int().nullable(),
+        active_subscriptions: int().nullable(),
       })
       .optional(),
     planned_calls: z.array(plannedCall).optional(),
@@ -77,7 +83,8 @@ export const containAgent = defineTool({
         structured: { ...plan, amount_unlocked: moneyOf(plan.amount_unlocked) },
         text: [
           `Dry run for ${plan.agent_id}: nothing changed.`,
-          `Would freeze the wallet, set caps to 0 and cancel ${plan.held_escrows} held escrows` +
+          `Would freeze the wallet, set caps to 0, void ${plan.pending_intents ?? 'an unknown number of'} pending intents, ` +
+            `cancel ${plan.active_subscriptions ?? 'an unknown number of'} active subscriptions and cancel ${plan.held_escrows} held escrows` +
             `${args.suspect_payee ? ` to ${args.suspect_payee} (and freeze ${args.suspect_payee})` : ''}; ${calls} kinds of gateway call.`,
           'Next: contain_agent without dry_run.',
         ].join('\n'),
@@ -90,13 +97,17 @@ export const containAgent = defineTool({
         onProgress: (done, total, message) => void ctx.progress(done, total, message),
       },
     );
-    const { amount_unlocked_cents, ...rest } = r;
-    const e = r.exposure;
+    const { amount_unlocked_cents, paths, ...rest } = r;
+    const { pending_intents_amount: _, ...e } = r.exposure;
     const structured = {
       dry_run: false,
       ...rest,
       steps: markStepErrors(r.steps),
       amount_unlocked: money(amount_unlocked_cents),
+      intents_voided: paths.intents.voided,
+      subscriptions_cancelled: paths.subscriptions.cancelled_list.map((c) => c.id),
+      clawback_ids: paths.clawback.intent_ids,
+      clawback_total: paths.clawback.total,
       exposure: { ...e, held_amount: e.held_amount === null ? null : moneyOf(e.held_amount) },
     };
     return { structured, text: containText(r, args.suspect_payee) };
@@ -116,17 +127,34 @@ function containText(r: ContainResult, suspectPayee: string | undefined): string
       : e.held_escrows > 0
         ? `${e.held_escrows} escrows held (${e.held_amount} ${CURRENCY})`
         : '',
+    e.pending_intents === null
+      ? 'pending intents unknown'
+      : e.pending_intents > 0
+        ? `${e.pending_intents} intents pending (${e.pending_intents_amount} ${CURRENCY})`
+        : '',
+    e.active_subscriptions === null
+      ? 'active subscriptions unknown'
+      : e.active_subscriptions > 0
+        ? `${e.active_subscriptions} subscriptions active`
+        : '',
   ].filter(Boolean);
+  const p = r.paths;
   return [
     r.existing
       ? `${r.agent_id}: already ${r.status} (incident ${r.incident_id}); nothing done now.`
       : `${r.agent_id}: ${r.status} (incident ${r.incident_id}) in ${r.elapsed_ms} ms; freeze ${r.time_to_freeze_ms === null ? 'FAILED' : `after ${r.time_to_freeze_ms} ms`}; SLA 60 s ${r.met_sla ? 'met' : 'MISSED'}.`,
     `Money: ${r.escrows_cancelled} escrows cancelled, ${moneyText(r.amount_unlocked_cents)} unlocked; ${r.escrows_failed} failed.`,
+    `Intents: ${p.intents.voided} pending voided (${p.intents.amount_voided} ${CURRENCY}), ${p.intents.failed} failed` +
+      `${p.intents.refunded_instead ? `, ${p.intents.refunded_instead} settled first and refunded once` : ''}. ` +
+      `Subscriptions: ${p.subscriptions.cancelled} cancelled (re-create them to restore: cancelled is final), ${p.subscriptions.failed} failed.`,
+    p.clawback.intents === null
+      ? 'Claw-back: settled intents unreadable.'
+      : `Claw-back possible: ${p.clawback.intents} settled intents, ${p.clawback.total} ${CURRENCY} (not refunded; each can be refunded once, by a person).`,
     ...(suspectPayee ? [`Suspect payee: ${suspectPayee} (frozen; only its escrows cancelled).`] : []),
     ...(r.identity_compromised ? ['Identity COMPROMISED: incident widened; rotate keys.'] : []),
     exposed.length
       ? `STILL EXPOSED: ${exposed.join(', ')}.`
-      : 'Exposure: none (wallet frozen, caps 0, nothing held).',
+      : 'Exposure: none (wallet frozen, caps 0, nothing held, pending or active).',
     exposed.length
       ? 'Next: call contain_agent again to resume.'
       : `Next: run_postmortem ${r.incident_id}; recover_agent once the root cause is fixed.`,

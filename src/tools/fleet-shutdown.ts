@@ -8,8 +8,7 @@ export const fleetShutdown = defineTool({
   title: 'Contain the whole fleet',
   toolset: 'contain',
   description:
-    'Contain every fleet agent at once (or the listed ones): freeze, caps to 0, cancel held escrows, identity ' +
-    'check, per agent. Always needs an operator to approve it on the approval page this server serves on ' +
+    'Contain every fleet agent at once (or the listed ones), each as contain_agent does. Always needs an operator to approve it on the approval page this server serves on ' +
     '127.0.0.1 (behind the operator secret; you cannot approve it, and there is no code to pass on). The first ' +
     'call returns status "approval_pending" with the action digest and the money at risk; the operator is told where ' +
     'to decide. Call again with exactly the same arguments to get the decision: "executed" once approved (the ' +

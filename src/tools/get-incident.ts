@@ -51,6 +51,7 @@ function incidentText(view: IncidentView): string {
     `${i.incident_id} ${i.kind}: ${i.status}. Agents: ${i.agent_ids.join(', ')}.`,
     `Signal ${i.signal ?? 'not recorded'}, priority ${i.priority ?? 'not recorded'}; detected ${i.detected_at ?? 'not recorded'}, contained ${i.contained_at ?? 'not yet'}; SLA 60 s ${i.met_sla === null ? 'not known' : i.met_sla ? 'met' : 'MISSED'}.`,
     `Money: ${i.amount_unlocked.amount} ${i.amount_unlocked.currency} unlocked; ${d.escrows_cancelled ?? 0} escrows cancelled, ${d.escrows_failed ?? 0} failed.`,
+    ...pathsLine(d.money_paths),
     ...(typeof d.suspect_payee === 'string' ? [`Suspect payee: ${d.suspect_payee}.`] : []),
     ...(d.widened_to ? [`Widened to: ${String(d.widened_to)}.`] : []),
     `Reason: ${untrustedText(i.reason, 300)}`,
@@ -64,4 +65,13 @@ function incidentText(view: IncidentView): string {
     `Recovery: ${stage ? `stage ${stage} of 3` : 'not started'}. Post-mortem: ${view.has_postmortem ? `incident://${i.incident_id}/postmortem` : 'not written'}.`,
     `Next: ${next}.`,
   ].join('\n');
+}
+
+/** Intents and subscriptions our containment and recovery stopped, from the incident's ledger. */
+function pathsLine(v: unknown): string[] {
+  const p = v as Record<string, number | undefined> | undefined;
+  if (!p) return [];
+  return [
+    `Intents: ${p.intents_voided ?? 0} voided, ${p.intents_failed ?? 0} not confirmed. Subscriptions: ${p.subscriptions_cancelled ?? 0} cancelled (final; re-create to restore), ${p.subscriptions_failed ?? 0} not confirmed.`,
+  ];
 }

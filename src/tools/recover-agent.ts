@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { moneyOf } from '../greenhelix/money.js';
+import { formatCents, moneyOf } from '../greenhelix/money.js';
 import { dryRun, incidentId, int, moneySchema, stepSchema } from './schemas.js';
 import { defineTool } from './types.js';
 
@@ -69,9 +69,18 @@ export const recoverAgent = defineTool({
             ...failed.map((g) => `Gate ${g.gate} failed: ${g.reason}`),
           ]
         : [`Dry run: stage ${r.stage} on ${r.agent_id} would set caps ${caps}; nothing changed.`];
+    const { cancelled_subscriptions: subs, ...rest } = r;
+    if (subs.length > 0)
+      lines.push(
+        `Subscriptions cancelled at containment (${subs.length}; the gateway cannot reactivate them): re-create any ` +
+          `still wanted with the agent's own key: ${subs
+            .slice(0, 10)
+            .map((x) => `${x.id} → ${x.payee}, ${formatCents(x.amount_cents)} CREDITS ${x.interval}`)
+            .join('; ')}${subs.length > 10 ? '; …' : ''}.`,
+      );
     const toMoney = (v: string | null) => (v === null ? null : moneyOf(v));
     return {
-      structured: { ...r, daily_cap: toMoney(r.daily_cap), monthly_cap: toMoney(r.monthly_cap) },
+      structured: { ...rest, daily_cap: toMoney(r.daily_cap), monthly_cap: toMoney(r.monthly_cap) },
       text: lines.join('\n'),
     };
   },

@@ -22,7 +22,7 @@ export const runRunbook = defineTool({
     'freezes payer and payee, cancels only escrows to the payee (params.open_dispute disputes them). ' +
     'identity_compromise: preserves evidence, then contains. service_degradation: halves the daily budget, no ' +
     'freeze. cascade_failure: contains every listed agent, names the root cause. Pass `anomaly` to record it. ' +
-    'Beyond the blast radius (default 3 agents per 10 min) it returns approval_pending: an operator decides; call again alike.',
+    'Over the blast radius (default 3 agents/10 min): approval_pending, an operator decides; call again alike.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   input: z.strictObject({
     runbook: z.enum([

@@ -5,7 +5,9 @@
  *     route-level corrections CONTRACT.md documents (INPUT_CORRECTIONS, each with its reference);
  * (b) every sandbox success validates against the tool's catalog output_schema with the documented
  *     serialization corrections (OUTPUT_CORRECTIONS), and the client's zod schema parses it.
- * The catalog is a copy of shared/greenhelix/catalog.json kept in test/fixtures so a clone runs alone.
+ * The catalog is a copy of shared/greenhelix/catalog.json kept in test/fixtures so a clone runs alone;
+ * the money paths that catalog leaves out (intents beyond list/refund, splits, subscriptions, withdraw,
+ * convert) come from the gateway source's own gateway/src/catalog.json at ec0b30f, copied beside it.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -28,6 +30,11 @@ type Schema = {
 const catalog = JSON.parse(
   readFileSync(new URL('../fixtures/greenhelix-catalog.json', import.meta.url), 'utf8'),
 ) as { name: string; input_schema: Schema; output_schema: Schema }[];
+catalog.push(
+  ...(JSON.parse(
+    readFileSync(new URL('../fixtures/greenhelix-catalog-money-paths.json', import.meta.url), 'utf8'),
+  ) as typeof catalog),
+);
 const byName = new Map(catalog.map((t) => [t.name, t]));
 const ajv = new Ajv({ strict: false, allErrors: true });
 
@@ -54,6 +61,10 @@ const INPUT_CORRECTIONS: Record<string, { ref: string; fix: (s: Schema) => Schem
   create_escrow: {
     ref: '§6 "Request amounts: decimal number or string" (a string keeps cents exact); §7 the body also takes metadata?',
     fix: (s) => withProps(s, { amount: { type: ['number', 'string'] }, metadata: { type: 'object' } }),
+  },
+  create_intent: {
+    ref: 'gateway/src/routes/v1/payments.py CreateIntentRequest: the REST body also takes metadata?',
+    fix: (s) => withProps(s, { metadata: { type: 'object' } }),
   },
   list_escrows: {
     ref: '§8 "The catalog\'s filter enum leaves out settled"',
@@ -115,6 +126,7 @@ const MONEY_FIELDS = [
   'remaining',
   'spent',
   'used',
+  'new_balance',
 ];
 /** §6: these become ISO-8601 UTC strings with +00:00. */
 const TIME_FIELDS = ['created_at', 'updated_at', 'timestamp', 'verified_at', 'expires_at'];
@@ -160,6 +172,14 @@ const OUTPUT_CORRECTIONS: Record<string, { ref: string; fix: (s: Schema) => Sche
         },
       },
     }),
+  },
+  convert_currency: {
+    ref: 'gateway/src/serialization.py: from_amount/to_amount are high-precision fields, sent as decimal text',
+    fix: (s) =>
+      withProps(s, {
+        from_amount: { type: 'string', pattern: '^\\d+(\\.\\d+)?$' },
+        to_amount: { type: 'string', pattern: '^\\d+(\\.\\d+)?$' },
+      }),
   },
   test_webhook: {
     ref: '§7 test_webhook "{delivery_id,status,response_code|null}": the delivery is still in flight',
@@ -280,6 +300,44 @@ describe('client ⇄ sandbox ⇄ catalog', () => {
     await agentClient.openDispute({ escrow_id: e2.id, opener: agent, reason: 'contract test' });
     await admin.releaseEscrow({ escrow_id: e2.id });
     await admin.listIntents({ agent_id: agent, limit: 5 });
+    const i1 = await agentClient.createIntent({ payer: agent, payee, amount: 40, description: 'contract' });
+    const i2 = await agentClient.createIntent(
+      { payer: agent, payee, amount: 12, currency: 'CREDITS', metadata: { run: 'contract' } },
+      { idempotencyKey: `contract-${randomBytes(6).toString('hex')}` },
+    );
+    const i3 = await agentClient.createIntent({ payer: agent, payee, amount: 8 });
+    await admin.getIntent({ intent_id: i1.id });
+    await agentClient.captureIntent({ intent_id: i1.id });
+    await agentClient.partialCapture({ intent_id: i2.id, amount: 5 });
+    await admin.refundIntent({ intent_id: i3.id });
+    await agentClient.createSplitIntent({
+      payer: agent,
+      amount: 10,
+      splits: [
+        { payee, percentage: 60 },
+        { payee: sandbox.fleet[2] as string, percentage: 40 },
+      ],
+      description: 'contract',
+    });
+    const s1 = await agentClient.createSubscription({
+      payer: agent,
+      payee,
+      amount: 3,
+      interval: 'daily',
+      description: 'contract',
+    });
+    await admin.listSubscriptions({ agent_id: agent, status: 'active', limit: 10, offset: 0 });
+    await admin.getSubscription({ subscription_id: s1.id });
+    await admin.processDueSubscriptions();
+    await admin.cancelSubscription({ subscription_id: s1.id });
+    await attempt(admin.reactivateSubscription({ subscription_id: s1.id }), 'reactivate_subscription');
+    await agentClient.convertCurrency({
+      agent_id: agent,
+      amount: 100,
+      from_currency: 'CREDITS',
+      to_currency: 'USD',
+    });
+    await agentClient.withdraw({ agent_id: agent, amount: 1, currency: 'USD', description: 'contract' });
     await attempt(admin.refundIntent({ intent_id: 'int_missing' }), 'refund_intent');
     await admin.getPaymentHistory({ agent_id: agent, limit: 5 });
     await admin.getAgentIdentity({ agent_id: agent });
@@ -355,7 +413,12 @@ describe('client ⇄ sandbox ⇄ catalog', () => {
   it('exercised every route, and only the expected calls were refused', () => {
     const tools = new Set(proxy.log.map((c) => toParams(c)?.tool).filter(Boolean));
     expect([...tools].sort()).toEqual(Object.keys(ROUTES).sort());
-    expect(failures.sort()).toEqual(['get_trust_score: server_not_found', 'refund_intent: intent_not_found']);
+    expect(failures.sort()).toEqual([
+      'get_trust_score: server_not_found',
+      // A cancelled subscription is final on the gateway: reactivate takes only a suspended one.
+      'reactivate_subscription: invalid_state',
+      'refund_intent: intent_not_found',
+    ]);
     expect(proxy.log.some((c) => c.path === '/v1/execute')).toBe(false);
   });
 
@@ -442,7 +505,7 @@ describe('client ⇄ sandbox ⇄ catalog', () => {
     }
     expect([...validated].sort()).toEqual(
       Object.keys(ROUTES)
-        .filter((t) => t !== 'refund_intent' && t !== 'get_trust_score')
+        .filter((t) => t !== 'reactivate_subscription' && t !== 'get_trust_score')
         .sort(),
     );
   });

@@ -196,6 +196,246 @@ const CASES: Case[] = [
       }
     },
   },
+  // Money paths beyond escrows: intents, splits, subscriptions, withdraw and convert.
+  {
+    name: 'intent: create 201, get, list item, capture result, a second capture 409, unknown 404',
+    probe: async (s) => {
+      const created = await call(s, 'POST', '/v1/payments/intents', 'a', {
+        payer: A,
+        payee: B,
+        amount: '5.00',
+      });
+      const id = (created.body as { id: string }).id;
+      return {
+        created: observe(created),
+        get: observe(await call(s, 'GET', `/v1/payments/intents/${id}`, 'admin')),
+        list: observe(
+          await call(s, 'GET', `/v1/payments/intents?agent_id=${A}&status=pending`, 'admin'),
+          'intents',
+        ),
+        capture: observe(await call(s, 'POST', `/v1/payments/intents/${id}/capture`, 'a')),
+        again: observe(await call(s, 'POST', `/v1/payments/intents/${id}/capture`, 'a')),
+        byPayee: observe(await call(s, 'POST', `/v1/payments/intents/${id}/capture`, 'b')),
+        missing: observe(await call(s, 'GET', '/v1/payments/intents/no-such-intent', 'admin')),
+      };
+    },
+  },
+  {
+    name: 'intent: refund voids a pending one (fee back), again 409; a settled one refunds twice and stays settled',
+    probe: async (s) => {
+      const bal = async () =>
+        Number(
+          ((await call(s, 'GET', `/v1/billing/wallets/${A}/balance`, 'a')).body as { balance: string })
+            .balance,
+        );
+      const before = await bal();
+      const p = await call(s, 'POST', '/v1/payments/intents', 'a', { payer: A, payee: B, amount: '3.00' });
+      const pid = (p.body as { id: string }).id;
+      const voided = await call(s, 'POST', `/v1/payments/intents/${pid}/refund`, 'admin');
+      const voidAgain = observe(await call(s, 'POST', `/v1/payments/intents/${pid}/refund`, 'admin'));
+      const afterVoid = Math.round((await bal()) * 100 - before * 100);
+      const t = await call(s, 'POST', '/v1/payments/intents', 'a', { payer: A, payee: B, amount: '4.00' });
+      const tid = (t.body as { id: string }).id;
+      await call(s, 'POST', `/v1/payments/intents/${tid}/capture`, 'a');
+      const settled = await bal();
+      const r1 = await call(s, 'POST', `/v1/payments/intents/${tid}/refund`, 'admin');
+      const r2 = await call(s, 'POST', `/v1/payments/intents/${tid}/refund`, 'admin');
+      const status = (await call(s, 'GET', `/v1/payments/intents/${tid}`, 'admin')).body as {
+        status: string;
+      };
+      return {
+        voided: { ...observe(voided), status: (voided.body as { status: string }).status },
+        voidAgain,
+        afterVoidCents: afterVoid,
+        refunds: [r1, r2].map((r) => ({ ...observe(r), status: (r.body as { status: string }).status })),
+        storedStatus: status.status,
+        payerGainCents: Math.round((await bal()) * 100 - settled * 100),
+      };
+    },
+  },
+  {
+    name: 'intent: partial capture result and what is left; over-capture 400',
+    probe: async (s) => {
+      const c = await call(s, 'POST', '/v1/payments/intents', 'a', { payer: A, payee: B, amount: '10.00' });
+      const id = (c.body as { id: string }).id;
+      const part = await call(s, 'POST', `/v1/payments/intents/${id}/partial-capture`, 'a', {
+        amount: '4.00',
+      });
+      const over = observe(
+        await call(s, 'POST', `/v1/payments/intents/${id}/partial-capture`, 'a', { amount: '7.00' }),
+      );
+      const left = (await call(s, 'GET', `/v1/payments/intents/${id}`, 'admin')).body as { status: string };
+      await call(s, 'POST', `/v1/payments/intents/${id}/refund`, 'admin');
+      return {
+        part: { ...observe(part), remaining: (part.body as { remaining_amount: unknown }).remaining_amount },
+        over,
+        left: left.status,
+      };
+    },
+  },
+  {
+    name: 'frozen payer: capture 403 wallet_frozen and nothing moves; create and void still work',
+    probe: async (s) => {
+      const c = await call(s, 'POST', '/v1/payments/intents', 'a', { payer: A, payee: B, amount: '2.00' });
+      const id = (c.body as { id: string }).id;
+      await call(s, 'POST', `/v1/billing/wallets/${A}/freeze`, 'admin');
+      try {
+        const capture = observe(await call(s, 'POST', `/v1/payments/intents/${id}/capture`, 'a'));
+        const create = observe(
+          await call(s, 'POST', '/v1/payments/intents', 'a', { payer: A, payee: B, amount: '1.00' }),
+        );
+        const v = await call(s, 'POST', `/v1/payments/intents/${id}/refund`, 'admin');
+        const withdraw = observe(
+          await call(s, 'POST', `/v1/billing/wallets/${A}/withdraw`, 'a', { amount: '1.00' }),
+        );
+        const convert = observe(
+          await call(s, 'POST', `/v1/billing/wallets/${A}/convert`, 'a', {
+            amount: '1.00',
+            from_currency: 'CREDITS',
+            to_currency: 'USD',
+          }),
+        );
+        return { capture, create, void: (v.body as { status: string }).status, withdraw, convert };
+      } finally {
+        await call(s, 'POST', `/v1/billing/wallets/${A}/unfreeze`, 'admin');
+      }
+    },
+  },
+  {
+    name: 'split: settled result; percentages not summing to 100 400; a frozen payee 403 after the payer paid',
+    probe: async (s) => {
+      const bal = async () =>
+        Number(
+          ((await call(s, 'GET', `/v1/billing/wallets/${A}/balance`, 'a')).body as { balance: string })
+            .balance,
+        );
+      const ok = await call(s, 'POST', '/v1/payments/intents/split', 'a', {
+        payer: A,
+        amount: '10.00',
+        splits: [
+          { payee: B, percentage: 60 },
+          { payee: 'agent-03', percentage: 40 },
+        ],
+      });
+      const bad = observe(
+        await call(s, 'POST', '/v1/payments/intents/split', 'a', {
+          payer: A,
+          amount: '10.00',
+          splits: [{ payee: B, percentage: 50 }],
+        }),
+      );
+      await call(s, 'POST', '/v1/billing/wallets/agent-03/freeze', 'admin');
+      try {
+        const before = await bal();
+        const frozen = observe(
+          await call(s, 'POST', '/v1/payments/intents/split', 'a', {
+            payer: A,
+            amount: '2.00',
+            splits: [
+              { payee: B, percentage: 50 },
+              { payee: 'agent-03', percentage: 50 },
+            ],
+          }),
+        );
+        return {
+          ok: { ...observe(ok, 'settlements'), total: (ok.body as { total_amount: unknown }).total_amount },
+          bad,
+          frozen,
+          payerLossCents: Math.round(before * 100 - (await bal()) * 100),
+        };
+      } finally {
+        await call(s, 'POST', '/v1/billing/wallets/agent-03/unfreeze', 'admin');
+      }
+    },
+  },
+  {
+    name: 'subscriptions: create 201, list item, get; cancel, cancel again 409, reactivate a cancelled one 409; 404',
+    probe: async (s) => {
+      const c = await call(s, 'POST', '/v1/payments/subscriptions', 'a', {
+        payer: A,
+        payee: B,
+        amount: '1.00',
+        interval: 'daily',
+      });
+      const id = (c.body as { id: string }).id;
+      return {
+        created: observe(c),
+        badInterval: observe(
+          await call(s, 'POST', '/v1/payments/subscriptions', 'a', {
+            payer: A,
+            payee: B,
+            amount: '1.00',
+            interval: 'yearly',
+          }),
+        ),
+        list: observe(
+          await call(s, 'GET', `/v1/payments/subscriptions?agent_id=${A}&status=active`, 'admin'),
+          'subscriptions',
+        ),
+        get: observe(await call(s, 'GET', `/v1/payments/subscriptions/${id}`, 'admin')),
+        otherAgentCancels: observe(await call(s, 'POST', `/v1/payments/subscriptions/${id}/cancel`, 'b')),
+        again: observe(await call(s, 'POST', `/v1/payments/subscriptions/${id}/cancel`, 'admin')),
+        reactivate: observe(await call(s, 'POST', `/v1/payments/subscriptions/${id}/reactivate`, 'admin')),
+        missing: observe(await call(s, 'GET', '/v1/payments/subscriptions/no-such-sub', 'admin')),
+        processDue: observe(await call(s, 'POST', '/v1/payments/subscriptions/process-due', 'admin')),
+      };
+    },
+  },
+  {
+    name: 'withdraw and convert: results, 402 on too much',
+    probe: async (s) => {
+      const w = await call(s, 'POST', `/v1/billing/wallets/${A}/withdraw`, 'a', { amount: '1.00' });
+      const c = await call(s, 'POST', `/v1/billing/wallets/${A}/convert`, 'a', {
+        amount: '100.00',
+        from_currency: 'CREDITS',
+        to_currency: 'USD',
+      });
+      return {
+        withdraw: observe(w),
+        convert: { ...observe(c), body: c.body },
+        tooMuch: observe(
+          await call(s, 'POST', `/v1/billing/wallets/${A}/withdraw`, 'a', { amount: '999999.00' }),
+        ),
+      };
+    },
+  },
+  {
+    name: 'caps 0 refuse a free call whose body has an amount once spend is over them; calls without one pass',
+    probe: async (s) => {
+      const budget = (await call(s, 'GET', `/v1/billing/wallets/${B}/budget`, 'admin')).body as {
+        daily_cap: number | null;
+        monthly_cap: number | null;
+      };
+      const fee = await call(s, 'POST', '/v1/payments/intents', 'b', { payer: B, payee: A, amount: '1.00' });
+      const id = (fee.body as { id: string }).id;
+      await call(s, 'PUT', `/v1/billing/wallets/${B}/budget`, 'admin', { daily_cap: 0, monthly_cap: 0 });
+      try {
+        return {
+          withdraw: observe(
+            await call(s, 'POST', `/v1/billing/wallets/${B}/withdraw`, 'b', { amount: '1.00' }),
+          ),
+          subscribe: observe(
+            await call(s, 'POST', '/v1/payments/subscriptions', 'b', {
+              payer: B,
+              payee: A,
+              amount: '1.00',
+              interval: 'daily',
+            }),
+          ),
+          intent: observe(
+            await call(s, 'POST', '/v1/payments/intents', 'b', { payer: B, payee: A, amount: '1.00' }),
+          ),
+          voidWithoutAmount: observe(await call(s, 'POST', `/v1/payments/intents/${id}/refund`, 'b')),
+          balance: observe(await call(s, 'GET', `/v1/billing/wallets/${B}/balance`, 'b')),
+        };
+      } finally {
+        await call(s, 'PUT', `/v1/billing/wallets/${B}/budget`, 'admin', {
+          daily_cap: budget.daily_cap,
+          monthly_cap: budget.monthly_cap,
+        });
+      }
+    },
+  },
   // Shapes of successes.
   {
     name: 'create escrow: 201 and its fields',

@@ -79,6 +79,39 @@ export class GatewayTruth {
     }));
   }
 
+  /** Payment intents `payer` pays, as the gateway stores them (amount: what is left to capture). */
+  intents(payer: string, status?: string): { id: string; status: string; amount_cents: number }[] {
+    const rows = this.db('payments')
+      .prepare(
+        `SELECT id, status, amount FROM payment_intents WHERE payer = ? ${status ? 'AND status = ?' : ''}
+         ORDER BY created_at`,
+      )
+      .all(...(status ? [payer, status] : [payer])) as { id: string; status: string; amount: bigint }[];
+    return rows.map((r) => ({ id: r.id, status: r.status, amount_cents: cents(r.amount) }));
+  }
+
+  /** Subscriptions `payer` pays. */
+  subscriptions(payer: string, status?: string): { id: string; status: string }[] {
+    return this.db('payments')
+      .prepare(`SELECT id, status FROM subscriptions WHERE payer = ? ${status ? 'AND status = ?' : ''}`)
+      .all(...(status ? [payer, status] : [payer])) as { id: string; status: string }[];
+  }
+
+  /** Refund deposits of settled intents into `payer`'s wallet (`refund:<intent id>`), per intent. */
+  intentRefunds(payer: string): Map<string, number> {
+    const rows = this.db('billing')
+      .prepare(
+        `SELECT description FROM transactions WHERE agent_id = ? AND description LIKE 'refund:%' AND amount > 0`,
+      )
+      .all(payer) as { description: string }[];
+    const n = new Map<string, number>();
+    for (const r of rows) {
+      const id = r.description.slice('refund:'.length);
+      n.set(id, (n.get(id) ?? 0) + 1);
+    }
+    return n;
+  }
+
   /** Every escrow in the gateway, any payer. */
   escrowCount(): number {
     const r = this.db('payments').prepare('SELECT COUNT(*) AS n FROM escrows').get() as { n: bigint };

@@ -224,6 +224,11 @@ describe('malformed input and the control API', () => {
       escrows_refunded: 0,
       refunded_amount: '0.00',
       double_refunds: 0,
+      pending_intents: 0,
+      active_subscriptions: 0,
+      intents_refunded: 0,
+      intent_double_refunds: 0,
+      holdings: {},
     });
     const started = await fetch(`${sb.url}/_sandbox/scenarios`, {
       method: 'POST',

@@ -1,0 +1,117 @@
+/**
+ * Containment of the money paths beyond escrows, end to end against the REAL gateway: an agent with
+ * pending intents (an intent loop), active subscriptions (a subscription storm), settled intents and
+ * held escrows is contained with one contain_agent call. Every verdict comes from the gateway's own
+ * SQLite files: no pending intent and no active subscription left, the wallet frozen, no intent refunded
+ * (claw-back is listed, not done), and the product's counts equal to what the gateway holds.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { TOOLS } from '../../src/tools/index.js';
+import { type Fleet, provisionFleet, rest } from './fleet.js';
+import { type RealGateway, startGateway } from './harness.js';
+import { type Product, startProduct } from './product.js';
+import { GatewayTruth } from './truth.js';
+
+const skip = inject('gatewaySkip');
+const outputOf = (name: string) => TOOLS.find((t) => t.name === name)!.output;
+
+const AGENT = 'agent-00';
+const PAYEE = 'vendor-01';
+const PENDING = 40;
+const SUBSCRIPTIONS = 12;
+const SETTLED = 3;
+
+describe.skipIf(skip)('the real gateway: intents and subscriptions contained in one call', () => {
+  let gw: RealGateway;
+  let fleet: Fleet;
+  let truth: GatewayTruth;
+  let product: Product;
+
+  beforeAll(async () => {
+    gw = await startGateway({ rootfs: inject('gatewayRootfs') });
+    fleet = await provisionFleet(gw, {
+      agents: [
+        { id: AGENT, via: 'register', balance: '5000.00', caps: { daily: '1000.00', monthly: '20000.00' } },
+        { id: 'agent-01', via: 'direct', balance: '5000.00', caps: { daily: '500.00', monthly: '5000.00' } },
+      ],
+      counterparties: [PAYEE],
+    });
+    truth = new GatewayTruth(gw.dataDir);
+    const key = fleet.keys[AGENT]!;
+    const post = async (path: string, body: unknown) => {
+      const r = await rest(gw.url, 'POST', path, { key, body });
+      if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body as { id: string };
+    };
+    for (let n = 0; n < SETTLED; n++) {
+      const i = await post('/v1/payments/intents', { payer: AGENT, payee: PAYEE, amount: `${n + 2}.00` });
+      await post(`/v1/payments/intents/${i.id}/capture`, undefined);
+    }
+    for (let n = 0; n < PENDING; n++)
+      await post('/v1/payments/intents', { payer: AGENT, payee: PAYEE, amount: `${(n % 7) + 1}.50` });
+    for (let n = 0; n < SUBSCRIPTIONS; n++)
+      await post('/v1/payments/subscriptions', {
+        payer: AGENT,
+        payee: PAYEE,
+        amount: '1.00',
+        interval: 'hourly',
+      });
+    await post('/v1/payments/escrows', { payer: AGENT, payee: PAYEE, amount: '20.00' });
+    product = await startProduct(gw.url, fleet);
+  });
+  afterAll(async () => {
+    await product?.close();
+    truth?.close();
+    await gw?.stop();
+  });
+
+  it('voids every pending intent and cancels every active subscription; claw-back listed, nothing refunded', async () => {
+    expect(truth.intents(AGENT, 'pending')).toHaveLength(PENDING);
+    expect(truth.subscriptions(AGENT, 'active')).toHaveLength(SUBSCRIPTIONS);
+    const pendingCents = truth.intents(AGENT, 'pending').reduce((n, i) => n + i.amount_cents, 0);
+    const r = await product.call('contain_agent', {
+      agent_id: AGENT,
+      reason: 'intent loop and subscription storm',
+    });
+    expect(r.isError).toBeFalsy();
+    const out = outputOf('contain_agent').parse(r.structuredContent) as {
+      status: string;
+      intents_voided: number;
+      subscriptions_cancelled: string[];
+      clawback_ids: string[];
+      clawback_total: string | null;
+      escrows_cancelled: number;
+      exposure: { pending_intents: number | null; active_subscriptions: number | null };
+    };
+    expect.soft(truth.intents(AGENT, 'pending')).toEqual([]);
+    expect.soft(truth.subscriptions(AGENT, 'active')).toEqual([]);
+    expect.soft(truth.held(AGENT).count).toBe(0);
+    expect.soft(truth.frozen(AGENT)).toBe(true);
+    expect.soft(out.status).toBe('contained');
+    expect.soft(out.intents_voided).toBe(PENDING);
+    expect.soft(truth.intents(AGENT, 'voided')).toHaveLength(PENDING);
+    expect.soft(out.subscriptions_cancelled.sort()).toEqual(
+      truth
+        .subscriptions(AGENT, 'cancelled')
+        .map((s) => s.id)
+        .sort(),
+    );
+    expect.soft(out.exposure).toMatchObject({ pending_intents: 0, active_subscriptions: 0 });
+    // Claw-back: the settled intents, listed with their total, none refunded.
+    const settled = truth.intents(AGENT, 'settled');
+    expect.soft(out.clawback_ids.sort()).toEqual(settled.map((i) => i.id).sort());
+    expect.soft(out.clawback_total).toBe((settled.reduce((n, i) => n + i.amount_cents, 0) / 100).toFixed(2));
+    expect.soft(truth.intentRefunds(AGENT).size).toBe(0);
+    expect.soft(pendingCents).toBeGreaterThan(0);
+  });
+
+  it('a second contain_agent returns the incident and sends nothing again', async () => {
+    const voided = truth.intents(AGENT, 'voided').length;
+    const r = await product.call('contain_agent', { agent_id: AGENT, reason: 'again' });
+    const out = r.structuredContent as { existing: boolean; status: string; intents_voided: number };
+    expect.soft(out.existing).toBe(true);
+    expect.soft(out.status).toBe('contained');
+    expect.soft(out.intents_voided).toBe(voided);
+    expect.soft(truth.intentRefunds(AGENT).size).toBe(0);
+  });
+});
