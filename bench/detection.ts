@@ -27,6 +27,7 @@ import { formatCents } from '../src/greenhelix/money.js';
 import { silentLogger } from '../src/logger.js';
 import { startWatcher } from '../src/runbooks/watcher.js';
 import { type Sandbox, SCENARIOS, startSandbox } from '../src/sandbox/index.js';
+import { MONEY_SCENARIOS } from '../src/sandbox/money-scenarios.js';
 
 const { values } = parseArgs({
   options: {
@@ -198,6 +199,11 @@ async function quietRun() {
 }
 
 const VARIANTS = SCENARIOS.filter((s) => s !== 'normal_traffic');
+/**
+ * The intent and subscription scenarios (issue 10) are contained by contain_agent, but detection does not
+ * read those paths yet: run by default they would only say so. `--variants intent_loop,…` runs them.
+ */
+const BY_DEFAULT = VARIANTS.filter((s) => !(MONEY_SCENARIOS as readonly string[]).includes(s));
 const WARM = 13 * HOUR;
 const LIMIT = 6 * HOUR;
 
@@ -333,7 +339,11 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   };
 }
 
-const wanted = values.variants ? values.variants.split(',') : VARIANTS;
+const wanted: readonly string[] = values.variants ? values.variants.split(',') : BY_DEFAULT;
+if (!values.variants && !values['skip-variants'])
+  process.stderr.write(
+    `not run (detection does not read intents or subscriptions yet): ${MONEY_SCENARIOS.join(', ')}\n`,
+  );
 const variants = [];
 if (!values['skip-variants'])
   for (const [i, v] of VARIANTS.filter((x) => wanted.includes(x)).entries()) {
