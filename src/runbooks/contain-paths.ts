@@ -89,47 +89,63 @@ export interface PathsContext {
 
 export type Listed<T> = { ok: true; items: T[] } | { ok: false; error: unknown };
 
-/** Pending intents the agent pays (to one payee, for exploitation), each id once. */
-export async function listPendingIntents(
-  deps: Pick<OpsDeps, 'monitor'>,
+/**
+ * The rows the agent pays in one state (to one payee, for exploitation), each id once: the list reads
+ * by agent, which also returns rows where it is the payee, and pages may repeat a row.
+ */
+async function listOwn<R extends { id: string; payer: string; payee: string; status: string }>(
+  read: () => Promise<R[]>,
   agentId: string,
+  status: string,
   onlyPayee: string | undefined,
-  callOpts: CallOpts,
+  item: (row: R) => MoneyPathItem,
 ): Promise<Listed<MoneyPathItem>> {
   try {
-    const rows = await deps.monitor.listAllIntents({ agent_id: agentId, status: 'pending' }, callOpts);
     const byId = new Map<string, MoneyPathItem>();
-    for (const i of rows)
-      if (i.status === 'pending' && i.payer === agentId && (!onlyPayee || i.payee === onlyPayee))
-        byId.set(i.id, { id: i.id, payee: i.payee, amount: i.amount });
+    for (const r of await read())
+      if (r.status === status && r.payer === agentId && (!onlyPayee || r.payee === onlyPayee))
+        byId.set(r.id, item(r));
     return { ok: true, items: [...byId.values()] };
   } catch (error) {
     return { ok: false, error };
   }
 }
 
-/** Active subscriptions the agent pays, each id once, with what recovery needs to offer them back. */
-export async function listActiveSubscriptions(
+/** Pending intents the agent pays (to one payee, for exploitation), each id once. */
+export function listPendingIntents(
   deps: Pick<OpsDeps, 'monitor'>,
   agentId: string,
   onlyPayee: string | undefined,
   callOpts: CallOpts,
 ): Promise<Listed<MoneyPathItem>> {
-  try {
-    const rows = await deps.monitor.listAllSubscriptions({ agent_id: agentId, status: 'active' }, callOpts);
-    const byId = new Map<string, MoneyPathItem>();
-    for (const s of rows)
-      if (s.status === 'active' && s.payer === agentId && (!onlyPayee || s.payee === onlyPayee))
-        byId.set(s.id, {
-          id: s.id,
-          payee: s.payee,
-          amount: s.amount,
-          detail: { interval: s.interval, description: s.description ?? null },
-        });
-    return { ok: true, items: [...byId.values()] };
-  } catch (error) {
-    return { ok: false, error };
-  }
+  return listOwn(
+    () => deps.monitor.listAllIntents({ agent_id: agentId, status: 'pending' }, callOpts),
+    agentId,
+    'pending',
+    onlyPayee,
+    (i) => ({ id: i.id, payee: i.payee, amount: i.amount }),
+  );
+}
+
+/** Active subscriptions the agent pays, each id once, with what recovery needs to offer them back. */
+export function listActiveSubscriptions(
+  deps: Pick<OpsDeps, 'monitor'>,
+  agentId: string,
+  onlyPayee: string | undefined,
+  callOpts: CallOpts,
+): Promise<Listed<MoneyPathItem>> {
+  return listOwn(
+    () => deps.monitor.listAllSubscriptions({ agent_id: agentId, status: 'active' }, callOpts),
+    agentId,
+    'active',
+    onlyPayee,
+    (s) => ({
+      id: s.id,
+      payee: s.payee,
+      amount: s.amount,
+      detail: { interval: s.interval, description: s.description ?? null },
+    }),
+  );
 }
 
 /**

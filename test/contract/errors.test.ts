@@ -4,18 +4,10 @@
  * cancel_escrow retry after an unseen success reports what the gateway holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClientOptions, GreenHelixClient, GreenHelixError } from '../../src/greenhelix/index.js';
+import { type ClientOptions, GreenHelixClient, type GreenHelixError } from '../../src/greenhelix/index.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { failure } from '../helpers/failure.js';
 import { type RecordingProxy, startProxy } from './proxy.js';
-
-async function failure(p: Promise<unknown>): Promise<GreenHelixError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  if (e instanceof GreenHelixError) return e;
-  throw new Error(`expected a GreenHelixError, got ${String(e)}`);
-}
 
 let sb: Sandbox;
 let agent: string;

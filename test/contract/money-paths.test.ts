@@ -5,17 +5,9 @@
  * cancelled subscriptions are final, a split into a frozen payee keeps the payer's money).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GreenHelixClient, GreenHelixError } from '../../src/greenhelix/index.js';
+import { GreenHelixClient } from '../../src/greenhelix/index.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
-
-async function failure(p: Promise<unknown>): Promise<GreenHelixError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  if (e instanceof GreenHelixError) return e;
-  throw new Error(`expected a GreenHelixError, got ${String(e)}`);
-}
+import { failure } from '../helpers/failure.js';
 
 let sb: Sandbox;
 let payer: string;

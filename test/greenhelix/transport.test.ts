@@ -8,7 +8,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type ClientOptions, GreenHelixClient, GreenHelixError } from '../../src/greenhelix/index.js';
+import { type ClientOptions, GreenHelixClient } from '../../src/greenhelix/index.js';
+import { failure } from '../helpers/failure.js';
 
 const KEY = 'a2a_pro_0123456789abcdef01234567';
 
@@ -48,15 +49,6 @@ const hold: Handler = (_req, res) => {
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
   if (!cond()) throw new Error('condition not reached');
-}
-
-async function failure(p: Promise<unknown>): Promise<GreenHelixError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  if (e instanceof GreenHelixError) return e;
-  throw new Error(`expected a GreenHelixError, got ${String(e)}`);
 }
 
 const clients: GreenHelixClient[] = [];
