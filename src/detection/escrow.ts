@@ -137,11 +137,15 @@ export function escrowBurst(
  *     escrows whose money went to that payee or is held for it (settled or held): a refund moved nothing
  *     to the payee, so a loop refunded by our containment never names its payee an exploiter. With
  *     history, the count must also exceed `escrow_burst_factor` × the agent's own peak to one payee.
- *     Cold (less than `cold_start_ms` of history known, so no peak to judge by): a 5-minute count
- *     between the floor and `escrow_burst_factor` × the floor is a warning (P2, a person looks, no
- *     freeze): a new buyer's first restocking batch of 11–20 orders to one supplier looks exactly like
- *     this. A batch ends in minutes; farming goes on: the 60-minute form stays critical at its floor
- *     even cold, and so does a 5-minute count above twice the floor. Warm, every hit is critical (P1).
+ *     A 5-minute hit is critical (P1) only when the money has moved: at least half of the set settled
+ *     to the payee. Escrows still held are refundable and are the burst rule's to judge; a buyer's
+ *     restocking batch of 11–20 orders to one supplier is all held for its first minutes (released on
+ *     delivery), while a farming payee releases to itself at once. Cold (less than `cold_start_ms` of
+ *     history known, so no peak to judge by), even moved money between the bar and
+ *     `escrow_burst_factor` × the bar is only a warning: a new agent's first batch has nothing of its
+ *     own to be judged against. Either way a 5-minute count above `escrow_burst_factor` × the bar is
+ *     critical, and so is the 60-minute form at its floor: a batch ends in minutes, farming goes on.
+ *     A warning is P2: a person looks, nothing is frozen.
  *   - cancel_rate: the payer cancelled more than `cancel_rate` of its decided escrows (settled or
  *     refunded) within `cancel_window_ms`, at least `cancel_min_count` decided, and the count is
  *     improbable for this agent: the binomial tail given its own learned rate (a 15 % prior, worth 20
@@ -172,7 +176,9 @@ export function escrowExploitation(
   const shortNeed = bar(t.exploitation_same_payee_count, own?.payee);
   const longNeed = bar(t.exploitation_long_count, own?.payee12);
   const cold = isCold(s, t, at);
-  const coldCritical = Math.floor(t.escrow_burst_factor * shortNeed);
+  const farBeyond = Math.floor(t.escrow_burst_factor * shortNeed);
+  const mostlySettled = (set: readonly EscrowObservation[]) =>
+    set.filter((e) => e.status === 'settled').length * 2 >= set.length;
   type Hit = { set: EscrowObservation[]; windowMs: number; threshold: number; critical: boolean };
   let found: Hit | undefined;
   const better = (h: Hit, than: Hit | undefined) =>
@@ -189,7 +195,7 @@ export function escrowExploitation(
         set: short,
         windowMs: t.exploitation_window_ms,
         threshold: shortNeed,
-        critical: !cold || short.length > coldCritical,
+        critical: (!cold && mostlySettled(short)) || short.length > farBeyond,
       });
     if (long.length > longNeed)
       hits.push({ set: long, windowMs: t.exploitation_long_window_ms, threshold: longNeed, critical: true });
@@ -220,7 +226,7 @@ export function escrowExploitation(
           : own.payee12
         : null,
       cold_start: cold,
-      ...(cold ? { critical_above_count: coldCritical } : {}),
+      ...(warningOnly ? { critical_above_count: farBeyond } : {}),
       amount_cents: farmed.reduce((n, e) => n + e.amount, 0),
       settled_cents: farmed.filter((e) => e.status === 'settled').reduce((n, e) => n + e.amount, 0),
       statuses: countBy(farmed, (e) => String(e.status)),

@@ -246,6 +246,43 @@ describe('escrow_exploitation', () => {
     expect(a?.details.escrow_ids).toHaveLength(11);
   });
 
+  it('warm: a batch still held for one supplier is a P2 warning; once the payee has taken most of it, P1', () => {
+    // A buyer's restocking batch: 14 orders to one supplier within 3 min, all held until delivery.
+    const history = normalTraffic('a1', T0 - 13 * HOUR, T0 - 10 * MIN, 3, 29);
+    const batch = (settled: number) =>
+      Array.from({ length: 14 }, (_, i) =>
+        escrow({
+          payee: 'supplier-014',
+          amount: 4_000 + i * 211,
+          created_at: T0 - i * 13 * SEC,
+          ...(i >= 14 - settled
+            ? { fate: { status: 'settled' as const, at: T0 - i * 13 * SEC + 5 * SEC } }
+            : {}),
+        }),
+      );
+    const judge = (settled: number) =>
+      find(
+        detectAgent(
+          observation({ at: T0, escrows: view([...history, ...batch(settled)], 'a1', T0, 5_000) }),
+          undefined,
+        ).anomalies,
+        'escrow_exploitation',
+      );
+    expect(judge(0)).toMatchObject({
+      severity: 'warning',
+      priority: 'P2',
+      details: {
+        rule: 'same_payee',
+        count: 14,
+        cold_start: false,
+        critical_above_count: 20,
+        statuses: { held: 14 },
+      },
+    });
+    expect(judge(6)?.priority).toBe('P2');
+    expect(judge(7)).toMatchObject({ severity: 'critical', priority: 'P1', details: { cold_start: false } });
+  });
+
   it('cold (no history): 11–20 to one payee is a P2 warning (a first restocking batch looks so); above twice the floor, P1', () => {
     expect(signals(firstLook(farm(10)))).not.toContain('escrow_exploitation');
     expect(find(firstLook(farm(11)), 'escrow_exploitation')).toMatchObject({
