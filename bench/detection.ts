@@ -27,7 +27,6 @@ import { formatCents } from '../src/greenhelix/money.js';
 import { silentLogger } from '../src/logger.js';
 import { startWatcher } from '../src/runbooks/watcher.js';
 import { type Sandbox, SCENARIOS, startSandbox } from '../src/sandbox/index.js';
-import { MONEY_SCENARIOS } from '../src/sandbox/money-scenarios.js';
 
 const { values } = parseArgs({
   options: {
@@ -199,20 +198,30 @@ async function quietRun() {
 }
 
 const VARIANTS = SCENARIOS.filter((s) => s !== 'normal_traffic');
-/**
- * The intent and subscription scenarios (issue 10) are contained by contain_agent, but detection does not
- * read those paths yet: run by default they would only say so. `--variants intent_loop,…` runs them.
- */
-const BY_DEFAULT = VARIANTS.filter((s) => !(MONEY_SCENARIOS as readonly string[]).includes(s));
 const WARM = 13 * HOUR;
 const LIMIT = 6 * HOUR;
 
-/** The committed escrows of the incident's agents from onset until `until`. */
+/**
+ * The committed escrows of the incident's agents from onset until `until`, and every CREDITS outflow of
+ * their wallets in that time (`out`): escrow holds, captures, charges, splits, withdrawals, conversions
+ * (fees left out), which is what the paths beyond escrows cost.
+ */
 function committed(sb: Sandbox, agents: readonly string[], from: number, until: number) {
   const mine = agents.flatMap((a) =>
     sb.escrowRecords(a).filter((e) => e.created_at >= from && e.created_at <= until),
   );
-  return { count: mine.length, cents: mine.reduce((n, e) => n + e.amount, 0) };
+  const out = agents
+    .flatMap((a) => sb.transactionRecords(a))
+    .filter(
+      (t) =>
+        t.created_at >= from &&
+        t.created_at <= until &&
+        t.amount < 0 &&
+        t.currency === 'CREDITS' &&
+        t.tx_type === 'withdrawal',
+    )
+    .reduce((n, t) => n - t.amount, 0);
+  return { count: mine.length, cents: mine.reduce((n, e) => n + e.amount, 0), out };
 }
 
 /**
@@ -322,10 +331,15 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
           ...committed(twin.sandbox, tAgents(), tOnset, naiveHit),
         };
   await twin.close();
-  const fmt = (x: { detect_s: number; count: number; cents: number } | null) =>
+  const fmt = (x: { detect_s: number; count: number; cents: number; out: number } | null) =>
     x
-      ? { detect_s: x.detect_s, escrows: x.count, committed: `$${formatCents(x.cents)}` }
-      : { detect_s: 'never (6 h)', escrows: '-', committed: '-' };
+      ? {
+          detect_s: x.detect_s,
+          escrows: x.count,
+          committed: `$${formatCents(x.cents)}`,
+          out: `$${formatCents(x.out)}`,
+        }
+      : { detect_s: 'never (6 h)', escrows: '-', committed: '-', out: '-' };
   return {
     variant: name,
     truth: info().truth?.incident ?? null,
@@ -339,11 +353,8 @@ async function variantRun(name: (typeof VARIANTS)[number], seed: number) {
   };
 }
 
-const wanted: readonly string[] = values.variants ? values.variants.split(',') : BY_DEFAULT;
-if (!values.variants && !values['skip-variants'])
-  process.stderr.write(
-    `not run (detection does not read intents or subscriptions yet): ${MONEY_SCENARIOS.join(', ')}\n`,
-  );
+// Every incident variant, the money paths beyond escrows (intents, splits, subscriptions, withdrawals) too.
+const wanted: readonly string[] = values.variants ? values.variants.split(',') : VARIANTS;
 const variants = [];
 if (!values['skip-variants'])
   for (const [i, v] of VARIANTS.filter((x) => wanted.includes(x)).entries()) {

@@ -18,11 +18,20 @@ import { reputationDrift } from './reputation.js';
 import { costAnomaly } from './spend.js';
 import { restoreState } from './state.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
-import type { AgentDetectionState, AgentObservation, Anomaly, EscrowObservation, Signal } from './types.js';
+import type {
+  AgentDetectionState,
+  AgentObservation,
+  Anomaly,
+  EscrowObservation,
+  MoneyPath,
+  Signal,
+} from './types.js';
 
 /** What each failed check leaves unjudged, so a blind check is never read as all clear. */
 export const BLIND_TO: Readonly<Record<string, readonly Signal[]>> = {
   escrows: ['escrow_burst', 'escrow_exploitation', 'cost_anomaly'],
+  // Blind to the same signals on the intent and subscription paths; the escrow list is still judged.
+  payments: ['escrow_burst', 'escrow_exploitation', 'cost_anomaly'],
   budget: ['budget_warning', 'budget_exhaustion'],
   reputation: ['reputation_drift'],
   metrics: ['reputation_drift'],
@@ -72,7 +81,12 @@ export function detectAgent(
     usage: readable('usage') ? obs.usage : undefined,
     budget: readable('budget') ? obs.budget : undefined,
   });
-  if (readable('escrows')) out.push(...escrowSignals(obs, validEscrows(obs.escrows ?? []), state, t));
+  if (readable('escrows')) {
+    // Intents and subscriptions are money moving on other paths: judged by the same rules against the
+    // same per-agent baselines, so a loop is a loop whichever route the agent's code calls.
+    const payments = readable('payments') ? validEscrows(obs.payments ?? []) : [];
+    out.push(...escrowSignals(obs, [...validEscrows(obs.escrows ?? []), ...payments], state, t));
+  }
   pruneFees(state, at, t);
   if (readable('budget')) push(out, budgetSignals(id, at, obs.budget!, t));
   push(
@@ -145,7 +159,28 @@ function escrowSignals(
   // otherwise a drain's first windows would become its own bar before it had gone on long enough.
   const costFlag = cost?.severity === 'critical' || cost?.details.escalates_if_sustained === true;
   settlePeaks(state, t, at, Boolean(burst || exploit || stranger || costFlag));
-  return [burst, exploit, cost, stranger].filter((a): a is Anomaly => a !== undefined);
+  return [burst, exploit, cost, stranger]
+    .filter((a): a is Anomaly => a !== undefined)
+    .map((a) => withPaths(a, paid));
+}
+
+/**
+ * Names the money paths behind an anomaly's evidence (`paths`: count of its listed ids per path), so the
+ * person and the runbook know whether escrows, intents or subscriptions moved the money. Escrow-only
+ * evidence is left as it was.
+ */
+function withPaths(a: Anomaly, paid: readonly EscrowObservation[]): Anomaly {
+  const ids = a.details.escrow_ids;
+  if (!Array.isArray(ids)) return a;
+  const pathOf = new Map(paid.map((e) => [e.id, e.path ?? 'escrow']));
+  const paths: Partial<Record<MoneyPath, number>> = {};
+  for (const id of ids) {
+    const p = pathOf.get(String(id)) ?? 'escrow';
+    paths[p] = (paths[p] ?? 0) + 1;
+  }
+  if (Object.keys(paths).length === 1 && paths.escrow) return a;
+  const named = Object.entries(paths).map(([p, n]) => `${n} ${p}${n === 1 ? '' : 's'}`);
+  return { ...a, summary: `${a.summary} [by path: ${named.join(', ')}]`, details: { ...a.details, paths } };
 }
 
 function blindCheck(id: string, at: number, f: AgentObservation['failures'][number]): Anomaly {
@@ -165,12 +200,12 @@ function blindCheck(id: string, at: number, f: AgentObservation['failures'][numb
 
 const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
-function escrowProblem(e: EscrowObservation, i: number): string | undefined {
-  if (e === null || typeof e !== 'object') return `escrows[${i}]: expected an object`;
+function escrowProblem(e: EscrowObservation, i: number, list = 'escrows'): string | undefined {
+  if (e === null || typeof e !== 'object') return `${list}[${i}]: expected an object`;
   for (const f of ['id', 'payer', 'payee', 'status'] as const)
-    if (typeof e[f] !== 'string') return `escrows[${i}].${f}: expected a string`;
-  if (!finite(e.amount) || e.amount < 0) return `escrows[${i}].amount: expected cents ≥ 0`;
-  if (!finite(e.created_at)) return `escrows[${i}].created_at: expected epoch ms`;
+    if (typeof e[f] !== 'string') return `${list}[${i}].${f}: expected a string`;
+  if (!finite(e.amount) || e.amount < 0) return `${list}[${i}].amount: expected cents ≥ 0`;
+  if (!finite(e.created_at)) return `${list}[${i}].created_at: expected epoch ms`;
   return undefined;
 }
 
@@ -182,16 +217,19 @@ const validEscrows = (list: EscrowObservation[]) => list.filter((e, i) => !escro
  */
 function malformed(obs: AgentObservation): AgentObservation['failures'] {
   const out: AgentObservation['failures'] = [];
-  if (obs.escrows !== undefined && !Array.isArray(obs.escrows))
-    out.push({ check: 'escrows', code: 'invalid_observation', message: 'escrows: expected an array' });
-  else if (obs.escrows) {
-    const problems = obs.escrows.map(escrowProblem).filter((p): p is string => p !== undefined);
-    if (problems.length)
-      out.push({
-        check: 'escrows',
-        code: 'invalid_entries',
-        message: `${problems.length} escrow entries skipped: ${problems.slice(0, 3).join('; ')}`,
-      });
+  for (const check of ['escrows', 'payments'] as const) {
+    const list = obs[check];
+    if (list !== undefined && !Array.isArray(list))
+      out.push({ check, code: 'invalid_observation', message: `${check}: expected an array` });
+    else if (list) {
+      const problems = list.map((e, i) => escrowProblem(e, i, check)).filter((p): p is string => !!p);
+      if (problems.length)
+        out.push({
+          check,
+          code: 'invalid_entries',
+          message: `${problems.length} ${check} entries skipped: ${problems.slice(0, 3).join('; ')}`,
+        });
+    }
   }
   const b = obs.budget;
   if (

@@ -23,7 +23,7 @@ import { anomaly, credits, idList } from './anomaly.js';
 import { isCold, ownPeaks } from './baseline.js';
 import { densest, groupBy, largestGroup, largestRepeat, newestFirst } from './groups.js';
 import type { Thresholds } from './thresholds.js';
-import type { AgentDetectionState, Anomaly, EscrowObservation } from './types.js';
+import { type AgentDetectionState, type Anomaly, type EscrowObservation, INSTANT_PATHS } from './types.js';
 
 const MIN = 60_000;
 
@@ -44,7 +44,14 @@ export function escrowBurst(
   const peaks = ownPeaks(s, t, at, last - t.escrow_burst_long_window_ms);
   const bar = (floor: number, own: number | undefined) =>
     Math.max(floor, own === undefined ? 0 : Math.floor(t.escrow_burst_factor * own) + 1);
-  const held = paid.filter((e) => e.status === 'held');
+  // Held, or gone at once on a path that has nothing to hold (a split, a withdrawal, a captured intent):
+  // a loop's money either waits to be cancelled or has left, and both are the loop's.
+  const held = paid.filter(
+    (e) =>
+      e.status === 'held' ||
+      (e.status === 'settled' &&
+        (e.path === 'intent' || (e.path !== undefined && INSTANT_PATHS.has(e.path)))),
+  );
   const since = (ms: number) => held.filter((e) => e.created_at > last - ms);
   const endsAfter = s.last_at ?? Number.NEGATIVE_INFINITY;
 

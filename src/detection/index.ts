@@ -38,6 +38,13 @@ export {
 export { detectFleet, type FleetObservation } from './fleet.js';
 export { normalizeKey } from './identity.js';
 export { type NaiveState, naiveStep } from './naive.js';
+export {
+  fromIntent,
+  fromSubscription,
+  fromTransaction,
+  type PaymentRow,
+  type WalletTransaction,
+} from './payments.js';
 export { HIGHER_IS_BETTER } from './reputation.js';
 export { freshState, restoreState } from './state.js';
 export {

@@ -44,8 +44,19 @@ export interface Anomaly {
 /** Escrow states on the real gateway (CONTRACT §8): `released` is never set, a cancel is `refunded`. */
 export type EscrowStatus = 'held' | 'settled' | 'refunded' | 'expired';
 
+/**
+ * The money path an observation came from. Intents and subscriptions are judged by the escrow rules on
+ * the escrow states they map to (see `PaymentObservation`); absent means an escrow.
+ */
+export type MoneyPath = 'escrow' | 'intent' | 'subscription' | 'split' | 'withdrawal';
+export const MONEY_PATHS: readonly MoneyPath[] = ['escrow', 'intent', 'subscription', 'split', 'withdrawal'];
+/** Paths whose money has left the wallet for good the moment the row exists: nothing to cancel or void. */
+export const INSTANT_PATHS: ReadonlySet<MoneyPath> = new Set(['split', 'withdrawal']);
+
 export interface EscrowObservation {
   id: string;
+  /** Absent: an escrow. */
+  path?: MoneyPath | undefined;
   payer: string;
   payee: string;
   /** Principal in cents. */
@@ -85,6 +96,17 @@ export interface AgentObservation {
    */
   escrows?: EscrowObservation[] | undefined;
   /**
+   * The agent's newest payment intents and subscriptions (list_intents, list_subscriptions), as payer or
+   * payee, each mapped onto the escrow state that means the same for money: a pending intent is `held`
+   * (committed, capturable at any moment), a captured or settled one `settled`, a voided one `refunded`;
+   * an active or suspended subscription is `held` (money it will take every interval), a cancelled one
+   * `refunded`. `amount` is the intent's, or one charge of the subscription. Plus the wallet's own
+   * outflows no other list shows (get_transactions): splits (payee `(split)`), withdrawals (`(withdraw)`)
+   * and conversions out of CREDITS (`(convert to X)`), each `settled`. With `path` set. Read on its own
+   * cadence: absent when not read this poll, and the escrow list is then judged alone.
+   */
+  payments?: EscrowObservation[] | undefined;
+  /**
    * get_usage_summary over the agent's whole history: gateway fees. `total_cost` is CREDITS as the
    * gateway reports it (a float), cumulative, so its deltas are exact fee spend.
    */
@@ -120,7 +142,8 @@ export interface AgentObservation {
   identity?: { public_key: string | null; verified?: boolean | undefined } | undefined;
   /**
    * Ids of this agent's escrows that our own containment cancelled or is cancelling (the store's
-   * escrowIdsCancelledByUs). Those refunds are our doing, never the agent's: they feed no signal.
+   * escrowIdsCancelledByUs), and of its intents we voided and subscriptions we cancelled (the money-path
+   * ledger). Those are our doing, never the agent's: they feed no signal.
    */
   cancelled_by_us?: readonly string[] | undefined;
   failures: { check: string; code: string; message: string }[];

@@ -55,10 +55,23 @@ export const AnalyticsSchema = z
   .looseObject({ agent_id: z.string().optional(), ...usageFields })
   .transform(withCostCents);
 
+/**
+ * A transaction's amount, rounded to cents: rows in another currency (a conversion's leg) carry up to 8
+ * decimals, and one such row must not make the whole list unreadable.
+ */
+const roundedMoney = z.union([z.string(), z.number()]).transform((v, ctx): Cents => {
+  const n = typeof v === 'number' ? v : /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isFinite(n) || !Number.isSafeInteger(Math.round(n * 100))) {
+    ctx.addIssue({ code: 'custom', message: `not a decimal amount: ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return Math.round(n * 100) as Cents;
+});
 export const TransactionSchema = z.looseObject({
   id,
   agent_id: z.string().optional(),
-  amount: money,
+  amount: roundedMoney,
+  currency: z.string().optional(),
   tx_type: z.string().optional(),
   description: z.string().nullable().optional(),
   created_at: ts,

@@ -159,4 +159,15 @@ export class MoneyPathLedger {
     }
     return t;
   }
+
+  /**
+   * Ids of the agent's intents and subscriptions we voided, cancelled or refunded (or are acting on): our
+   * doing, which detection must never read as the agent's. `gone` rows were not ours in the end.
+   */
+  idsActedOnByUs(agentId: string): string[] {
+    const rows = this.db
+      .prepare("SELECT object_id FROM money_path_actions WHERE agent_id = ? AND state != 'gone'")
+      .all(agentId) as { object_id: string }[];
+    return rows.map((r) => r.object_id);
+  }
 }

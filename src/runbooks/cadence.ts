@@ -17,12 +17,17 @@
  * of an agent in recovery. Between polls a probe (one small list_escrows) looks for new escrows, so a loop
  * starting just after a poll is seen within one probe interval instead of one poll interval.
  *
+ * Intents and subscriptions (`payments`: two list reads) are read on the identity cadence (≤ 2 min) while
+ * the agent makes none, and at every poll once it has made one as payer within the last hour: a fleet
+ * that never uses those paths pays one read of each per 2 min, and an agent that does is judged on them
+ * as closely as on its escrows.
+ *
  * Memory is per process and starts empty: after a restart every agent gets the full page, and its slow
  * reads spread over their cadence from there.
  */
 import type { EscrowObservation, Thresholds } from '../detection/index.js';
 
-export const SLOW_CHECKS = ['balance', 'usage', 'reputation', 'identity', 'metrics'] as const;
+export const SLOW_CHECKS = ['balance', 'usage', 'reputation', 'identity', 'metrics', 'payments'] as const;
 export type SlowCheck = (typeof SLOW_CHECKS)[number];
 
 /** The largest escrow page a poll reads (the page size before pages adapted). */
@@ -45,7 +50,7 @@ export interface CadenceOptions {
   probeIntervalMs: number;
   /** Cadence of balance, usage, reputation and metric deltas. */
   slowReadIntervalMs: number;
-  /** Cadence of the identity read (at most 2 min). */
+  /** Cadence of the identity read (at most 2 min), and of the payments read while the agent makes none. */
   identityIntervalMs: number;
 }
 
@@ -91,6 +96,8 @@ interface AgentMemory {
   nextPollAt: number;
   nextProbeAt: number;
   slowDueAt: Record<SlowCheck, number>;
+  /** The agent made an intent or subscription as payer within the last hour (last payments read). */
+  paymentsActive: boolean;
 }
 
 /** Widest window the escrow detectors judge, plus the gap since the last poll the baseline catches up over. */
@@ -140,10 +147,7 @@ export class PollCadence {
     if (!m) {
       const o = this.options;
       const slowDueAt = {} as Record<SlowCheck, number>;
-      for (const c of SLOW_CHECKS) {
-        const every = c === 'identity' ? o.identityIntervalMs : o.slowReadIntervalMs;
-        slowDueAt[c] = now + phaseOf(`${agentId}\u0000${c}`, every);
-      }
+      for (const c of SLOW_CHECKS) slowDueAt[c] = now + phaseOf(`${agentId}\u0000${c}`, this.every(c));
       m = {
         pageSeen: false,
         newestId: null,
@@ -157,6 +161,7 @@ export class PollCadence {
         nextPollAt: 0,
         nextProbeAt: 0,
         slowDueAt,
+        paymentsActive: false,
       };
       this.agents.set(agentId, m);
     }
@@ -173,7 +178,11 @@ export class PollCadence {
     const coverMs = escrowCoverMs(t, m.lastPollAt === null ? 0 : now - m.lastPollAt);
     if (full) return { slow: new Set(SLOW_CHECKS), escrowLimit: MAX_ESCROW_PAGE, coverMs };
     // The next poll comes at most one base interval later (the schedule never sets a longer one).
-    const slow = new Set(SLOW_CHECKS.filter((c) => m.slowDueAt[c] <= now + baseIntervalMs));
+    const slow = new Set(
+      SLOW_CHECKS.filter(
+        (c) => m.slowDueAt[c] <= now + baseIntervalMs || (c === 'payments' && m.paymentsActive),
+      ),
+    );
     const escrowLimit =
       m.lastPollAt === null || m.rising
         ? MAX_ESCROW_PAGE
@@ -190,15 +199,18 @@ export class PollCadence {
     at: number,
     read: {
       escrows?: readonly EscrowObservation[] | undefined;
+      /** The intents and subscriptions read this poll, when read. */
+      payments?: readonly EscrowObservation[] | undefined;
       coverMs: number;
       slowRead: Iterable<SlowCheck>;
     },
   ): EscrowSighting | undefined {
     const m = this.memory(agentId, at);
-    for (const c of read.slowRead) {
-      const every = c === 'identity' ? this.options.identityIntervalMs : this.options.slowReadIntervalMs;
-      m.slowDueAt[c] = at + every;
-    }
+    for (const c of read.slowRead) m.slowDueAt[c] = at + this.every(c);
+    if (read.payments)
+      m.paymentsActive = read.payments.some(
+        (e) => e.payer === agentId && e.created_at > at - USUAL_RATE_MEMORY_MS,
+      );
     if (!read.escrows) return undefined;
     const page = read.escrows;
     const sighting = this.sight(agentId, m, at, page);
@@ -281,6 +293,12 @@ export class PollCadence {
   /** The agent's current poll interval, ms (the configured one for an agent never seen). */
   intervalOf(agentId: string): number {
     return this.agents.get(agentId)?.intervalMs ?? this.options.intervalMs;
+  }
+
+  private every(c: SlowCheck): number {
+    return c === 'identity' || c === 'payments'
+      ? this.options.identityIntervalMs
+      : this.options.slowReadIntervalMs;
   }
 
   private expected(m: AgentMemory, at: number): number {

@@ -15,9 +15,13 @@ import {
   detectFleet,
   type EscrowObservation,
   escalate,
+  fromIntent,
+  fromSubscription,
+  fromTransaction,
   HIGHER_IS_BETTER,
   type Thresholds,
 } from '../detection/index.js';
+import type { Intent, Subscription } from '../greenhelix/schemas.js';
 import { toEpochMs } from '../util/time.js';
 import { APPROVAL_REQUESTED } from './acting.js';
 import {
@@ -86,7 +90,7 @@ export async function observeAgent(
   const slow = <T>(check: SlowCheck, fn: () => Promise<T>): Promise<T | undefined> =>
     plan.slow.has(check) ? attempt(check, fn) : Promise.resolve(undefined);
   const at = deps.clock.now();
-  const [balance, budget, escrows, usage, reputation, identity, deltas] = await Promise.all([
+  const [balance, budget, escrows, usage, reputation, identity, deltas, payments] = await Promise.all([
     slow('balance', () => m.getBalance({ agent_id: agentId }, opts)),
     attempt('budget', () => m.getBudgetStatus({ agent_id: agentId }, opts)),
     attempt('escrows', () => readEscrowPage(deps, agentId, at, plan, opts)),
@@ -111,6 +115,7 @@ export async function observeAgent(
     // Quality metrics the agent ingests: on the real gateway reputation is computed once (usually all
     // zero) or, for keys made directly, absent, so a degrading agent shows only here.
     slow('metrics', () => m.getMetricDeltas({ agent_id: agentId }, opts)),
+    slow('payments', () => readPayments(deps, agentId, opts)),
   ]);
   const obs: AgentObservation = { agent_id: agentId, at: deps.clock.now(), failures };
   if (balance) obs.balance = balance.balance;
@@ -137,6 +142,11 @@ export async function observeAgent(
     );
     // Refunds our own containment made must never read as the agent's cancellations.
     obs.cancelled_by_us = [...deps.store.escrowIdsCancelledByUs(agentId)];
+  }
+  if (payments) {
+    obs.payments = payments;
+    // Nor the intents it voided and the subscriptions it cancelled.
+    obs.cancelled_by_us = [...(obs.cancelled_by_us ?? []), ...deps.store.moneyPaths.idsActedOnByUs(agentId)];
   }
   if (usage) obs.usage = { total_calls: usage.total_calls, total_cost: usage.total_cost };
   if (reputation) obs.reputation = reputation;
@@ -187,6 +197,46 @@ async function readEscrowPage(deps: OpsDeps, agentId: string, at: number, plan: 
     if (limit >= MAX_ESCROW_PAGE || pageComplete(times, limit, at, plan.coverMs)) return escrows;
     limit = MAX_ESCROW_PAGE;
   }
+}
+
+/** The newest intents and subscriptions a payments read takes (one page of each). */
+export const PAYMENTS_PAGE = 200;
+
+/**
+ * The agent's newest intents and subscriptions (as payer or payee) and the outflows of its wallet that
+ * no list shows (splits, withdrawals, conversions), mapped for the escrow rules: three reads.
+ */
+async function readPayments(deps: OpsDeps, agentId: string, opts: CallOpts): Promise<EscrowObservation[]> {
+  const [{ intents }, { subscriptions }, { transactions }] = await Promise.all([
+    deps.monitor.listIntents({ agent_id: agentId, limit: PAYMENTS_PAGE }, opts),
+    deps.monitor.listSubscriptions({ agent_id: agentId, limit: PAYMENTS_PAGE }, opts),
+    deps.monitor.getTransactions({ agent_id: agentId, limit: PAYMENTS_PAGE }, opts),
+  ]);
+  const at = deps.clock.now();
+  const row = (r: Intent | Subscription) => ({
+    id: r.id,
+    payer: r.payer,
+    payee: r.payee,
+    amount: r.amount,
+    status: r.status,
+    created_at: toEpochMs(r.created_at) ?? at,
+  });
+  const outflows = transactions.flatMap((tx) => {
+    const e = fromTransaction(agentId, {
+      id: String(tx.id),
+      amount: tx.amount,
+      tx_type: tx.tx_type,
+      description: tx.description,
+      currency: tx.currency,
+      created_at: toEpochMs(tx.created_at) ?? at,
+    });
+    return e ? [e] : [];
+  });
+  return [
+    ...intents.map((r) => fromIntent(row(r))),
+    ...subscriptions.map((r) => fromSubscription(row(r))),
+    ...outflows,
+  ];
 }
 
 /** At most this many escrows are read on first sight (15 pages of 200). */
@@ -283,6 +333,7 @@ export async function runDetectionPass(
     const obs = await observeAgent(deps, agentId, opts, plan);
     cadence?.observed(agentId, obs.at, {
       escrows: obs.escrows,
+      payments: obs.payments,
       coverMs: plan.coverMs,
       slowRead: [...plan.slow].filter((c) => !obs.failures.some((f) => f.check === c)),
     });

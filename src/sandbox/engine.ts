@@ -528,7 +528,7 @@ export class Engine {
       }
       case 'get_transactions': {
         this.wallet(String(p.agent_id));
-        const rows = w.transactions.filter((t) => t.agentId === p.agent_id).reverse();
+        const rows = [...w.transactionsOf(String(p.agent_id))].reverse();
         const page = rows.slice(num(p.offset, 0), num(p.offset, 0) + num(p.limit, 100));
         return {
           result: {
@@ -539,7 +539,7 @@ export class Engine {
               tx_type: t.txType,
               type: t.txType,
               description: t.description,
-              currency: 'CREDITS',
+              currency: t.currency,
               created_at: t.createdAt / 1000,
               timestamp: t.createdAt / 1000,
               idempotency_key: t.idempotencyKey,
@@ -673,7 +673,7 @@ export class Engine {
           throw new GatewayError(409, 'invalid_state', `Escrow ${e.id} is ${e.status}, not held`);
         if (this.wallet(e.payee).frozen)
           throw new GatewayError(403, 'wallet_frozen', `Wallet ${e.payee} is frozen`);
-        w.credit(e.payee, e.amount, 'deposit', `escrow ${e.id} released`);
+        w.credit(e.payee, e.amount, 'deposit', `escrow_release:${e.id}`);
         e.status = 'settled';
         e.settlementId = `stl_${randomBytes(8).toString('hex')}`;
         e.updatedAt = now;
@@ -1045,7 +1045,7 @@ export class Engine {
   private finishRefund(e: EscrowRec): ToolOutcome {
     if (this.wallet(e.payer).frozen)
       throw new GatewayError(403, 'wallet_frozen', `Wallet ${e.payer} is frozen; the refund cannot be made`);
-    this.world.credit(e.payer, e.amount, 'reversal', `escrow ${e.id} refunded`);
+    this.world.credit(e.payer, e.amount, 'deposit', `escrow_refund:${e.id}`);
     e.status = 'refunded';
     e.updatedAt = this.world.clock.now();
     return { result: { id: e.id, status: 'refunded', amount: decimalString(e.amount) } };
@@ -1113,7 +1113,8 @@ export class Engine {
       idempotencyKey: key ?? null,
       metadata: (p.metadata as Record<string, unknown>) ?? null,
     };
-    w.debit(payer, amount, 'withdrawal', `escrow ${e.id} funded`);
+    // engine.py `create_escrow`: the hold names the parties, not the escrow.
+    w.debit(payer, amount, 'withdrawal', `escrow_hold:${payer}->${e.payee}`);
     w.escrows.set(e.id, e);
     w.escrowOrder.push(e);
     if (key) w.idempotentEscrows.set(key, e.id);
@@ -1146,7 +1147,7 @@ export class Engine {
       if (e.status !== 'held' || e.timeoutAt > now) continue;
       const payer = this.world.wallets.get(e.payer);
       if (!payer || payer.frozen) continue;
-      this.world.credit(e.payer, e.amount, 'reversal', `escrow ${e.id} expired`);
+      this.world.credit(e.payer, e.amount, 'deposit', `escrow_expired:${e.id}`);
       e.status = 'expired';
       e.updatedAt = now;
       n++;

@@ -31,6 +31,16 @@ export interface EscrowRecord {
   updated_at: number;
 }
 
+/** One wallet transaction (ground truth; signed cents of `currency`, sandbox ms). */
+export interface TransactionRecord {
+  id: string;
+  amount: number;
+  currency: string;
+  tx_type: string;
+  description: string;
+  created_at: number;
+}
+
 /** One payment intent as the sandbox holds it (ground truth; cents, sandbox ms). */
 export interface IntentRecord {
   id: string;
@@ -131,6 +141,8 @@ export interface Sandbox {
   intentRecords(payer?: string): IntentRecord[];
   /** Every subscription, in creation order, optionally only those `payer` pays. */
   subscriptionRecords(payer?: string): SubscriptionRecord[];
+  /** One wallet's transactions, oldest first, as get_transactions would list them (cents, sandbox ms). */
+  transactionRecords(agentId: string): TransactionRecord[];
   advance(ms: number): Promise<void>;
   startScenario(name: string, agentId: string, params?: Record<string, unknown>): string;
   stopScenario(id: string): boolean;
@@ -149,7 +161,7 @@ function refundTruth(
   let cents = 0;
   let credits = 0;
   for (const t of transactions) {
-    const m = t.agentId === agentId ? /^escrow (\S+) refunded$/.exec(t.description) : null;
+    const m = t.agentId === agentId ? /^escrow_refund:(\S+)$/.exec(t.description) : null;
     if (!m) continue;
     credits++;
     const n = perEscrow.get(m[1] as string) ?? 0;
@@ -296,7 +308,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const log: RequestLogEntry[] = [];
   const controlToken = randomBytes(24).toString('hex');
   const moneyPathTruth = (agentId: string) => {
-    const refunds = intentRefunds(world.transactions.filter((t) => t.agentId === agentId));
+    const refunds = intentRefunds(world.transactionsOf(agentId));
     const paidBack = [...refunds.entries()].filter(([id]) => world.intents.get(id)?.payer === agentId);
     return {
       pending_intents: world.intentOrder.filter((i) => i.payer === agentId && i.status === 'pending').length,
@@ -328,12 +340,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       held_escrows: held.length,
       held_amount: (heldCents / 100).toFixed(2),
       shared_wallet_draws: (
-        world.transactions
-          .filter((t) => t.agentId === agentId && t.description === `transfer from ${TREASURY}`)
+        world
+          .transactionsOf(agentId)
+          .filter((t) => t.description === `transfer from ${TREASURY}`)
           .reduce((n, t) => n + t.amount, 0) / 100
       ).toFixed(2),
       public_key: world.agents.get(agentId)?.publicKey ?? null,
-      ...refundTruth(world.transactions, agentId),
+      ...refundTruth(world.transactionsOf(agentId), agentId),
       ...moneyPathTruth(agentId),
     };
   };
@@ -530,6 +543,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     escrowRecords: (payer) => {
       catchUp();
       return world.escrowOrder.filter((e) => payer === undefined || e.payer === payer).map(escrowRecord);
+    },
+    transactionRecords: (agentId) => {
+      catchUp();
+      return world.transactionsOf(agentId).map((t) => ({
+        id: t.id,
+        amount: t.amount,
+        currency: t.currency,
+        tx_type: t.txType,
+        description: t.description,
+        created_at: t.createdAt,
+      }));
     },
     intentRecords: (payer) => {
       catchUp();

@@ -470,6 +470,8 @@ export class MoneyPaths {
         `Insufficient ${currency} balance for agent ${agentId}: ${held / UNIT} available`,
       );
     wallet.holdings.set(currency, held - units);
+    // The gateway records a withdrawal in any currency (wallet.py `withdraw`).
+    w.record(agentId, -Math.round((units / UNIT) * 100), currency, 'withdrawal', String(p.description ?? ''));
     return { result: { new_balance: (held - units) / UNIT } };
   }
 
@@ -507,9 +509,14 @@ export class MoneyPaths {
           `Insufficient ${from} balance for agent ${agentId}`,
         );
       wallet.holdings.set(from, held - units);
+      w.record(agentId, -Math.round(amount * 100), from, 'withdrawal', `convert:${from}->${to}`);
     }
+    // Both legs are recorded, each in its own currency (wallet.py `convert_currency`).
     if (to === 'CREDITS') w.credit(agentId, Math.round(toAmount * 100), 'deposit', `convert:${from}->${to}`);
-    else wallet.holdings.set(to, (wallet.holdings.get(to) ?? 0) + Math.round(toAmount * UNIT));
+    else {
+      wallet.holdings.set(to, (wallet.holdings.get(to) ?? 0) + Math.round(toAmount * UNIT));
+      w.record(agentId, Math.round(toAmount * 100), to, 'deposit', `convert:${from}->${to}`);
+    }
     return {
       result: { from_amount: amount, to_amount: toAmount, from_currency: from, to_currency: to },
     };

@@ -122,7 +122,10 @@ export interface SubscriptionRec {
 export interface TxRec {
   id: string;
   agentId: string;
+  /** Cents of `currency` (signed: a withdrawal is negative). */
   amount: number;
+  /** CREDITS unless a conversion or a withdrawal moved another currency. */
+  currency: string;
   txType: string;
   description: string;
   createdAt: number;
@@ -217,6 +220,8 @@ export class World {
   readonly escrows = new Map<string, EscrowRec>();
   readonly escrowOrder: EscrowRec[] = [];
   readonly transactions: TxRec[] = [];
+  /** The same rows per agent, oldest first (get_transactions reads one agent's). */
+  private readonly txByAgent = new Map<string, TxRec[]>();
   readonly events: EventRec[] = [];
   readonly webhooks = new Map<string, WebhookRec>();
   readonly deliveries: DeliveryRec[] = [];
@@ -324,15 +329,40 @@ export class World {
     const w = this.wallets.get(agentId);
     if (!w) throw new Error(`no wallet ${agentId}`);
     w.balance += cents;
-    this.transactions.push({
+    this.record(agentId, cents, 'CREDITS', txType, description, idempotencyKey);
+  }
+
+  /**
+   * Writes one transaction row without touching the CREDITS balance: the other currency's leg of a
+   * conversion or a withdrawal in another currency, which the gateway records like any other.
+   */
+  record(
+    agentId: string,
+    cents: number,
+    currency: string,
+    txType: string,
+    description: string,
+    idempotencyKey: string | null = null,
+  ): void {
+    const tx: TxRec = {
       id: `tx_${this.nextId()}`,
       agentId,
       amount: cents,
+      currency,
       txType,
       description,
       createdAt: this.clock.now(),
       idempotencyKey,
-    });
+    };
+    this.transactions.push(tx);
+    const mine = this.txByAgent.get(agentId);
+    if (mine) mine.push(tx);
+    else this.txByAgent.set(agentId, [tx]);
+  }
+
+  /** One agent's transactions, oldest first. */
+  transactionsOf(agentId: string): readonly TxRec[] {
+    return this.txByAgent.get(agentId) ?? [];
   }
 
   debit(

@@ -167,6 +167,63 @@ describe('watcher per scenario', () => {
   });
 });
 
+describe('watcher on the money paths beyond escrows', () => {
+  it('intent_loop → detected on the intent path and contained: frozen, no intent left pending', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[4]!;
+    f.sandbox.startScenario('intent_loop', agent, { rate_per_min: 20, amount: 50, capture_ratio: 0.4 });
+    // Intents are read every 2 min while an agent makes none, then at every poll.
+    await watchFor(f, w, 6, () => f.sandbox.groundTruth(agent).frozen);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('runaway_spending');
+    expect(f.sandbox.groundTruth(agent)).toMatchObject({ frozen: true, pending_intents: 0 });
+    expect(frozenAgents(f)).toEqual([agent]);
+    const page = f.ops.alerts.sent.find((a) => a.incident_id === incident.id);
+    expect(page).toMatchObject({ priority: 'P0', signal: 'escrow_burst' });
+    // The evidence names the path: the escrow rules judged intents.
+    expect(incident.reason).toMatch(/\[by path: \d+ intents?\]/);
+  });
+
+  it('subscription_storm → detected on the subscription path and contained: frozen, no subscription left active', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[6]!;
+    f.sandbox.startScenario('subscription_storm', agent, { rate_per_min: 10, amount: 5 });
+    await watchFor(f, w, 6, () => f.sandbox.groundTruth(agent).frozen);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('runaway_spending');
+    expect(incident.reason).toMatch(/\[by path: \d+ subscriptions?\]/);
+    expect(f.sandbox.groundTruth(agent)).toMatchObject({ frozen: true, active_subscriptions: 0 });
+    expect(frozenAgents(f)).toEqual([agent]);
+  });
+  it('split_loop → detected on the split path (money gone at once) and frozen: no split after', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[2]!;
+    f.sandbox.startScenario('split_loop', agent, { rate_per_min: 20, amount: 40 });
+    await watchFor(f, w, 6, () => f.sandbox.groundTruth(agent).frozen);
+    const incident = f.ops.store.findActiveIncident(agent)!;
+    expect(incident.runbook).toBe('runaway_spending');
+    expect(incident.reason).toMatch(/\[by path: \d+ splits?\]/);
+    const splits = async () =>
+      (await f.ops.deps.monitor.getTransactions({ agent_id: agent, limit: 1_000 })).transactions.filter((t) =>
+        t.description?.startsWith('split:'),
+      ).length;
+    const before = await splits();
+    expect(before).toBeGreaterThan(0);
+    await f.sandbox.advance(5 * MIN);
+    expect(await splits()).toBe(before);
+  });
+
+  it('stolen_key_drain → repeated conversions out of CREDITS are a burst on the withdrawal path, frozen', async () => {
+    const { f, w } = await setup();
+    const agent = f.sandbox.fleet[7]!;
+    // A new agent (no history): the retry shape is what gives it away, so the drain here repeats fast.
+    f.sandbox.startScenario('stolen_key_drain', agent, { rate_per_min: 6, amount: 300 });
+    await watchFor(f, w, 8, () => f.sandbox.groundTruth(agent).frozen);
+    expect(f.sandbox.groundTruth(agent).frozen).toBe(true);
+    expect(f.ops.store.findActiveIncident(agent)?.reason).toMatch(/\[by path: \d+ withdrawals?\]/);
+  });
+});
+
 describe('a new agent (cold start)', () => {
   it('its first restocking batch of 14 orders to one supplier is a P2 for a person, nobody frozen', async () => {
     const { f, w } = await setup();

@@ -400,6 +400,70 @@ const CASES: Case[] = [
     },
   },
   {
+    // Detection reads the wallet's outflows from these rows (src/detection/payments.ts fromTransaction).
+    name: 'transactions: the type, currency and description each money path writes',
+    probe: async (s) => {
+      const mark = (
+        (await call(s, 'GET', `/v1/billing/wallets/${A}/transactions?limit=1`, 'a')).body as {
+          transactions: { id: unknown }[];
+        }
+      ).transactions[0]?.id;
+      const released = await heldEscrow(s, '3.00');
+      await call(s, 'POST', `/v1/payments/escrows/${released}/release`, 'b');
+      const cancelled = await heldEscrow(s, '4.00');
+      await call(s, 'POST', `/v1/payments/escrows/${cancelled}/cancel`, 'a');
+      const intent = await call(s, 'POST', '/v1/payments/intents', 'a', {
+        payer: A,
+        payee: B,
+        amount: '5.00',
+      });
+      await call(s, 'POST', `/v1/payments/intents/${(intent.body as { id: string }).id}/capture`, 'a');
+      await call(s, 'POST', '/v1/payments/intents/split', 'a', {
+        payer: A,
+        amount: '6.00',
+        description: 'share',
+        splits: [{ payee: B, percentage: 100 }],
+      });
+      await call(s, 'POST', `/v1/billing/wallets/${A}/withdraw`, 'a', {
+        amount: '1.00',
+        description: 'payout',
+      });
+      await call(s, 'POST', `/v1/billing/wallets/${A}/convert`, 'a', {
+        amount: '2.00',
+        from_currency: 'CREDITS',
+        to_currency: 'USD',
+      });
+      const rows = (
+        (await call(s, 'GET', `/v1/billing/wallets/${A}/transactions?limit=100`, 'a')).body as {
+          transactions: {
+            id: unknown;
+            tx_type: string;
+            currency: string;
+            description: string;
+            amount: unknown;
+          }[];
+        }
+      ).transactions;
+      const after = rows.slice(
+        0,
+        Math.max(
+          0,
+          rows.findIndex((r) => r.id === mark),
+        ),
+      );
+      const shape = (d: string) =>
+        d
+          .replace(/[0-9a-f]{16,}|stl_[0-9a-z_]+|[0-9a-f]{8}-[0-9a-f-]{27}/g, '<id>')
+          .replace(/^gateway:.*/, 'gateway:<tool>');
+      return after
+        .map(
+          (r) =>
+            `${r.tx_type} ${r.currency} ${Number(r.amount) < 0 ? '-' : '+'} ${shape(r.description ?? '')}`,
+        )
+        .sort();
+    },
+  },
+  {
     name: 'caps 0 refuse a free call whose body has an amount once spend is over them; calls without one pass',
     probe: async (s) => {
       const budget = (await call(s, 'GET', `/v1/billing/wallets/${B}/budget`, 'admin')).body as {
