@@ -324,6 +324,36 @@ describe('claw-back of settled intents, confirmed by a person', () => {
     expect(Object.values(outcomes(third))).toEqual(Array(3).fill('already_refunded'));
   }, 60_000);
 
+  it('a resolved incident takes a claw-back alone (root cause and identity gates again, no stage)', async () => {
+    const { w, ops, incidentId } = await contained();
+    const stage = (n: number) =>
+      ops.recover({ incident_id: incidentId, root_cause_fixed: true, stage: n, dry_run: false });
+    expect((await stage(1)).applied).toBe(true);
+    await w.sandbox.advance(6 * 3_600_000);
+    expect((await stage(2)).applied).toBe(true);
+    await w.sandbox.advance(18 * 3_600_000);
+    const last = await stage(3);
+    expect([last.applied, last.status]).toEqual([true, 'resolved']);
+    const r = await ops.recover({
+      incident_id: incidentId,
+      root_cause_fixed: true,
+      dry_run: false,
+      clawback_intent_ids: w.settledInWindow,
+    });
+    expect([r.applied, r.stage, r.status]).toEqual([false, 3, 'resolved']);
+    expect(r.gates.map((g) => [g.gate, g.passed])).toEqual([
+      ['stage', true],
+      ['root_cause_fixed', true],
+      ['identity_verified', true],
+    ]);
+    expect(Object.values(outcomes(r))).toEqual(['refunded', 'refunded', 'refunded']);
+    for (const id of w.settledInWindow) expect(refundsOf(w).get(id)).toBe(1);
+    // Without a claw-back, a resolved incident is still not recoverable.
+    await expect(
+      ops.recover({ incident_id: incidentId, root_cause_fixed: true, dry_run: false }),
+    ).rejects.toMatchObject({ code: 'invalid_state' });
+  }, 60_000);
+
   it('dry run lists what would be refunded and changes nothing; the tool refuses a frozen claw-back as an error', async () => {
     const w = await world({ pending: 2, subscriptions: 0, escrows: 0 });
     const f = await startFixture({
