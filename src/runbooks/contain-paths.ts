@@ -210,18 +210,25 @@ export async function stopMoneyPaths(
   let intents = first.intents;
   let subs = first.subscriptions;
   for (let round = 0; round < maxRounds; round++) {
-    const [a, b] = await Promise.all([
+    // The read that closes the round goes out beside its calls, not after them: one round trip less before
+    // the first refund window, and with a round that fits in one wave of calls, the read is as fresh when
+    // the window opens as a read sent after the calls would be. The gateway may answer it before some of
+    // our calls land, so what it still shows pending or active that our ledger holds as done (voided or
+    // cancelled: final on the gateway) is not left; anything else it shows is (new, refused, unconfirmed).
+    const [a, b, lists] = await Promise.all([
       intents.ok ? sendRound(ctx, 'intent', 'void', intents.items) : undefined,
       subs.ok ? sendRound(ctx, 'subscription', 'cancel', subs.items) : undefined,
+      Promise.all([
+        listPendingIntents(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
+        listActiveSubscriptions(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
+      ]),
     ]);
     if (a) steps.push(a.report);
     if (b) steps.push(b.report);
     // Unanswered calls are read back now, so this run's report counts what the gateway did.
     steps.push(...(await reconcile(ctx, 'intent', 'void')), ...(await reconcile(ctx, 'subscription')));
-    [intents, subs] = await Promise.all([
-      listPendingIntents(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
-      listActiveSubscriptions(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
-    ]);
+    intents = notDone(ctx, 'intent', lists[0]);
+    subs = notDone(ctx, 'subscription', lists[1]);
     const left = (intents.ok ? intents.items.length : 1) + (subs.ok ? subs.items.length : 1);
     // Something is left (new ones keep coming, or a list failed): back off, frozen, within the deadline.
     const wait = Math.min(2_000, 200 * 2 ** round);
@@ -229,6 +236,13 @@ export async function stopMoneyPaths(
     await sleep(wait);
   }
   return outcome(ctx, steps, intents, subs);
+}
+
+/** What a list shows minus what our ledger holds as done: a voided intent or cancelled subscription stays so. */
+function notDone(ctx: PathsContext, kind: MoneyPathKind, l: Listed<MoneyPathItem>): Listed<MoneyPathItem> {
+  if (!l.ok) return l;
+  const ledger = ctx.deps.store.moneyPaths;
+  return { ok: true, items: l.items.filter((i) => ledger.get(kind, i.id)?.state !== 'done') };
 }
 
 const ROUND_NAMES: Record<MoneyPathAction, string> = {

@@ -4,6 +4,7 @@
  * settled intents in the window listed as claw-back possible and never refunded, the totals equal to the
  * sandbox's own books, and the same through a faulty network, a second process and a resumed run.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GreenHelixClient } from '../../src/greenhelix/index.js';
 import { faultInjector } from '../helpers/faults.js';
@@ -88,6 +89,33 @@ describe('containment of intents and subscriptions', () => {
     expect(
       w.proxy.log.filter((c, i) => i >= sent && (VOID.test(c.path) || CANCEL.test(c.path))),
     ).toHaveLength(0);
+  }, 60_000);
+
+  it('the read closing a round goes out beside its voids: what it still shows pending that our voids confirmed is not left', async () => {
+    const w = await world({ pending: 30, subscriptions: 3, escrows: 0 });
+    // Every void reaches the gateway 300 ms late, so the closing read (sent with them) is answered first
+    // and still shows each intent pending.
+    w.proxy.intercept = async (c, res, forward) => {
+      if (c.method !== 'POST' || !VOID.test(c.path)) return false;
+      await sleep(300);
+      const u = await forward();
+      res.writeHead(u.status, u.headers);
+      res.end(u.text);
+      return true;
+    };
+    const { app } = await engine(w.sandbox, w.proxy.url);
+    const r = await app.ops.contain({ agent_id: w.agent, reason: 'intent loop' });
+    expect(r.status).toBe('contained');
+    expect(r.exposure).toMatchObject({ pending_intents: 0, active_subscriptions: 0 });
+    expect(w.sandbox.groundTruth(w.agent)).toMatchObject({ pending_intents: 0, active_subscriptions: 0 });
+    const pendingReads = w.proxy.log.filter(
+      (c) => c.method === 'GET' && c.path === '/v1/payments/intents' && c.query.get('status') === 'pending',
+    );
+    // The first list and one closing read; the stale read made no second round.
+    expect(pendingReads).toHaveLength(2);
+    const stale = (pendingReads[1]!.response as { intents: { payer: string }[] }).intents;
+    expect(stale.filter((i) => i.payer === w.agent)).toHaveLength(30);
+    expect(r.steps.filter((s) => s.action === 'void_pending_intents')).toHaveLength(1);
   }, 60_000);
 
   it('two callers at once: one containment, each intent voided once', async () => {
