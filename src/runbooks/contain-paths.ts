@@ -170,7 +170,8 @@ export async function settledInWindow(
     if (i.status !== 'settled' || i.payer !== agentId || byId.has(i.id)) continue;
     const at = timeMs(i.updated_at ?? i.created_at);
     if (at === null || at < window.since || (window.until !== undefined && at > window.until)) continue;
-    byId.set(i.id, { id: i.id, payee: i.payee, amount_cents: i.amount, settled_at: i.updated_at ?? null });
+    const settledAt = i.updated_at ?? i.created_at ?? null;
+    byId.set(i.id, { id: i.id, payee: i.payee, amount_cents: i.amount, settled_at: settledAt });
   }
   return [...byId.values()];
 }
