@@ -172,7 +172,13 @@ export const ConfigSchema = z
       .default({ port: 0 }),
     containment: z
       .object({
-        concurrency: z.number().int().min(1).max(512).default(64),
+        /**
+         * Calls in flight at once in containment's fan-outs (voids and subscription cancels together, then
+         * escrow cancels in a refund window), and the containment client's connections. 128: an agent's 100
+         * pending intents and 20 subscriptions go in one wave, and 300 held escrows in three, so the wallet
+         * is open for three round trips of cancels rather than five.
+         */
+        concurrency: z.number().int().min(1).max(512).default(128),
         /**
          * Refund windows before giving up on escrows that keep appearing or keep failing (each: unfreeze,
          * cancel, refreeze, re-read). Rounds after the first wait with backoff, frozen, between windows.
@@ -195,7 +201,7 @@ export const ConfigSchema = z
       })
       .strict()
       .default({
-        concurrency: 64,
+        concurrency: 128,
         maxRefundRounds: 8,
         unlockDeadlineMs: 30_000,
         leaseTtlMs: 15_000,
@@ -430,7 +436,7 @@ export const ENV_VARS: ReadonlyArray<{
     name: 'INCIDENT_CONTAINMENT_CONCURRENCY',
     path: 'containment.concurrency',
     kind: 'number',
-    help: 'Concurrent cancels during containment',
+    help: 'Calls in flight in containment fan-outs: voids, cancels (default 128)',
   },
   {
     name: 'INCIDENT_THRESHOLDS',

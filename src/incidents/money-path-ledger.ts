@@ -103,7 +103,9 @@ export class MoneyPathLedger {
 
   /**
    * Records the outcomes of one round in one transaction. `action` corrects what the call turned out to
-   * do (a void that reached an intent already settled refunded it instead).
+   * do (a void that reached an intent already settled refunded it instead). Only rows still without a
+   * trustworthy outcome (`sending`, `unknown`) change: a read-back by another caller that raced the call's
+   * own answer never turns a confirmed row back into an unknown one.
    */
   settle(
     kind: MoneyPathKind,
@@ -118,7 +120,7 @@ export class MoneyPathLedger {
     const now = this.clock.now();
     const upd = this.db.prepare(
       `UPDATE money_path_actions SET state = ?, last_error = ?, updated_at = ?, action = COALESCE(?, action)
-       WHERE kind = ? AND object_id = ?`,
+       WHERE kind = ? AND object_id = ? AND state IN ('sending', 'unknown')`,
     );
     this.db.transaction(() => {
       for (const o of outcomes) upd.run(o.state, o.error ?? null, now, o.action ?? null, kind, o.id);

@@ -136,7 +136,10 @@ export interface ImpactInput {
 
 /** The money paths beyond escrows in a post-mortem (cents; Money in the report). */
 export interface MoneyPathsImpact {
-  /** Intents the agent paid in the window, by gateway status; null when they could not be read. */
+  /**
+   * Intents the agent paid in the window, by gateway status (settled: those our ledger does not hold, i.e.
+   * claw-back still possible); null when they could not be read.
+   */
   intents_settled: number | null;
   amount_settled_cents: number | null;
   intents_pending: number | null;
@@ -247,7 +250,7 @@ export function buildPostmortem(input: PostmortemInput, now = Date.now()): Postm
   const mp = impact.money_paths;
   if (mp?.intents_settled)
     recs.push(
-      `${mp.intents_settled} intents (${moneyText(mp.amount_settled_cents ?? 0)}) settled in the window: claw-back is possible, once per intent, by a person (the gateway lets a settled intent be refunded again and again).`,
+      `${mp.intents_settled} intents (${moneyText(mp.amount_settled_cents ?? 0)}) settled in the window: claw-back is possible, once per intent, once a person confirms each (recover_agent clawback_intent_ids, with or after stage 1; the gateway lets a settled intent be refunded again and again).`,
     );
   if (mp?.intents_pending)
     recs.push(`${mp.intents_pending} intents are still pending: contain_agent again before any unfreeze.`);

@@ -23,7 +23,13 @@
  * payer fail after debiting the payee.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MoneyPathAction, MoneyPathItem, MoneyPathKind, MoneyPathState } from '../incidents/index.js';
+import type {
+  MoneyPathAction,
+  MoneyPathItem,
+  MoneyPathKind,
+  MoneyPathRow,
+  MoneyPathState,
+} from '../incidents/index.js';
 import type { OpsDeps, StepReport } from './deps.js';
 import { errorInfo } from './deps.js';
 import { mapBounded } from './limit.js';
@@ -149,6 +155,28 @@ export function listActiveSubscriptions(
 }
 
 /**
+ * Settled intents the agent paid in [since, until] (ms), each id once, by their settle time (the gateway's
+ * updated_at). Throws when the list cannot be read.
+ */
+export async function settledInWindow(
+  deps: Pick<OpsDeps, 'monitor'>,
+  agentId: string,
+  window: { since: number; until?: number | undefined },
+  callOpts: CallOpts,
+): Promise<ClawbackCandidate[]> {
+  const rows = await deps.monitor.listAllIntents({ agent_id: agentId, status: 'settled' }, callOpts);
+  const byId = new Map<string, ClawbackCandidate>();
+  for (const i of rows) {
+    if (i.status !== 'settled' || i.payer !== agentId || byId.has(i.id)) continue;
+    const at = timeMs(i.updated_at ?? i.created_at);
+    if (at === null || at < window.since || (window.until !== undefined && at > window.until)) continue;
+    const settledAt = i.updated_at ?? i.created_at ?? null;
+    byId.set(i.id, { id: i.id, payee: i.payee, amount_cents: i.amount, settled_at: settledAt });
+  }
+  return [...byId.values()];
+}
+
+/**
  * Settled intents the agent paid since `since` (ms), minus those our ledger already holds (voided or
  * refunded by us): "claw-back possible". Read only; nothing is refunded.
  */
@@ -159,17 +187,9 @@ export async function listClawback(
   callOpts: CallOpts,
 ): Promise<Clawback> {
   try {
-    const rows = await deps.monitor.listAllIntents({ agent_id: agentId, status: 'settled' }, callOpts);
-    const seen = new Set<string>();
-    const intents: ClawbackCandidate[] = [];
-    for (const i of rows) {
-      if (i.status !== 'settled' || i.payer !== agentId || seen.has(i.id)) continue;
-      seen.add(i.id);
-      const at = timeMs(i.updated_at ?? i.created_at);
-      if (at === null || at < since) continue;
-      if (deps.store.moneyPaths.get('intent', i.id)) continue;
-      intents.push({ id: i.id, payee: i.payee, amount_cents: i.amount, settled_at: i.updated_at ?? null });
-    }
+    const intents = (await settledInWindow(deps, agentId, { since }, callOpts)).filter(
+      (i) => !deps.store.moneyPaths.get('intent', i.id),
+    );
     return { intents, total_cents: intents.reduce((n, i) => n + i.amount_cents, 0), since };
   } catch {
     return { intents: null, total_cents: null, since };
@@ -187,22 +207,29 @@ export async function stopMoneyPaths(
   maxRounds: number,
 ): Promise<PathsOutcome> {
   const steps: StepReport[] = [];
-  steps.push(...(await reconcile(ctx, 'intent')), ...(await reconcile(ctx, 'subscription')));
+  steps.push(...(await reconcile(ctx, 'intent', 'void')), ...(await reconcile(ctx, 'subscription')));
   let intents = first.intents;
   let subs = first.subscriptions;
   for (let round = 0; round < maxRounds; round++) {
-    const [a, b] = await Promise.all([
+    // The read that closes the round goes out beside its calls, not after them: one round trip less before
+    // the first refund window, and with a round that fits in one wave of calls, the read is as fresh when
+    // the window opens as a read sent after the calls would be. The gateway may answer it before some of
+    // our calls land, so what it still shows pending or active that our ledger holds as done (voided or
+    // cancelled: final on the gateway) is not left; anything else it shows is (new, refused, unconfirmed).
+    const [a, b, lists] = await Promise.all([
       intents.ok ? sendRound(ctx, 'intent', 'void', intents.items) : undefined,
       subs.ok ? sendRound(ctx, 'subscription', 'cancel', subs.items) : undefined,
+      Promise.all([
+        listPendingIntents(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
+        listActiveSubscriptions(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
+      ]),
     ]);
-    if (a) steps.push(a);
-    if (b) steps.push(b);
+    if (a) steps.push(a.report);
+    if (b) steps.push(b.report);
     // Unanswered calls are read back now, so this run's report counts what the gateway did.
-    steps.push(...(await reconcile(ctx, 'intent')), ...(await reconcile(ctx, 'subscription')));
-    [intents, subs] = await Promise.all([
-      listPendingIntents(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
-      listActiveSubscriptions(ctx.deps, ctx.agentId, ctx.onlyPayee, ctx.callOpts),
-    ]);
+    steps.push(...(await reconcile(ctx, 'intent', 'void')), ...(await reconcile(ctx, 'subscription')));
+    intents = notDone(ctx, 'intent', lists[0]);
+    subs = notDone(ctx, 'subscription', lists[1]);
     const left = (intents.ok ? intents.items.length : 1) + (subs.ok ? subs.items.length : 1);
     // Something is left (new ones keep coming, or a list failed): back off, frozen, within the deadline.
     const wait = Math.min(2_000, 200 * 2 ** round);
@@ -212,13 +239,29 @@ export async function stopMoneyPaths(
   return outcome(ctx, steps, intents, subs);
 }
 
-/** Sends one round: claims (write-ahead), then one call per claimed id, then the outcomes in one write. */
-async function sendRound(
+/** What a list shows minus what our ledger holds as done: a voided intent or cancelled subscription stays so. */
+function notDone(ctx: PathsContext, kind: MoneyPathKind, l: Listed<MoneyPathItem>): Listed<MoneyPathItem> {
+  if (!l.ok) return l;
+  const ledger = ctx.deps.store.moneyPaths;
+  return { ok: true, items: l.items.filter((i) => ledger.get(kind, i.id)?.state !== 'done') };
+}
+
+const ROUND_NAMES: Record<MoneyPathAction, string> = {
+  void: 'void_pending_intents',
+  cancel: 'cancel_active_subscriptions',
+  refund: 'refund_settled_intents',
+};
+
+/**
+ * Sends one round: claims (write-ahead), then one call per claimed id, then the outcomes in one write.
+ * Returns the ids this round claimed (and so sent) beside its step.
+ */
+export async function sendRound(
   ctx: PathsContext,
   kind: MoneyPathKind,
   action: MoneyPathAction,
   items: MoneyPathItem[],
-): Promise<StepReport | undefined> {
+): Promise<{ report: StepReport; claimed: string[] } | undefined> {
   const { deps, incidentId, agentId } = ctx;
   const ledger = deps.store.moneyPaths;
   const retryIds = new Set(
@@ -227,14 +270,13 @@ async function sendRound(
   const claimed = ledger.claim(kind, action, incidentId, agentId, items);
   if (claimed.length === 0) return undefined;
   const byId = new Map(items.map((i) => [i.id, i]));
-  const name = kind === 'intent' ? 'void_pending_intents' : 'cancel_active_subscriptions';
   const r = await ctx.act(
-    name,
+    ROUND_NAMES[action],
     agentId,
     { count: claimed.length, retried: claimed.filter((id) => retryIds.has(id)).length },
     async () => {
       const outcomes = await mapBounded(claimed, deps.config.containment.concurrency, (id) =>
-        sendOne(ctx, kind, id),
+        sendOne(ctx, kind, action, byId.get(id) as MoneyPathItem),
       );
       ledger.settle(kind, outcomes);
       const count = (s: MoneyPathState) => outcomes.filter((o) => o.state === s).length;
@@ -246,7 +288,7 @@ async function sendRound(
         gone: count('gone'),
         retry: count('retry'),
         unknown: count('unknown'),
-        refunded_instead: outcomes.filter((o) => o.action === 'refund').length,
+        refunded_instead: action === 'void' ? outcomes.filter((o) => o.action === 'refund').length : 0,
       };
       if (summary.retry + summary.unknown > 0)
         throw Object.assign(
@@ -262,7 +304,7 @@ async function sendRound(
     (s) => s,
   );
   if (!r.ok) r.report.detail = (r.error as { summary?: Record<string, unknown> }).summary;
-  return r.report;
+  return { report: r.report, claimed };
 }
 
 interface SendOutcome {
@@ -273,17 +315,33 @@ interface SendOutcome {
 }
 
 /**
- * One void or cancel, sent once (retry: false: a second send without a trustworthy answer could race the
- * first). 409/404: no longer pending/active, nothing for us. Another 4xx is a definite refusal that
- * changed nothing (retry later). No answer, or a 5xx: unknown, read back before anything else.
+ * One void, cancel or refund, sent once (retry: false: a second send without a trustworthy answer could
+ * race the first). 409/404: no longer pending/active/settled, nothing for us. Another 4xx is a definite
+ * refusal that changed nothing (retry later). No answer, or a 5xx: unknown, read back before anything else.
  */
-async function sendOne(ctx: PathsContext, kind: MoneyPathKind, id: string): Promise<SendOutcome> {
+async function sendOne(
+  ctx: PathsContext,
+  kind: MoneyPathKind,
+  action: MoneyPathAction,
+  item: MoneyPathItem,
+): Promise<SendOutcome> {
   const actor = ctx.deps.actor;
   if (!actor) throw new Error('containment requires the containment key client');
+  const { id } = item;
   const opts = { ...ctx.callOpts, retry: false, agentId: ctx.agentId };
   try {
     if (kind === 'intent') {
       const r = await actor.refundIntent({ intent_id: id }, opts);
+      if (action === 'refund')
+        return r.status === 'refunded'
+          ? { id, state: 'done' }
+          : // Pending after all: the gateway voided it, and nothing was refunded.
+            {
+              id,
+              state: 'done',
+              action: 'void',
+              error: `answered ${r.status}: it was pending, not refunded`,
+            };
       if (r.status === 'voided') return { id, state: 'done' };
       // It settled between our list and our void, so the gateway refunded it. Done once: the ledger row
       // keeps any later claw-back from refunding it again.
@@ -295,6 +353,7 @@ async function sendOne(ctx: PathsContext, kind: MoneyPathKind, id: string): Prom
     const status = (e as { status?: number }).status ?? 0;
     const info = errorInfo(e);
     if (status === 409 || status === 404) return { id, state: 'gone', error: info.code };
+    if (action === 'refund') return refundFailure(id, item.payee, status, info);
     // A void touches no wallet; wallet_frozen means the intent had settled and the gateway's refund failed
     // on a leg (the payee may already be debited: its refund is not atomic). Never sent again.
     if (info.code === 'wallet_frozen' || info.code === 'insufficient_balance')
@@ -309,44 +368,91 @@ async function sendOne(ctx: PathsContext, kind: MoneyPathKind, id: string): Prom
 }
 
 /**
- * Rows a stopped run (or an unanswered call) left `sending` or `unknown`: each is read back. A voided
- * intent or cancelled subscription is done; a pending or active one changed nothing (retry). A settled
- * intent is ambiguous (captured before our void, or refunded by it: the gateway shows `settled` either
- * way), so it stays `unknown` and is never sent again.
+ * A refused refund of a settled intent. The gateway withdraws from the payee first, then deposits to the
+ * payer, with no transaction: a refusal of the first leg (the payee frozen, missing or short of funds)
+ * moved nothing, and can be tried again; a refusal naming anyone else came after the payee was debited
+ * (the money is gone from the payee and never reached the payer), so it is unknown and never re-sent.
  */
-async function reconcile(ctx: PathsContext, kind: MoneyPathKind): Promise<StepReport[]> {
+function refundFailure(
+  id: string,
+  payee: string,
+  status: number,
+  info: { code: string; message: string },
+): SendOutcome {
+  const wallet = info.code === 'wallet_frozen' || info.code === 'wallet_not_found';
+  if (info.code === 'insufficient_balance' || (wallet && info.message.endsWith(` ${payee}`)))
+    return { id, state: 'retry', error: `${info.code}: the payee leg was refused; nothing moved` };
+  if (wallet)
+    return {
+      id,
+      state: 'unknown',
+      error: `${info.code}: the payer leg was refused after the payee was debited; check by hand`,
+    };
+  if (status >= 400 && status < 500) return { id, state: 'retry', error: info.code };
+  return { id, state: 'unknown', error: info.code };
+}
+
+/** Reads back rows with no trustworthy outcome: the state each is in now, and why. */
+export type ReadBack = (
+  rows: MoneyPathRow[],
+) => Promise<{ id: string; state: MoneyPathState; error?: string | undefined }[]>;
+
+/**
+ * Rows a stopped run (or an unanswered call) left `sending` or `unknown`, of one action or all: each is
+ * read back. By default from the object's status: a voided intent or cancelled subscription is done; a
+ * pending or active one changed nothing (retry). A settled intent is ambiguous (captured before our void,
+ * or refunded by it: the gateway shows `settled` either way), so it stays `unknown` and is never sent
+ * again. A refund's read-back cannot use the status at all; its caller passes `readBack`.
+ */
+export async function reconcile(
+  ctx: PathsContext,
+  kind: MoneyPathKind,
+  action?: MoneyPathAction,
+  readBack: ReadBack = (rows) => readStatuses(ctx, kind, rows),
+): Promise<StepReport[]> {
   const { deps, incidentId } = ctx;
   const ledger = deps.store.moneyPaths;
-  const rows = ledger.rows(incidentId, kind, { states: ['sending', 'unknown'] });
+  const rows = ledger.rows(incidentId, kind, { action, states: ['sending', 'unknown'] });
   if (rows.length === 0) return [];
+  const name =
+    kind === 'subscription'
+      ? 'reconcile_subscription_cancels'
+      : action === 'refund'
+        ? 'reconcile_intent_refunds'
+        : 'reconcile_intent_voids';
   const r = await ctx.act(
-    kind === 'intent' ? 'reconcile_intent_voids' : 'reconcile_subscription_cancels',
+    name,
     ctx.agentId,
     { count: rows.length },
     async () => {
-      const outcomes = await mapBounded(rows, deps.config.containment.concurrency, async (row) => {
-        try {
-          const status =
-            kind === 'intent'
-              ? (await deps.monitor.getIntent({ intent_id: row.object_id }, ctx.callOpts)).status
-              : (await deps.monitor.getSubscription({ subscription_id: row.object_id }, ctx.callOpts)).status;
-          const state: MoneyPathState =
-            status === 'voided' || status === 'cancelled'
-              ? 'done'
-              : status === 'pending' || status === 'active' || status === 'suspended'
-                ? 'retry'
-                : 'unknown';
-          return { id: row.object_id, state, error: state === 'done' ? undefined : `read back: ${status}` };
-        } catch (e) {
-          return { id: row.object_id, state: 'unknown' as const, error: errorInfo(e).code };
-        }
-      });
+      const outcomes = await readBack(rows);
       ledger.settle(kind, outcomes);
       return { read: outcomes.length, done: outcomes.filter((o) => o.state === 'done').length };
     },
     (s) => s,
   );
   return [r.report];
+}
+
+function readStatuses(ctx: PathsContext, kind: MoneyPathKind, rows: MoneyPathRow[]): ReturnType<ReadBack> {
+  const { deps } = ctx;
+  return mapBounded(rows, deps.config.containment.concurrency, async (row) => {
+    try {
+      const status =
+        kind === 'intent'
+          ? (await deps.monitor.getIntent({ intent_id: row.object_id }, ctx.callOpts)).status
+          : (await deps.monitor.getSubscription({ subscription_id: row.object_id }, ctx.callOpts)).status;
+      const state: MoneyPathState =
+        status === 'voided' || status === 'cancelled'
+          ? 'done'
+          : status === 'pending' || status === 'active' || status === 'suspended'
+            ? 'retry'
+            : 'unknown';
+      return { id: row.object_id, state, error: state === 'done' ? undefined : `read back: ${status}` };
+    } catch (e) {
+      return { id: row.object_id, state: 'unknown' as const, error: errorInfo(e).code };
+    }
+  });
 }
 
 function outcome(
@@ -370,27 +476,35 @@ function outcome(
   };
 }
 
-/** What an incident's containment did on these paths, from the ledger alone (a resumed run counts once). */
+/** A confirmed claw-back's ledger row (refund rows are also voids that met a settled intent). */
+export function isClawback(row: MoneyPathRow): boolean {
+  return row.action === 'refund' && row.detail !== null && row.detail.includes('"clawback":true');
+}
+
+/**
+ * What an incident did on these paths, from the ledger alone (a resumed run counts once): containment's
+ * voids and cancels, and the claw-backs a person confirmed through recovery.
+ */
 export function pathTotals(
   deps: Pick<OpsDeps, 'store'>,
   incidentId: string,
 ): {
   intents: Omit<PathsOutcome['intents'], 'pending_left' | 'pending_left_cents'>;
   subscriptions: Omit<PathsOutcome['subscriptions'], 'active_left'>;
+  clawback: { refunded: number; refunded_cents: number; failed: number; unknown: number };
 } {
   const ledger = deps.store.moneyPaths;
   const voids = ledger.totals(incidentId, 'intent', 'void');
-  // Refund rows of an incident: voids that turned into refunds, and confirmed claw-backs.
-  const refunds = ledger.totals(incidentId, 'intent', 'refund');
+  const refunds = ledger.rows(incidentId, 'intent', { action: 'refund' });
+  const clawbacks = refunds.filter(isClawback);
   const cancels = ledger.totals(incidentId, 'subscription', 'cancel');
+  const clawedBack = clawbacks.filter((r) => r.state === 'done');
   return {
     intents: {
       voided: voids.done,
       voided_cents: voids.done_cents,
-      refunded_instead: ledger
-        .rows(incidentId, 'intent', { action: 'refund', states: ['done'] })
-        .filter((r) => r.last_error?.startsWith('answered')).length,
-      skipped: voids.gone + refunds.gone,
+      refunded_instead: refunds.filter((r) => !isClawback(r) && r.state === 'done').length,
+      skipped: voids.gone,
       failed: voids.open,
     },
     subscriptions: {
@@ -398,6 +512,13 @@ export function pathTotals(
       skipped: cancels.gone,
       failed: cancels.open,
       cancelled_list: cancelledSubscriptions(deps, incidentId),
+    },
+    clawback: {
+      refunded: clawedBack.length,
+      refunded_cents: clawedBack.reduce((n, r) => n + r.amount_cents, 0),
+      // Refused by the gateway with nothing moved (it may be confirmed again), or no longer refundable.
+      failed: clawbacks.filter((r) => r.state === 'retry' || r.state === 'gone').length,
+      unknown: clawbacks.filter((r) => r.state === 'sending' || r.state === 'unknown').length,
     },
   };
 }

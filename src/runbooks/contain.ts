@@ -18,8 +18,10 @@
  *     held or retryable, up to `maxRefundRounds` and the unlock deadline. The windows are measured and
  *     reported; caps are already 0 while they are open.
  *  2b. Before any refund window opens, with the wallet frozen (contain-paths.ts): void the agent's pending
- *     intents and cancel its active subscriptions, each written ahead to the money-path ledger; settled
- *     intents since the claw-back window are listed with their total, never refunded here.
+ *     intents and cancel its active subscriptions, each written ahead to the money-path ledger, beside the
+ *     read that confirms none is left (1 RTT at 128 in flight for 100 intents and 20 subscriptions); settled
+ *     intents since the claw-back window are listed with their total, never refunded here. Critical path
+ *     for 300 held escrows: freeze, list, void ∥ read, unfreeze, 3 waves of cancels, refreeze, read: 9 RTT.
  *  4. Identity check runs beside step 3 (reads only): registered key vs the pinned key, reputation and
  *     claims. A mismatch widens the incident to "compromised" and publishes a security event.
  *  5. Summary event. Event publishing never blocks containment (fire and forget, result recorded).

@@ -308,5 +308,10 @@ function pathsView(deps: OpsDeps, incidentId: string): Record<string, unknown> {
     intents_failed: t.intents.failed,
     subscriptions_cancelled: t.subscriptions.cancelled,
     subscriptions_failed: t.subscriptions.failed,
+    // Claw-backs a person confirmed through recover_agent: refunded once each, refused, or unconfirmed.
+    intents_clawed_back: t.clawback.refunded,
+    amount_clawed_back: money(t.clawback.refunded_cents as Cents),
+    clawbacks_failed: t.clawback.failed,
+    clawbacks_unknown: t.clawback.unknown,
   };
 }

@@ -189,12 +189,20 @@ function moneyPathsImpact(
   windowEnd: number,
 ): MoneyPathsImpact {
   const paid = (intents ?? []).filter((i) => i.payer === agentId);
+  const ledger = deps.store.moneyPaths;
+  // A refunded intent stays `settled` on the gateway: those our ledger holds (refunded once by us, or with
+  // an unconfirmed outcome) are counted below, not as claw-back still possible.
   const settled = paid.filter((i) => {
     const t = toEpochMs(i.updated_at ?? i.created_at);
-    return i.status === 'settled' && t !== undefined && t >= windowStart && t <= windowEnd;
+    return (
+      i.status === 'settled' &&
+      t !== undefined &&
+      t >= windowStart &&
+      t <= windowEnd &&
+      !ledger.get('intent', i.id)
+    );
   });
   const pending = paid.filter((i) => i.status === 'pending');
-  const ledger = deps.store.moneyPaths;
   const done = (action: 'void' | 'refund') => ledger.rows(incidentId, 'intent', { action, states: ['done'] });
   const unconfirmed = [
     ...ledger.rows(incidentId, 'intent', { states: ['sending', 'retry', 'unknown'] }),

@@ -217,7 +217,11 @@ export async function checkReadiness(
     }
     try {
       const plan = await planContainment(deps, { agent_id: sample }, signal);
-      const rounds = 4 + Math.ceil(plan.held_escrows / deps.config.containment.concurrency);
+      // The critical path: freeze, list intents and subscriptions, void and cancel them (beside the read
+      // that confirms none is left), open the refund window, cancel escrows in waves, refreeze, read back.
+      const width = deps.config.containment.concurrency;
+      const paths = (plan.pending_intents ?? 0) + (plan.active_subscriptions ?? 0);
+      const rounds = 5 + Math.max(1, Math.ceil(paths / width)) + Math.ceil(plan.held_escrows / width);
       const estimate = Math.round(rounds * rtt);
       add(
         'containment_timed',

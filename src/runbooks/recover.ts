@@ -13,12 +13,14 @@ import { normalizeKey } from '../detection/index.js';
 import { centsToNumber, formatCents, moneyText, parseCents } from '../greenhelix/money.js';
 import type { Incident } from '../incidents/index.js';
 import { ToolError } from '../util/errors.js';
+import { type ClawbackEntry, type ClawbackPlan, planClawback, runClawback, toSend } from './clawback.js';
 import { publishQuietly } from './contain.js';
 import {
   type CancelledSubscription,
   cancelledSubscriptions,
   listActiveSubscriptions,
   listPendingIntents,
+  type PathsContext,
   stopMoneyPaths,
 } from './contain-paths.js';
 import type { OpsDeps, StepReport } from './deps.js';
@@ -54,6 +56,11 @@ export interface RecoverRequest {
   dry_run: boolean;
   /** Daily cap to restore when the agent had none before the incident (decimal string). */
   restore_daily_cap?: string | undefined;
+  /**
+   * Settled intents a person confirmed to claw back (clawback.ts): each must be in the incident's
+   * claw-back list; each is refunded at most once, and only while the agent's wallet is unfrozen.
+   */
+  clawback_intent_ids?: string[] | undefined;
 }
 
 export interface GateVerdict {
@@ -83,11 +90,74 @@ export interface RecoverResult {
    * offering one back means creating it anew (with the agent's own key, once the cause is fixed).
    */
   cancelled_subscriptions: CancelledSubscription[];
+  /** Per confirmed intent, what the claw-back did; absent when none was asked for. */
+  clawback?: ClawbackEntry[] | undefined;
 }
 
+/**
+ * Applies the next recovery stage and, when `clawback_intent_ids` are given, claws them back. Ids not in
+ * the incident's claw-back list refuse the whole call before anything moves; so does a claw-back asked for
+ * while our record says the wallet is frozen, unless this call applies stage 1 (it unfreezes first). The
+ * claw-back itself runs once the root-cause and identity gates passed in this call and the wallet is
+ * unfrozen, whatever the stage's own outcome (a later stage's wait does not hold it back). A resolved
+ * incident accepts a claw-back alone.
+ */
 export async function recoverAgent(
   deps: OpsDeps,
   req: RecoverRequest,
+  signal?: AbortSignal,
+): Promise<RecoverResult> {
+  const incident = deps.store.getIncident(req.incident_id);
+  const ids = req.clawback_intent_ids ?? [];
+  if (!incident || ids.length === 0) return recoverStage(deps, req, undefined, signal);
+  const agentId = incident.primary_agent_id;
+  const callOpts = { signal, timeoutMs: deps.config.greenhelix.timeoutMs };
+  const plan = await planClawback(deps, incident, ids, callOpts);
+  const current = deps.store.listRecoveryStages(incident.id).reduce((n, s) => Math.max(n, s.stage), 0);
+  const unfreezesNow = current === 0 && (req.stage ?? 1) === 1 && incident.status !== 'resolved';
+  if (toSend(plan).length > 0 && deps.store.getFrozenBelief(agentId) !== false && !unfreezesNow)
+    throw new ToolError(
+      'wallet_frozen',
+      `${agentId}'s wallet is frozen by our record; a refund into a frozen payer debits the payee and credits nobody. Nothing was refunded and no stage applied.`,
+      false,
+      'Apply stage 1 first (it unfreezes), or pass clawback_intent_ids with the stage 1 call.',
+    );
+  const r = await recoverStage(deps, req, plan, signal);
+  const passed = (gate: string) => r.gates.some((g) => g.gate === gate && g.passed);
+  const unfrozen = deps.store.getFrozenBelief(agentId) === false || (req.dry_run && r.unfrozen);
+  const blocked = !(passed('root_cause_fixed') && passed('identity_verified'))
+    ? 'not run: the root-cause and identity gates did not both pass in this call'
+    : !unfrozen
+      ? `not run: ${agentId}'s wallet is still frozen (stage 1 not applied); nothing moved`
+      : undefined;
+  const act: Act = (action, target, params, fn, summarize) =>
+    recordAction(
+      deps,
+      { incident_id: incident.id, agent_id: agentId, phase: 'recover', action, target, params },
+      fn,
+      summarize,
+    );
+  const ctx: PathsContext = {
+    deps,
+    incidentId: incident.id,
+    agentId,
+    onlyPayee: undefined,
+    act,
+    callOpts,
+    deadline: Date.now() + deps.config.containment.unlockDeadlineMs,
+  };
+  const claw = await runClawback(ctx, plan, {
+    dryRun: req.dry_run,
+    blocked,
+    confirmedBy: req.confirmed_by,
+  });
+  return { ...r, steps: [...r.steps, ...claw.steps], clawback: claw.entries };
+}
+
+async function recoverStage(
+  deps: OpsDeps,
+  req: RecoverRequest,
+  clawback: ClawbackPlan | undefined,
   signal?: AbortSignal,
 ): Promise<RecoverResult> {
   const { store, clock } = deps;
@@ -99,7 +169,7 @@ export async function recoverAgent(
       false,
       'Call list_incidents to find the id.',
     );
-  if (!RECOVERABLE.has(incident.status)) {
+  if (!RECOVERABLE.has(incident.status) && !(clawback && incident.status === 'resolved')) {
     throw new ToolError(
       'invalid_state',
       `Incident ${incident.id} is ${incident.status}; recovery applies to contained incidents.`,
@@ -109,23 +179,40 @@ export async function recoverAgent(
   }
   const stages = stagesSinceContainment(deps, incident);
   const current = stages.reduce((n, s) => Math.max(n, s.stage), 0);
-  const target = req.stage ?? current + 1;
+  // A resolved incident takes only a claw-back: its last stage, already applied.
+  const target = req.stage ?? (incident.status === 'resolved' ? current : current + 1);
   const spec = RECOVERY_STAGES.find((s) => s.stage === target);
   if (!spec)
     throw new ToolError(
       'invalid_stage',
       `Stage ${target} does not exist; stages are 1, 2 and 3 (current: ${current}).`,
     );
-  if (target <= current)
-    return describeStage(
-      deps,
-      incident,
-      current,
-      [{ gate: 'stage', passed: true, reason: `stage ${target} already applied` }],
-      [],
-      false,
-      req.dry_run,
-    );
+  const gates: GateVerdict[] = [];
+  const record = (g: GateVerdict) => {
+    gates.push(g);
+    if (!req.dry_run)
+      store.recordGate(incident.id, {
+        gate: g.gate,
+        passed: g.passed,
+        reason: g.reason,
+        at: clock.now(),
+        by: req.confirmed_by ?? null,
+      });
+  };
+  /** The root-cause and identity gates; false when one failed. */
+  const causeAndIdentity = async () => {
+    record(rootCauseGate(req));
+    if (!gates[gates.length - 1]!.passed) return false;
+    record(await identityGate(deps, incident, signal));
+    return gates[gates.length - 1]!.passed;
+  };
+
+  if (target <= current) {
+    gates.push({ gate: 'stage', passed: true, reason: `stage ${target} already applied` });
+    // A claw-back asks the same two gates as a stage: the cause is fixed and the identity is intact.
+    if (clawback) await causeAndIdentity();
+    return describeStage(deps, incident, current, gates, [], false, req.dry_run);
+  }
   if (target > current + 1) {
     return describeStage(
       deps,
@@ -144,37 +231,8 @@ export async function recoverAgent(
     );
   }
 
-  const gates: GateVerdict[] = [];
-  const record = (g: GateVerdict) => {
-    gates.push(g);
-    if (!req.dry_run)
-      store.recordGate(incident.id, {
-        gate: g.gate,
-        passed: g.passed,
-        reason: g.reason,
-        at: clock.now(),
-        by: req.confirmed_by ?? null,
-      });
-  };
-
-  record(
-    req.root_cause_fixed
-      ? {
-          gate: 'root_cause_fixed',
-          passed: true,
-          reason: `confirmed${req.confirmed_by ? ` by ${req.confirmed_by}` : ''}${req.note ? `: ${req.note.slice(0, 200)}` : ''}`,
-        }
-      : {
-          gate: 'root_cause_fixed',
-          passed: false,
-          reason:
-            'root cause not confirmed fixed; recovery would re-enable spending while the cause may be live',
-        },
-  );
-  if (!gates[0]!.passed) return describeStage(deps, incident, current, gates, [], false, req.dry_run);
-
-  record(await identityGate(deps, incident, signal));
-  if (!gates[1]!.passed) return describeStage(deps, incident, current, gates, [], false, req.dry_run);
+  if (!(await causeAndIdentity()))
+    return describeStage(deps, incident, current, gates, [], false, req.dry_run);
 
   const budget = await budgetGate(deps, incident, spec, stages, req, signal);
   record(budget.verdict);
@@ -194,6 +252,21 @@ export async function recoverAgent(
     };
   }
   return applyStage(deps, incident, spec, caps, gates, signal);
+}
+
+function rootCauseGate(req: RecoverRequest): GateVerdict {
+  return req.root_cause_fixed
+    ? {
+        gate: 'root_cause_fixed',
+        passed: true,
+        reason: `confirmed${req.confirmed_by ? ` by ${req.confirmed_by}` : ''}${req.note ? `: ${req.note.slice(0, 200)}` : ''}`,
+      }
+    : {
+        gate: 'root_cause_fixed',
+        passed: false,
+        reason:
+          'root cause not confirmed fixed; recovery would re-enable spending while the cause may be live',
+      };
 }
 
 /**

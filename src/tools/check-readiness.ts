@@ -6,9 +6,9 @@ export const checkReadiness = defineTool({
   title: 'Check production readiness',
   toolset: 'runbooks',
   description:
-    'Check production readiness against the live configuration and gateway: key separation and permissions, fleet, ' +
-    'identities pinned, thresholds, pre-incident budgets, monitoring, event bus, forensics data, containment timing. ' +
-    'Each failing item comes with its fix. Reads only.',
+    'Production readiness against the live configuration and gateway: key separation and permissions, fleet, ' +
+    'pinned identities, thresholds, pre-incident budgets, monitoring, event bus, forensics data, containment ' +
+    'timing; each failing item with its fix. Reads only.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({}),
   output: z.object({

@@ -21,10 +21,10 @@ export const containAgent = defineTool({
   toolset: 'contain',
   description:
     "Stop an agent's spending, reversibly: freeze its wallet, caps to 0 (old ones recorded), void pending intents, " +
-    'cancel active subscriptions and (in a short measured refund window) held escrows it pays, check identity. ' +
-    'Settled intents: listed in clawback, not refunded. suspect_payee: only what goes to it (frozen too). What ' +
-    'stays exposed is in `exposure`, paged. Idempotent; a partial one resumes. Pass `anomaly` so the SLA runs ' +
-    'from detection. dry_run first; undo: recover_agent. Over the blast radius (default 3 agents/10 min): ' +
+    'cancel active subscriptions and (in short measured refund windows) held escrows it pays, check identity. ' +
+    'Settled intents: in clawback_ids, not refunded (recover_agent can, once). suspect_payee: only what goes to ' +
+    'it (frozen too). Still exposed: `exposure`, paged. Idempotent; a partial one resumes. Pass `anomaly` so the ' +
+    'SLA runs from detection. dry_run first; undo: recover_agent. Over the blast radius (default 3 agents/10 min): ' +
     'approval_pending, an operator decides; call again alike.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({
@@ -50,7 +50,7 @@ export const containAgent = defineTool({
     time_to_freeze_ms: z.number().nullable(),
     refund_window_ms: z.number().nullable(),
     elapsed_ms: z.number(),
-    met_sla: z.boolean().describe('Detection to containment complete within 60 s'),
+    met_sla: z.boolean().describe('Contained within 60 s of detection'),
     identity_compromised: z.boolean(),
     intents_voided: int().optional(),
     subscriptions_cancelled: z.array(z.string()).optional(),

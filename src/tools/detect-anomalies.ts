@@ -10,9 +10,9 @@ export const detectAnomalies = defineTool({
   title: 'Detect anomalies',
   toolset: 'detect',
   description:
-    'Run one detection pass over the given agents (or the whole fleet): every anomaly with its evidence, priority, ' +
-    'tier and detected_at. A check that failed is a detection_failure, never "all clear". Reads only (it updates ' +
-    "the server's own baselines and key pins). Call this first; then contain_agent or run_runbook with the anomaly.",
+    'One detection pass over the given agents (or the whole fleet): each anomaly with its evidence, priority, tier ' +
+    'and detected_at. A failed check is a detection_failure, never "all clear". Reads only (updates this server\'s ' +
+    'baselines and key pins). Call first; then contain_agent or run_runbook with the anomaly.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({
     agent_ids: z

@@ -8,25 +8,20 @@ export const fleetShutdown = defineTool({
   title: 'Contain the whole fleet',
   toolset: 'contain',
   description:
-    'Contain every fleet agent at once (or the listed ones), each as contain_agent does. Always needs an operator to approve it on the approval page this server serves on ' +
-    '127.0.0.1 (behind the operator secret; you cannot approve it, and there is no code to pass on). The first ' +
-    'call returns status "approval_pending" with the action digest and the money at risk; the operator is told where ' +
-    'to decide. Call again with exactly the same arguments to get the decision: "executed" once approved (the ' +
-    'approval works once), "rejected" or "expired". Undo per agent with recover_agent.',
+    'Contain every fleet agent (or the listed ones), each as contain_agent does. Always needs an operator to ' +
+    "approve it on this server's approval page (127.0.0.1, operator secret): you cannot, and there is no code to " +
+    'pass on. The first call returns "approval_pending" with the action digest and the money at risk. Call again ' +
+    'with the same arguments for the decision: "executed" once approved (an approval works once), "rejected" or ' +
+    '"expired". Undo per agent: recover_agent.',
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   input: z.strictObject({
     reason,
-    agent_ids: z
-      .array(agentId)
-      .min(1)
-      .max(10_000)
-      .optional()
-      .describe('Subset of the fleet; omit for every fleet agent'),
+    agent_ids: z.array(agentId).min(1).max(10_000).optional().describe('Omit for every fleet agent'),
     dry_run: dryRun,
   }),
   output: z.object({
     status: z.enum(['approval_pending', 'rejected', 'expired', 'executed', 'planned']),
-    digest: z.string().nullable().describe('Digest of the exact action the operator approves or rejects'),
+    digest: z.string().nullable().describe('Of the exact action the operator approves or rejects'),
     at_risk: moneySchema.nullable().describe('Held in escrow by these agents when approval was asked'),
     agent_count: int(),
     agent_ids: z.array(z.string()),

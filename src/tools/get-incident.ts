@@ -9,8 +9,8 @@ export const getIncident = defineTool({
   title: 'Get an incident',
   toolset: 'learn',
   description:
-    'Return one incident from the durable store: its summary, every recorded action with its time and result, ' +
-    'pre-incident caps, recovery stages and gates. Reads only local records (no gateway call).',
+    'One incident from the durable store: summary, every recorded action with its time and result, pre-incident ' +
+    'caps, recovery stages and gates, money-path totals. Local records only (no gateway call).',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: z.strictObject({ incident_id: incidentId }),
   output: z.object({
@@ -67,11 +67,18 @@ function incidentText(view: IncidentView): string {
   ].join('\n');
 }
 
-/** Intents and subscriptions our containment and recovery stopped, from the incident's ledger. */
+/** Intents and subscriptions our containment and recovery stopped, and confirmed claw-backs, from the ledger. */
 function pathsLine(v: unknown): string[] {
   const p = v as Record<string, number | undefined> | undefined;
   if (!p) return [];
+  const clawback = (p.intents_clawed_back ?? 0) + (p.clawbacks_failed ?? 0) + (p.clawbacks_unknown ?? 0);
+  const amount = (v as { amount_clawed_back?: { amount: string; currency: string } }).amount_clawed_back;
   return [
     `Intents: ${p.intents_voided ?? 0} voided, ${p.intents_failed ?? 0} not confirmed. Subscriptions: ${p.subscriptions_cancelled ?? 0} cancelled (final; re-create to restore), ${p.subscriptions_failed ?? 0} not confirmed.`,
+    ...(clawback > 0
+      ? [
+          `Claw-back: ${p.intents_clawed_back ?? 0} settled intents refunded once each (${amount?.amount ?? '0.00'} ${amount?.currency ?? 'CREDITS'}), ${p.clawbacks_failed ?? 0} refused (nothing moved), ${p.clawbacks_unknown ?? 0} unknown (check by hand; never re-sent).`,
+        ]
+      : []),
   ];
 }

@@ -7,8 +7,8 @@ export const listIncidents = defineTool({
   title: 'List incidents',
   toolset: 'learn',
   description:
-    'List incidents from the durable store, newest first, optionally by status or agent. Reads only local records ' +
-    '(no gateway call). Use get_incident for one incident with all its recorded actions.',
+    'List incidents from the durable store, newest first, optionally by status or agent. Local records only (no ' +
+    'gateway call). One in full: get_incident.',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: z.strictObject({
     status: z

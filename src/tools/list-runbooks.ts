@@ -6,8 +6,8 @@ export const listRunbooks = defineTool({
   title: 'List runbooks',
   toolset: 'runbooks',
   description:
-    'List the five incident runbooks with trigger signals, priority, automated steps and the follow-up left to ' +
-    'people. Full text: resource runbook://{name}. Run one with run_runbook (dry_run first).',
+    'The five incident runbooks: trigger signals, priority, automated steps, the follow-up left to people. Full ' +
+    'text: resource runbook://{name}. Run one with run_runbook (dry_run first).',
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   input: z.strictObject({}),
   output: z.object({

@@ -10,10 +10,9 @@ export const runPostmortem = defineTool({
   title: 'Write the post-mortem',
   toolset: 'learn',
   description:
-    'Build the post-mortem of an incident from recorded facts: timeline and the 60 s SLA verdict, money recovered, ' +
-    'lost and still locked, audit trail, recommendations. Stores it (incident://{id}/postmortem), publishes an ' +
-    "incident_post_mortem event once per content, and if containment missed 60 s tightens that agent's detection " +
-    'once. In read-only mode it only returns the report.',
+    "An incident's post-mortem from recorded facts: timeline, 60 s SLA verdict, money recovered, lost and still " +
+    'locked, audit trail, recommendations. Stores it (incident://{id}/postmortem), publishes incident_post_mortem ' +
+    "once per content; a containment over 60 s tightens that agent's detection once. Read-only mode: returns it only.",
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
   readOnlyModeAnnotations: {
     readOnlyHint: true,
@@ -24,7 +23,7 @@ export const runPostmortem = defineTool({
   input: z.strictObject({ incident_id: incidentId }),
   output: z.object({
     incident_id: z.string(),
-    report: anyObject().describe('The structured post-mortem'),
+    report: anyObject(),
     markdown_uri: z.string().nullable().describe('null in read-only mode'),
     thresholds_tightened: z.boolean(),
     event_published: z.boolean(),

@@ -17,9 +17,9 @@ export const runRunbook = defineTool({
   title: 'Run a runbook',
   toolset: 'runbooks',
   description:
-    'Execute one of the five runbooks on the given agents (dry_run first: the calls it would make). ' +
-    'runaway_spending: full containment; pages if the freeze fails. escrow_exploitation: params.payee required; ' +
-    'freezes payer and payee, cancels only escrows to the payee (params.open_dispute disputes them). ' +
+    'Run one of the five runbooks on the given agents (dry_run first: the calls it would make). ' +
+    'runaway_spending: full containment; pages if the freeze fails. escrow_exploitation: needs params.payee; ' +
+    'freezes payer and payee, cancels only escrows to it (params.open_dispute disputes them). ' +
     'identity_compromise: preserves evidence, then contains. service_degradation: halves the daily budget, no ' +
     'freeze. cascade_failure: contains every listed agent, names the root cause. Pass `anomaly` to record it. ' +
     'Over the blast radius (default 3 agents/10 min): approval_pending, an operator decides; call again alike.',

@@ -22,8 +22,7 @@ export const agentId = z
   .regex(
     /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/,
     'an agent id: letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128 characters',
-  )
-  .describe('e.g. "agent-07"');
+  );
 
 export const incidentId = z
   .string()

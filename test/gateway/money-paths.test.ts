@@ -3,9 +3,11 @@
  * pending intents (an intent loop), active subscriptions (a subscription storm), settled intents and
  * held escrows is contained with one contain_agent call. Every verdict comes from the gateway's own
  * SQLite files: no pending intent and no active subscription left, the wallet frozen, no intent refunded
- * (claw-back is listed, not done), and the product's counts equal to what the gateway holds.
+ * (claw-back is listed, not done), and the product's counts equal to what the gateway holds. Then a
+ * person confirms the claw-back with stage 1: each settled intent refunded exactly once, and once only.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { intentFee } from '../../src/sandbox/money-paths.js';
 import { TOOLS } from '../../src/tools/index.js';
 import { type Fleet, provisionFleet, rest } from './fleet.js';
 import { type RealGateway, startGateway } from './harness.js';
@@ -113,5 +115,48 @@ describe.skipIf(skip)('the real gateway: intents and subscriptions contained in 
     expect.soft(out.status).toBe('contained');
     expect.soft(out.intents_voided).toBe(voided);
     expect.soft(truth.intentRefunds(AGENT).size).toBe(0);
+  });
+
+  it('a claw-back a person confirms with stage 1 refunds each settled intent exactly once; a repeat sends nothing', async () => {
+    const incidentId = product.ops.store.listIncidents({ agent_id: AGENT, limit: 1, offset: 0 })[0]!.id;
+    const settled = truth.intents(AGENT, 'settled');
+    expect(settled).toHaveLength(SETTLED);
+    const ids = settled.map((i) => i.id);
+    const totalCents = settled.reduce((n, i) => n + i.amount_cents, 0);
+    const feeCents = settled.reduce((n, i) => n + intentFee(i.amount_cents), 0);
+    const before = { agent: truth.balanceCents(AGENT)!, payee: truth.balanceCents(PAYEE)! };
+    const r = await product.call('recover_agent', {
+      incident_id: incidentId,
+      root_cause_fixed: true,
+      confirmed_by: 'gateway-test',
+      clawback_intent_ids: ids,
+    });
+    expect(r.isError).toBeFalsy();
+    const out = outputOf('recover_agent').parse(r.structuredContent) as {
+      applied: boolean;
+      clawback?: { id: string; outcome: string }[];
+    };
+    expect.soft(out.applied).toBe(true);
+    expect.soft(truth.frozen(AGENT)).toBe(false);
+    expect.soft(out.clawback?.map((c) => c.outcome)).toEqual(Array(SETTLED).fill('refunded'));
+    // Ground truth: one refund deposit per intent into the agent's wallet, the payee debited the principal
+    // once, the agent credited principal and create fee once; the gateway still says `settled`.
+    expect.soft([...truth.intentRefunds(AGENT)].sort()).toEqual(ids.map((id) => [id, 1]).sort());
+    expect.soft(before.payee - truth.balanceCents(PAYEE)!).toBe(totalCents);
+    expect.soft(truth.balanceCents(AGENT)! - before.agent).toBe(totalCents + feeCents);
+    expect.soft(truth.intents(AGENT, 'settled')).toHaveLength(SETTLED);
+
+    const again = await product.call('recover_agent', {
+      incident_id: incidentId,
+      root_cause_fixed: true,
+      stage: 1,
+      clawback_intent_ids: ids,
+    });
+    expect(again.isError).toBeFalsy();
+    expect
+      .soft((again.structuredContent.clawback as { outcome: string }[]).map((c) => c.outcome))
+      .toEqual(Array(SETTLED).fill('already_refunded'));
+    expect.soft([...truth.intentRefunds(AGENT).values()]).toEqual(Array(SETTLED).fill(1));
+    expect.soft(before.payee - truth.balanceCents(PAYEE)!).toBe(totalCents);
   });
 });

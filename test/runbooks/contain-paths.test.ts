@@ -4,117 +4,13 @@
  * settled intents in the window listed as claw-back possible and never refunded, the totals equal to the
  * sandbox's own books, and the same through a faulty network, a second process and a resumed run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
 import { GreenHelixClient } from '../../src/greenhelix/index.js';
-import { silentLogger } from '../../src/logger.js';
-import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
-import { type RecordingProxy, startProxy } from '../contract/proxy.js';
 import { faultInjector } from '../helpers/faults.js';
-import { FIXTURE_START } from '../helpers/fixture.js';
+import { CANCEL, cleanups, closeAll, engine, sendsPer, VOID, world } from '../helpers/money-paths.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-interface World {
-  sandbox: Sandbox;
-  proxy: RecordingProxy;
-  agent: string;
-  /** Settled intents inside the claw-back window (an hour before now), and their total in cents. */
-  settledInWindow: string[];
-  settledCents: number;
-}
-
-async function world(opts: { pending: number; subscriptions: number; escrows: number }): Promise<World> {
-  const sandbox = await startSandbox({
-    agents: 4,
-    seed: 21,
-    timeScale: 0,
-    startAt: FIXTURE_START,
-    autoStartTraffic: false,
-  });
-  const proxy = await startProxy(sandbox.url);
-  const agent = sandbox.fleet[0] as string;
-  const [payee, other] = sandbox.fleet.slice(1) as [string, string];
-  const own = new GreenHelixClient({ baseUrl: sandbox.url, apiKey: sandbox.keys.agents[agent] as string });
-  cleanups.push(async () => {
-    await own.close();
-    await proxy.close();
-    await sandbox.close();
-  });
-  // One settled intent long before the incident: outside the claw-back window.
-  const old = await own.createIntent({ payer: agent, payee, amount: 9 });
-  await own.captureIntent({ intent_id: old.id });
-  await sandbox.advance(3 * 3_600_000);
-  const settledInWindow: string[] = [];
-  let settledCents = 0;
-  for (const amount of [4, 6, 11]) {
-    const i = await own.createIntent({ payer: agent, payee: other, amount });
-    await own.captureIntent({ intent_id: i.id });
-    settledInWindow.push(i.id);
-    settledCents += amount * 100;
-  }
-  for (let n = 0; n < opts.pending; n++) await own.createIntent({ payer: agent, payee, amount: 2 + (n % 5) });
-  // An intent paid TO the agent: not the agent's spending, left alone.
-  const theirs = new GreenHelixClient({ baseUrl: sandbox.url, apiKey: sandbox.keys.agents[payee] as string });
-  await theirs.createIntent({ payer: payee, payee: agent, amount: 3 });
-  await theirs.close();
-  for (let n = 0; n < opts.subscriptions; n++)
-    await own.createSubscription({ payer: agent, payee: other, amount: 1, interval: 'hourly' });
-  if (opts.escrows > 0) {
-    sandbox.startScenario('runaway_spending', agent, { rate_per_min: 30, amount: 20 });
-    await sandbox.advance((opts.escrows / 30) * 60_000);
-    for (const s of sandbox.scenarios()) sandbox.stopScenario(s.id);
-  }
-  return { sandbox, proxy, agent, settledInWindow, settledCents };
-}
-
-async function engine(
-  sandbox: Sandbox,
-  baseUrl: string,
-  dataDir = mkdtempSync(join(tmpdir(), 'aim-paths-')),
-) {
-  const config = loadConfig({
-    env: {},
-    flags: {
-      greenhelix: {
-        baseUrl,
-        monitorKey: sandbox.keys.monitor,
-        containmentKey: sandbox.keys.containment,
-        agentKeys: sandbox.keys.agents,
-        timeoutMs: 4_000,
-      },
-      fleet: sandbox.fleet,
-      sharedWallets: sandbox.sharedWallet ? [sandbox.sharedWallet] : [],
-      dataDir,
-      logLevel: 'silent',
-    },
-  });
-  const app = await startApp(config, silentLogger(), { clock: sandbox.clock });
-  cleanups.push(async () => {
-    await app.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  return { app, dataDir };
-}
-
-/** POSTs per object id on a path pattern, from the proxy's log. */
-function sendsPer(proxy: RecordingProxy, re: RegExp): Map<string, number> {
-  const n = new Map<string, number>();
-  for (const c of proxy.log) {
-    const m = re.exec(c.path);
-    if (c.method === 'POST' && m) n.set(m[1] as string, (n.get(m[1] as string) ?? 0) + 1);
-  }
-  return n;
-}
-const VOID = /^\/v1\/payments\/intents\/([^/]+)\/refund$/;
-const CANCEL = /^\/v1\/payments\/subscriptions\/([^/]+)\/cancel$/;
+afterEach(closeAll);
 
 describe('containment of intents and subscriptions', () => {
   it('one call: pending intents voided, subscriptions cancelled, escrows cancelled; claw-back listed, not refunded', async () => {
@@ -193,6 +89,33 @@ describe('containment of intents and subscriptions', () => {
     expect(
       w.proxy.log.filter((c, i) => i >= sent && (VOID.test(c.path) || CANCEL.test(c.path))),
     ).toHaveLength(0);
+  }, 60_000);
+
+  it('the read closing a round goes out beside its voids: what it still shows pending that our voids confirmed is not left', async () => {
+    const w = await world({ pending: 30, subscriptions: 3, escrows: 0 });
+    // Every void reaches the gateway 300 ms late, so the closing read (sent with them) is answered first
+    // and still shows each intent pending.
+    w.proxy.intercept = async (c, res, forward) => {
+      if (c.method !== 'POST' || !VOID.test(c.path)) return false;
+      await sleep(300);
+      const u = await forward();
+      res.writeHead(u.status, u.headers);
+      res.end(u.text);
+      return true;
+    };
+    const { app } = await engine(w.sandbox, w.proxy.url);
+    const r = await app.ops.contain({ agent_id: w.agent, reason: 'intent loop' });
+    expect(r.status).toBe('contained');
+    expect(r.exposure).toMatchObject({ pending_intents: 0, active_subscriptions: 0 });
+    expect(w.sandbox.groundTruth(w.agent)).toMatchObject({ pending_intents: 0, active_subscriptions: 0 });
+    const pendingReads = w.proxy.log.filter(
+      (c) => c.method === 'GET' && c.path === '/v1/payments/intents' && c.query.get('status') === 'pending',
+    );
+    // The first list and one closing read; the stale read made no second round.
+    expect(pendingReads).toHaveLength(2);
+    const stale = (pendingReads[1]!.response as { intents: { payer: string }[] }).intents;
+    expect(stale.filter((i) => i.payer === w.agent)).toHaveLength(30);
+    expect(r.steps.filter((s) => s.action === 'void_pending_intents')).toHaveLength(1);
   }, 60_000);
 
   it('two callers at once: one containment, each intent voided once', async () => {
