@@ -528,8 +528,12 @@ export class Engine {
       }
       case 'get_transactions': {
         this.wallet(String(p.agent_id));
-        const rows = [...w.transactionsOf(String(p.agent_id))].reverse();
-        const page = rows.slice(num(p.offset, 0), num(p.offset, 0) + num(p.limit, 100));
+        // Newest first, read from the end: a busy wallet holds tens of thousands of rows.
+        const all = w.transactionsOf(String(p.agent_id));
+        const offset = Math.max(0, num(p.offset, 0));
+        const page: (typeof all)[number][] = [];
+        for (let i = all.length - 1 - offset; i >= 0 && page.length < num(p.limit, 100); i--)
+          page.push(all[i] as (typeof all)[number]);
         return {
           result: {
             transactions: page.map((t) => ({

@@ -67,6 +67,22 @@ describe.skipIf(skip)('the real gateway: intents and subscriptions contained in 
     await gw?.stop();
   });
 
+  it("detects the intent loop and the subscription storm from the gateway's own lists, naming the path", async () => {
+    const r = await product.call('detect_anomalies', { agent_ids: [AGENT] });
+    expect(r.isError).toBeFalsy();
+    const anomalies = (
+      r.structuredContent as {
+        anomalies: { agent_id: string; signal: string; priority: string; details: Record<string, unknown> }[];
+      }
+    ).anomalies;
+    const burst = anomalies.find((a) => a.agent_id === AGENT && a.signal === 'escrow_burst');
+    expect(burst?.priority).toBe('P0');
+    // Only intents and subscriptions repeat here (one escrow of $20): the burst is theirs.
+    const paths = burst?.details.paths as Record<string, number> | undefined;
+    expect(Object.keys(paths ?? {}).filter((p) => p !== 'escrow').length).toBeGreaterThan(0);
+    expect(paths?.escrow ?? 0).toBe(0);
+  });
+
   it('voids every pending intent and cancels every active subscription; claw-back listed, nothing refunded', async () => {
     expect(truth.intents(AGENT, 'pending')).toHaveLength(PENDING);
     expect(truth.subscriptions(AGENT, 'active')).toHaveLength(SUBSCRIPTIONS);
