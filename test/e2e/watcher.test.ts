@@ -362,7 +362,7 @@ describe('quiet fleet', () => {
     }
     expect(loud).toEqual([]);
     expect(frozenAgents(f)).toEqual([]);
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('webhook receiver', () => {
