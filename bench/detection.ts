@@ -363,7 +363,7 @@ if (!values['skip-variants'])
   }
 if (variants.length) {
   console.log(
-    `\nIncident variants after 13 h of history: onset → detect, escrows and money committed until then (watcher ticked every ${STEP / 1000} s; naive: 30 s balance polls, mean + 2σ)\n`,
+    `\nIncident variants after 13 h of history: onset → detect, escrows and money committed until then, and CREDITS out of the wallet by any path (out; watcher ticked every ${STEP / 1000} s; naive: 30 s balance polls, mean + 2σ)\n`,
   );
   console.table(
     variants.map((v) => ({
@@ -374,9 +374,11 @@ if (variants.length) {
       ours_detect_s: v.ours.detect_s,
       ours_escrows: v.ours.escrows,
       ours_committed: v.ours.committed,
+      ours_out: v.ours.out,
       naive_detect_s: v.naive.detect_s,
       naive_escrows: v.naive.escrows,
       naive_committed: v.naive.committed,
+      naive_out: v.naive.out,
     })),
   );
 }

@@ -17,10 +17,12 @@
  * of an agent in recovery. Between polls a probe (one small list_escrows) looks for new escrows, so a loop
  * starting just after a poll is seen within one probe interval instead of one poll interval.
  *
- * Intents and subscriptions (`payments`: two list reads) are read on the identity cadence (≤ 2 min) while
- * the agent makes none, and at every poll once it has made one as payer within the last hour: a fleet
- * that never uses those paths pays one read of each per 2 min, and an agent that does is judged on them
- * as closely as on its escrows.
+ * Intents, subscriptions and wallet outflows (`payments`: three reads) are read on the identity cadence
+ * (≤ 2 min) while the agent makes none, and at every poll once it has made one as payer within the last
+ * hour: a fleet that never uses those paths pays one read of each per 2 min, and an agent that does is
+ * judged on them as closely as on its escrows. The budget status, read at every poll, tells sooner: fee
+ * spend rising by more than the new escrows' fees explain means fee-bearing calls on another path (an
+ * intent or a split), and the agent is polled again at the floor with its payments read.
  *
  * Memory is per process and starts empty: after a restart every agent gets the full page, and its slow
  * reads spread over their cadence from there.
@@ -72,6 +74,8 @@ export interface ReadPlan {
 export interface EscrowSighting {
   /** Escrows newer than the newest one seen before, as payer. */
   newAsPayer: number;
+  /** The gateway fees those escrows cost, cents (create_escrow: 1.5 %, at least 1 cent, at most 10 CREDITS). */
+  newFees: number;
   /** Growth of held escrows as payer within the cover window since the last poll (0 when unknown). */
   heldGrowth: number;
   /** The new escrows as payer are above the agent's usual rate. */
@@ -98,7 +102,15 @@ interface AgentMemory {
   slowDueAt: Record<SlowCheck, number>;
   /** The agent made an intent or subscription as payer within the last hour (last payments read). */
   paymentsActive: boolean;
+  /** Fee spend rose beyond what its new escrows explain: read payments at the next poll. */
+  paymentsNow: boolean;
+  /** The budget's daily fee spend at the last poll, cents. */
+  dailySpend: number | null;
 }
+
+/** create_escrow's gateway fee for an escrow of `cents`: 1.5 %, at least 0.01, at most 10 CREDITS. */
+const escrowFeeCents = (cents: number) =>
+  cents > 0 ? Math.min(1_000, Math.max(1, Math.round(cents * 0.015))) : 0;
 
 /** Widest window the escrow detectors judge, plus the gap since the last poll the baseline catches up over. */
 export function escrowCoverMs(t: Thresholds, sinceLastPollMs = 0): number {
@@ -162,6 +174,8 @@ export class PollCadence {
         nextProbeAt: 0,
         slowDueAt,
         paymentsActive: false,
+        paymentsNow: false,
+        dailySpend: null,
       };
       this.agents.set(agentId, m);
     }
@@ -180,7 +194,8 @@ export class PollCadence {
     // The next poll comes at most one base interval later (the schedule never sets a longer one).
     const slow = new Set(
       SLOW_CHECKS.filter(
-        (c) => m.slowDueAt[c] <= now + baseIntervalMs || (c === 'payments' && m.paymentsActive),
+        (c) =>
+          m.slowDueAt[c] <= now + baseIntervalMs || (c === 'payments' && (m.paymentsActive || m.paymentsNow)),
       ),
     );
     const escrowLimit =
@@ -201,19 +216,33 @@ export class PollCadence {
       escrows?: readonly EscrowObservation[] | undefined;
       /** The intents and subscriptions read this poll, when read. */
       payments?: readonly EscrowObservation[] | undefined;
+      /** The budget's daily fee spend this poll, cents, when read. */
+      dailySpend?: number | undefined;
       coverMs: number;
       slowRead: Iterable<SlowCheck>;
     },
   ): EscrowSighting | undefined {
     const m = this.memory(agentId, at);
     for (const c of read.slowRead) m.slowDueAt[c] = at + this.every(c);
-    if (read.payments)
+    if (read.payments) {
       m.paymentsActive = read.payments.some(
         (e) => e.payer === agentId && e.created_at > at - USUAL_RATE_MEMORY_MS,
       );
+      m.paymentsNow = false;
+    }
     if (!read.escrows) return undefined;
     const page = read.escrows;
     const sighting = this.sight(agentId, m, at, page);
+    // Fees the new escrows explain, against the rise of the daily fee spend: more means fee-bearing calls
+    // on a path the escrow list does not show. (Fees leaving the rolling day only hide a rise.)
+    if (read.dailySpend !== undefined) {
+      const rise = m.dailySpend === null ? 0 : read.dailySpend - m.dailySpend;
+      if (m.pageSeen && rise > sighting.newFees && !read.payments) {
+        m.paymentsNow = true;
+        sighting.rising = true;
+      }
+      m.dailySpend = read.dailySpend;
+    }
     const since = at - read.coverMs;
     const held = page.filter(
       (e) => e.payer === agentId && e.status === 'held' && e.created_at > since,
@@ -315,10 +344,14 @@ export class PollCadence {
     remember = true,
   ): EscrowSighting {
     let newAsPayer = 0;
+    let newFees = 0;
     if (m.pageSeen) {
       for (const e of page) {
         if (e.id === m.newestId || e.created_at < m.newestAt) break;
-        if (e.payer === agentId) newAsPayer++;
+        if (e.payer === agentId) {
+          newAsPayer++;
+          newFees += escrowFeeCents(e.amount);
+        }
       }
     }
     const expected = this.expected(m, at);
@@ -329,6 +362,6 @@ export class PollCadence {
       m.newestId = newest.id;
       m.newestAt = newest.created_at;
     }
-    return { newAsPayer, heldGrowth: 0, rising };
+    return { newAsPayer, newFees, heldGrowth: 0, rising };
   }
 }

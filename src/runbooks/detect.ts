@@ -334,6 +334,7 @@ export async function runDetectionPass(
     cadence?.observed(agentId, obs.at, {
       escrows: obs.escrows,
       payments: obs.payments,
+      dailySpend: obs.budget?.daily_spend,
       coverMs: plan.coverMs,
       slowRead: [...plan.slow].filter((c) => !obs.failures.some((f) => f.check === c)),
     });

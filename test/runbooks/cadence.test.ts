@@ -236,6 +236,70 @@ describe('schedule', () => {
     expect(c.nextWakeAt()).toBe(0);
   });
 
+  it('payments are read every 2 min while the agent makes none, at every poll once it has made one in the hour', () => {
+    const c = new PollCadence(opts);
+    const reads: number[] = [];
+    for (let at = T0; at < T0 + 10 * MIN; at += 30 * S) {
+      const plan = c.plan('a1', at, t, 30 * S);
+      if (plan.slow.has('payments')) reads.push(at);
+      c.observed('a1', at, {
+        escrows: [],
+        ...(plan.slow.has('payments') ? { payments: [] } : {}),
+        coverMs: plan.coverMs,
+        slowRead: plan.slow,
+      });
+    }
+    expect(reads.length).toBeGreaterThanOrEqual(4);
+    expect(reads.length).toBeLessThanOrEqual(6);
+    // An intent it made as payer a minute ago: from now on, every poll.
+    const at = T0 + 10 * MIN;
+    c.observed('a1', at, {
+      escrows: [],
+      payments: [escrow('a1', at - MIN, { id: 'int-1', path: 'intent', status: 'held' })],
+      coverMs: escrowCoverMs(t),
+      slowRead: ['payments'],
+    });
+    for (let k = 1; k <= 4; k++)
+      expect(c.plan('a1', at + k * 30 * S, t, 30 * S).slow.has('payments')).toBe(true);
+  });
+
+  it('fee spend rising beyond what the new escrows cost reads payments at the next poll, at the floor', () => {
+    const c = new PollCadence(opts);
+    const observe = (at: number, escrows: EscrowObservation[], dailySpend: number) => {
+      const plan = c.plan('a1', at, t, 30 * S);
+      const sighting = c.observed('a1', at, {
+        escrows,
+        ...(plan.slow.has('payments') ? { payments: [] } : {}),
+        dailySpend,
+        coverMs: plan.coverMs,
+        slowRead: plan.slow,
+      });
+      return { plan, sighting, next: c.scheduled('a1', at, 30 * S) };
+    };
+    // Start with a payments read, so the next one by cadence is 2 min away.
+    const first = escrow('a1', T0 - MIN);
+    c.plan('a1', T0, t, 30 * S);
+    c.observed('a1', T0, {
+      escrows: page(first),
+      payments: [],
+      dailySpend: 100,
+      coverMs: escrowCoverMs(t),
+      slowRead: SLOW_CHECKS,
+    });
+    c.scheduled('a1', T0, 30 * S);
+    // One new $15 escrow (fee 23 cents) and spend up 23 cents: explained, nothing special.
+    const e2 = escrow('a1', T0 + 10 * S);
+    const quiet = observe(T0 + 30 * S, page(e2, first), 123);
+    expect(quiet.plan.slow.has('payments')).toBe(false);
+    const e3 = escrow('a1', T0 + 40 * S);
+    // Spend up 5 CREDITS with one escrow's fee to explain 23 cents: fee-bearing calls elsewhere.
+    const hidden = observe(T0 + 60 * S, page(e3, e2, first), 123 + 23 + 500);
+    expect(hidden.plan.slow.has('payments')).toBe(false);
+    expect(hidden.sighting?.rising).toBe(true);
+    expect(hidden.next).toBe(T0 + 60 * S + opts.minIntervalMs);
+    expect(c.plan('a1', hidden.next, t, 30 * S).slow.has('payments')).toBe(true);
+  });
+
   it('refuses an identity cadence over 2 min', () => {
     expect(() => new PollCadence({ ...opts, identityIntervalMs: 3 * MIN })).toThrow(RangeError);
   });
