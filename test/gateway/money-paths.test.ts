@@ -22,6 +22,7 @@ const PAYEE = 'vendor-01';
 const PENDING = 40;
 const SUBSCRIPTIONS = 12;
 const SETTLED = 3;
+const DRAINER = 'agent-01';
 
 describe.skipIf(skip)('the real gateway: intents and subscriptions contained in one call', () => {
   let gw: RealGateway;
@@ -34,7 +35,7 @@ describe.skipIf(skip)('the real gateway: intents and subscriptions contained in 
     fleet = await provisionFleet(gw, {
       agents: [
         { id: AGENT, via: 'register', balance: '5000.00', caps: { daily: '1000.00', monthly: '20000.00' } },
-        { id: 'agent-01', via: 'direct', balance: '5000.00', caps: { daily: '500.00', monthly: '5000.00' } },
+        { id: DRAINER, via: 'direct', balance: '5000.00', caps: { daily: '500.00', monthly: '5000.00' } },
       ],
       counterparties: [PAYEE],
     });
@@ -59,6 +60,23 @@ describe.skipIf(skip)('the real gateway: intents and subscriptions contained in 
         interval: 'hourly',
       });
     await post('/v1/payments/escrows', { payer: AGENT, payee: PAYEE, amount: '20.00' });
+    // A second agent loops on the paths no list shows: splits, and conversions out of CREDITS.
+    const other = fleet.keys[DRAINER]!;
+    for (let n = 0; n < 6; n++) {
+      for (const [path, body] of [
+        [
+          '/v1/payments/intents/split',
+          { payer: DRAINER, amount: '10.00', splits: [{ payee: PAYEE, percentage: 100 }] },
+        ],
+        [
+          `/v1/billing/wallets/${DRAINER}/convert`,
+          { amount: '20.00', from_currency: 'CREDITS', to_currency: 'USD' },
+        ],
+      ] as const) {
+        const r = await rest(gw.url, 'POST', path, { key: other, body });
+        if (r.status >= 300) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      }
+    }
     product = await startProduct(gw.url, fleet);
   });
   afterAll(async () => {
@@ -81,6 +99,30 @@ describe.skipIf(skip)('the real gateway: intents and subscriptions contained in 
     const paths = burst?.details.paths as Record<string, number> | undefined;
     expect(Object.keys(paths ?? {}).filter((p) => p !== 'escrow').length).toBeGreaterThan(0);
     expect(paths?.escrow ?? 0).toBe(0);
+  });
+
+  it("detects a split and conversion loop from the wallet's own transactions, and a freeze stops it", async () => {
+    const r = await product.call('detect_anomalies', { agent_ids: [DRAINER] });
+    const anomalies = (
+      r.structuredContent as {
+        anomalies: { agent_id: string; signal: string; details: Record<string, unknown> }[];
+      }
+    ).anomalies;
+    const burst = anomalies.find((a) => a.agent_id === DRAINER && a.signal === 'escrow_burst');
+    const paths = Object.keys((burst?.details.paths as Record<string, number> | undefined) ?? {});
+    expect(paths.length).toBeGreaterThan(0);
+    expect(paths.every((p) => p === 'split' || p === 'withdrawal')).toBe(true);
+    const c = await product.call('contain_agent', { agent_id: DRAINER, reason: 'split and conversion loop' });
+    expect(c.isError).toBeFalsy();
+    expect(truth.frozen(DRAINER)).toBe(true);
+    const before = truth.balanceCents(DRAINER);
+    const again = await rest(gw.url, 'POST', '/v1/payments/intents/split', {
+      key: fleet.keys[DRAINER]!,
+      body: { payer: DRAINER, amount: '10.00', splits: [{ payee: PAYEE, percentage: 100 }] },
+    });
+    // Refused (caps of 0 answer 402 before the freeze's 403), and nothing left the wallet.
+    expect([402, 403]).toContain(again.status);
+    expect(truth.balanceCents(DRAINER)).toBe(before);
   });
 
   it('voids every pending intent and cancels every active subscription; claw-back listed, nothing refunded', async () => {
