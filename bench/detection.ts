@@ -11,7 +11,7 @@
  * sandbox time. Prints tables and writes bench/results/detection.json.
  *
  *   npx tsx bench/detection.ts [--agents 40] [--days 3] [--step-ms 5000] [--variants a,b] [--skip-quiet]
- *     [--seed 21 | --seeds 21,22,23 [--jobs N]] [--out bench/results/detection.json]
+ *     [--seed 21 | --seeds 21,22,23 [--jobs N]] [--traffic mixed|mixed_paths] [--out bench/results/detection.json]
  * --seeds runs one quiet fleet per seed, each in its own process (`--jobs` at once, default the cores),
  * and sums them: more agent-days than one process can simulate in a sitting, each seed a different fleet.
  */
@@ -40,8 +40,11 @@ const { values } = parseArgs({
     seeds: { type: 'string' },
     jobs: { type: 'string' },
     out: { type: 'string' },
+    traffic: { type: 'string' },
   },
 });
+/** The quiet fleet's traffic: `mixed` (the corpus), or `mixed_paths` (half of it paying on every money path). */
+const QUIET_TRAFFIC = values.traffic === 'mixed_paths' ? 'mixed_paths' : 'mixed';
 const QUIET_AGENTS = Number(values.agents ?? 40);
 const QUIET_DAYS = Number(values.days ?? 3);
 const STEP = Number(values['step-ms'] ?? 5_000);
@@ -54,7 +57,10 @@ const EPISODE_GAP = 15 * MIN;
 /** A fixed origin: a rerun repeats. */
 const START = Date.UTC(2026, 10, 24, 2, 47, 13);
 
-async function world(agents: number, opts: { traffic: 'mixed' | 'steady'; seed: number; watch: boolean }) {
+async function world(
+  agents: number,
+  opts: { traffic: 'mixed' | 'mixed_paths' | 'steady'; seed: number; watch: boolean },
+) {
   const sandbox = await startSandbox({
     agents,
     seed: opts.seed,
@@ -127,7 +133,7 @@ const isPage = (a: Anomaly) =>
 const isP2 = (a: Anomaly) => a.priority === 'P2' && a.signal !== 'detection_failure';
 
 async function quietRun() {
-  const w = await world(QUIET_AGENTS, { traffic: 'mixed', seed: SEED, watch: true });
+  const w = await world(QUIET_AGENTS, { traffic: QUIET_TRAFFIC, seed: SEED, watch: true });
   const pages = new Episodes();
   const warnings = new Episodes();
   const freezes: { agent_id: string; runbook: string; at: number }[] = [];
@@ -395,7 +401,7 @@ async function quietSeeds(seeds: number[], jobs: number): Promise<(Quiet & { see
         process.argv[1] as string,
         '--skip-variants',
         ...['--seed', String(seed), '--agents', String(QUIET_AGENTS), '--days', String(QUIET_DAYS)],
-        ...['--step-ms', String(STEP), '--out', out],
+        ...['--step-ms', String(STEP), '--out', out, '--traffic', QUIET_TRAFFIC],
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
       child.on('error', reject);

@@ -59,7 +59,7 @@ export async function runSandboxCommand(argv: string[], io: SandboxIo): Promise<
   } catch (e) {
     io.stderr(`agent-incident-mcp sandbox: ${(e as Error).message}`);
     io.stderr(
-      'usage: agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N] [--jitter-ms N] [--error-rate R] [--time-scale X] [--traffic mixed|steady|none | --no-traffic]',
+      'usage: agent-incident-mcp sandbox [--port N] [--host 127.0.0.1] [--agents N] [--seed S] [--latency-ms N] [--jitter-ms N] [--error-rate R] [--time-scale X] [--traffic mixed|mixed_paths|steady|none | --no-traffic]',
     );
     return 2;
   }

@@ -9,14 +9,14 @@ import { SandboxClock } from './clock.js';
 import { type Caller, Engine, GatewayError } from './engine.js';
 import { SCENARIOS, type ScenarioInfo, ScenarioRunner, Scheduler } from './scenarios.js';
 import { createSandboxServer, type Faults, type RequestLogEntry } from './server.js';
-import { assignFleet, type FleetAssignment } from './traffic.js';
+import { assignFleet, type FleetAssignment, MIX_PATHS } from './traffic.js';
 import { type EscrowRec, type IntentRec, prng, type SubscriptionRec, World } from './world.js';
 
 export { SandboxClock } from './clock.js';
 export { type IncidentTruth, SCENARIOS, type ScenarioInfo, type ScenarioName } from './scenarios.js';
-export { assignFleet, type FleetAssignment, MIX, PROFILES, type Profile } from './traffic.js';
+export { assignFleet, type FleetAssignment, MIX, MIX_PATHS, PROFILES, type Profile } from './traffic.js';
 
-export const FLEET_TRAFFIC = ['mixed', 'steady', 'none'] as const;
+export const FLEET_TRAFFIC = ['mixed', 'mixed_paths', 'steady', 'none'] as const;
 export type FleetTraffic = (typeof FLEET_TRAFFIC)[number];
 
 /** One escrow as the sandbox holds it (ground truth; amounts in cents, times in sandbox ms). */
@@ -81,7 +81,8 @@ export interface SandboxOptions {
   startAt?: number;
   /**
    * Fleet traffic from the start: `steady` (every agent runs normal_traffic's original profile),
-   * `mixed` (assignFleet's mix of profiles, docs/TRAFFIC.md) or `none`. Default: `steady`, or `none`
+   * `mixed` (assignFleet's mix of profiles, docs/TRAFFIC.md), `mixed_paths` (half of the fleet paying on
+   * every money path, profile multi_path, the rest in the same mix) or `none`. Default: `steady`, or `none`
    * when autoStartTraffic is false.
    */
   traffic?: FleetTraffic;
@@ -288,7 +289,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     counterparties: COUNTERPARTIES,
   });
   const traffic = opts.traffic ?? ((opts.autoStartTraffic ?? true) ? 'steady' : 'none');
-  const trafficPlan = traffic === 'mixed' ? assignFleet(fleet, seed) : [];
+  const trafficPlan =
+    traffic === 'mixed'
+      ? assignFleet(fleet, seed)
+      : traffic === 'mixed_paths'
+        ? assignFleet(fleet, seed, MIX_PATHS)
+        : [];
   if (traffic === 'steady') for (const id of fleet) runner.start('normal_traffic', id);
   for (const a of trafficPlan) runner.start('normal_traffic', a.agent_id, a.params);
   // The gateway's scheduler runs every 300 s: escrow expiry, then due subscription charges.

@@ -27,6 +27,7 @@ export const PROFILES = [
   'payout',
   'new_agent',
   'canceller',
+  'multi_path',
 ] as const;
 export type Profile = (typeof PROFILES)[number];
 
@@ -348,6 +349,102 @@ function newAgent(host: ScenarioHost, info: ScenarioInfo, from: number, p: Recor
   });
 }
 
+/**
+ * An agent that pays on every path the gateway has (`orders_per_day` on the day curve, 6–20): 40 % of its
+ * orders as escrows (ordinary fates), 35 % as intents captured at once, 15 % as intents captured 5–60 min
+ * later, 5 % as intents voided after 1–20 min, 5 % as a split between 2–3 of its usual payees. It keeps
+ * 2–5 daily or weekly subscriptions ($5–$50) from the start, opens one more and cancels its oldest every
+ * 24–48 h, and withdraws its profit ($50–$400) once a local day, between 17:00 and 19:00.
+ */
+function multiPath(host: ScenarioHost, info: ScenarioInfo, from: number, p: Record<string, unknown>): void {
+  const r = host.random;
+  const a = info.agent_id;
+  const tz = num(p.tz_offset_h, 0);
+  const perDay = num(p.orders_per_day, 6 + Math.floor(r() * 15));
+  const peak = perDay / CURVE_SUM;
+  const payee = usualPayees(host, a, 4 + Math.floor(r() * 4));
+  const later = (now: number, ms: number, tool: 'capture_intent' | 'refund_intent', id: string) =>
+    host.scheduler.at(now + ms, info.id, () => act(host, info, tool, { intent_id: id }));
+  arrivals(
+    host,
+    info,
+    from,
+    peak,
+    (t) => peak * dayWeight(t, tz),
+    (now) => {
+      const cents = logUniform(r, 5, 250);
+      const x = r();
+      if (x < 0.4) return order(host, info, now, payee(), cents, 'order', ordinaryFate(r));
+      topUp(host, a, cents + 30_000);
+      if (x < 0.95) {
+        const created = act(host, info, 'create_intent', {
+          payer: a,
+          payee: payee(),
+          amount: amountOf(cents),
+          description: 'order',
+        }) as { id?: string } | undefined;
+        if (!created?.id) return;
+        if (x < 0.75) act(host, info, 'capture_intent', { intent_id: created.id });
+        else if (x < 0.9) later(now, (5 + r() * 55) * MIN, 'capture_intent', created.id);
+        else later(now, (1 + r() * 19) * MIN, 'refund_intent', created.id);
+        return;
+      }
+      const to = [...new Set([payee(), payee(), payee()])].slice(0, 2 + Math.floor(r() * 2));
+      act(host, info, 'create_split_intent', {
+        payer: a,
+        amount: amountOf(cents),
+        description: 'revenue share',
+        splits: to.map((x, i) => ({
+          payee: x,
+          percentage:
+            i === to.length - 1
+              ? 100 - Math.floor(100 / to.length) * (to.length - 1)
+              : Math.floor(100 / to.length),
+        })),
+      });
+    },
+  );
+  const subscribe = () => {
+    const cents = logUniform(r, 5, 50);
+    topUp(host, a, cents * 10);
+    return (
+      act(host, info, 'create_subscription', {
+        payer: a,
+        payee: payee(),
+        amount: amountOf(cents),
+        interval: r() < 0.5 ? 'daily' : 'weekly',
+        description: 'plan',
+      }) as { id?: string } | undefined
+    )?.id;
+  };
+  const subs: string[] = [];
+  host.scheduler.at(from + r() * 10 * MIN, info.id, () => {
+    for (let i = 2 + Math.floor(r() * 4); i > 0; i--) {
+      const id = subscribe();
+      if (id) subs.push(id);
+    }
+  });
+  const churn = (now: number) => {
+    const id = subscribe();
+    if (id) subs.push(id);
+    const oldest = subs.shift();
+    if (oldest) act(host, info, 'cancel_subscription', { subscription_id: oldest });
+    host.scheduler.at(now + (24 + r() * 24) * HOUR, info.id, churn);
+  };
+  host.scheduler.at(from + (24 + r() * 24) * HOUR, info.id, churn);
+  const payoutDay = (localMidnight: number) => {
+    const at = localMidnight + (17 + r() * 2) * HOUR;
+    if (at >= from)
+      host.scheduler.at(at, info.id, () => {
+        const cents = logUniform(r, 50, 400);
+        topUp(host, a, cents + 30_000);
+        act(host, info, 'withdraw', { agent_id: a, amount: amountOf(cents), description: 'profit to owner' });
+      });
+    host.scheduler.at(localMidnight + DAY, info.id, payoutDay);
+  };
+  payoutDay(from - localHour(from, tz) * HOUR);
+}
+
 const RUNNERS: Record<Exclude<Profile, 'steady'>, typeof diurnal> = {
   diurnal,
   batch_buyer: batchBuyer,
@@ -355,6 +452,7 @@ const RUNNERS: Record<Exclude<Profile, 'steady'>, typeof diurnal> = {
   payout,
   new_agent: newAgent,
   canceller,
+  multi_path: multiPath,
 };
 
 /** Starts `profile` for the agent at `from`; false for an unknown or `steady` profile (the caller's). */
@@ -385,7 +483,14 @@ export const MIX: Readonly<Record<Profile, number>> = {
   new_agent: 0.1,
   busy: 0.05,
   steady: 0.08,
+  // Only in MIX_PATHS: the corpus the escrow-only results were measured on stays as it was.
+  multi_path: 0,
 };
+
+/** A fleet that pays on every path: half of it multi_path, the rest in MIX's proportions. */
+export const MIX_PATHS: Readonly<Record<Profile, number>> = Object.fromEntries(
+  PROFILES.map((p) => [p, p === 'multi_path' ? 0.5 : MIX[p] / 2]),
+) as Record<Profile, number>;
 
 /** Time zones of the fleet's operators, UTC offsets in hours. */
 const ZONES = [-8, -7, -5, -3, 0, 1, 2, 3, 5.5, 8, 9, 10];
@@ -395,12 +500,17 @@ const ZONES = [-8, -7, -5, -3, 0, 1, 2, 3, 5.5, 8, 9, 10];
  * profile's params. Pure: the same fleet and seed always give the same assignment. A payout agent's
  * batch falls 2–60 h after the start, so a 3-day corpus holds one; a new agent joins 2–48 h in.
  */
-export function assignFleet(fleet: readonly string[], seed: number): FleetAssignment[] {
+export function assignFleet(
+  fleet: readonly string[],
+  seed: number,
+  mix: Readonly<Record<Profile, number>> = MIX,
+): FleetAssignment[] {
   const r = prng(seed ^ 0x5eed);
   const n = fleet.length;
-  const exact = PROFILES.map((p) => ({ p, x: MIX[p] * n }));
+  const mixed = PROFILES.filter((p) => mix[p] > 0);
+  const exact = mixed.map((p) => ({ p, x: mix[p] * n }));
   const counts = new Map(exact.map(({ p, x }) => [p, Math.floor(x)]));
-  if (n >= PROFILES.length) for (const p of PROFILES) counts.set(p, Math.max(1, counts.get(p) ?? 0));
+  if (n >= mixed.length) for (const p of mixed) counts.set(p, Math.max(1, counts.get(p) ?? 0));
   let total = [...counts.values()].reduce((a, b) => a + b, 0);
   const byRemainder = [...exact].sort((a, b) => b.x - Math.floor(b.x) - (a.x - Math.floor(a.x)));
   for (let i = 0; total < n; i++, total++) {
@@ -412,7 +522,7 @@ export function assignFleet(fleet: readonly string[], seed: number): FleetAssign
     counts.set(most[0], most[1] - 1);
     total--;
   }
-  const profiles = PROFILES.flatMap((p) => Array.from({ length: counts.get(p) ?? 0 }, () => p));
+  const profiles = mixed.flatMap((p) => Array.from({ length: counts.get(p) ?? 0 }, () => p));
   for (let i = profiles.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [profiles[i], profiles[j]] = [profiles[j] as Profile, profiles[i] as Profile];
@@ -421,6 +531,7 @@ export function assignFleet(fleet: readonly string[], seed: number): FleetAssign
     const profile = profiles[i] as Profile;
     const params: FleetAssignment['params'] = { profile, tz_offset_h: pick(r, ZONES) };
     if (profile === 'diurnal') params.orders_per_day = 3 + Math.floor(r() * 18);
+    if (profile === 'multi_path') params.orders_per_day = 6 + Math.floor(r() * 15);
     if (profile === 'batch_buyer') params.batches_per_day = 2 + Math.floor(r() * 3);
     if (profile === 'canceller') params.cancel_ratio = 0.3 + r() * 0.1;
     if (profile === 'payout') params.payout_at_ms = Math.round((2 + r() * 58) * HOUR);

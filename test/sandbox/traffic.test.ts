@@ -7,6 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   assignFleet,
   type EscrowRecord,
+  MIX,
+  MIX_PATHS,
   PROFILES,
   type Sandbox,
   startSandbox,
@@ -198,6 +200,25 @@ describe('normal profiles', () => {
     }
   });
 
+  it('multi_path: pays on every path a day: escrows, intents (captured, later, voided), splits, subscriptions, a withdrawal', async () => {
+    const s = await quiet();
+    const a = s.fleet[1] as string;
+    s.startScenario('normal_traffic', a, { profile: 'multi_path', orders_per_day: 40 });
+    await advance(s, 2 * DAY, 10 * MIN);
+    const intents = s.intentRecords(a);
+    const by = (st: string) => intents.filter((i) => i.status === st).length;
+    expect(s.escrowRecords(a).length).toBeGreaterThan(10);
+    expect(by('settled')).toBeGreaterThan(10);
+    expect(by('voided')).toBeGreaterThan(0);
+    const subs = s.subscriptionRecords(a);
+    expect(subs.filter((x) => x.status === 'active').length).toBeGreaterThanOrEqual(2);
+    expect(subs.some((x) => x.status === 'cancelled')).toBe(true);
+    const tx = s.transactionRecords(a);
+    expect(tx.filter((t) => t.description.startsWith('split:')).length).toBeGreaterThan(0);
+    expect(tx.filter((t) => t.description === 'profit to owner')).toHaveLength(2);
+    expect(tx.filter((t) => t.description.startsWith('subscription:')).length).toBeGreaterThan(0);
+  });
+
   it('rejects an unknown profile', async () => {
     const s = await quiet();
     expect(() => s.startScenario('normal_traffic', s.fleet[0] as string, { profile: 'sleepy' })).toThrow(
@@ -213,7 +234,11 @@ describe('mixed fleet', () => {
     expect(assignFleet(fleet, 3)).toEqual(one);
     expect(assignFleet(fleet, 4)).not.toEqual(one);
     const count = (p: string) => one.filter((x) => x.params.profile === p).length;
-    for (const p of PROFILES) expect(count(p)).toBeGreaterThanOrEqual(1);
+    for (const p of PROFILES.filter((x) => MIX[x] > 0)) expect(count(p)).toBeGreaterThanOrEqual(1);
+    // The corpus stays escrow-only; a fleet on every path is asked for by name.
+    expect(count('multi_path')).toBe(0);
+    const paths = assignFleet(fleet, 3, MIX_PATHS);
+    expect(paths.filter((x) => x.params.profile === 'multi_path')).toHaveLength(20);
     expect(count('diurnal')).toBe(16);
     expect(count('busy')).toBe(2);
     expect(new Set(one.map((x) => x.params.tz_offset_h)).size).toBeGreaterThanOrEqual(5);
@@ -465,7 +490,7 @@ describe('sandbox --traffic', () => {
     const err: string[] = [];
     const io = { stdout: () => undefined, stderr: (x: string) => err.push(x) };
     expect(await runSandboxCommand(['--traffic', 'sleepy'], io)).toBe(2);
-    expect(err[0]).toMatch(/--traffic: expected one of mixed, steady, none/);
+    expect(err[0]).toMatch(/--traffic: expected one of mixed, mixed_paths, steady, none/);
     expect(await runSandboxCommand(['--traffic', 'mixed', '--no-traffic'], io)).toBe(2);
   });
 });
