@@ -130,13 +130,7 @@ export async function recoverAgent(
     : !unfrozen
       ? `not run: ${agentId}'s wallet is still frozen (stage 1 not applied); nothing moved`
       : undefined;
-  const act: Act = (action, target, params, fn, summarize) =>
-    recordAction(
-      deps,
-      { incident_id: incident.id, agent_id: agentId, phase: 'recover', action, target, params },
-      fn,
-      summarize,
-    );
+  const act = recoveryAct(deps, incident.id, agentId);
   const ctx: PathsContext = {
     deps,
     incidentId: incident.id,
@@ -533,13 +527,7 @@ async function disarmMoneyPaths(
   callOpts: CallOpts,
 ): Promise<{ steps: StepReport[]; left: number | null }> {
   const agentId = incident.primary_agent_id;
-  const act: Act = (action, target, params, fn, summarize) =>
-    recordAction(
-      deps,
-      { incident_id: incident.id, agent_id: agentId, phase: 'recover', action, target, params },
-      fn,
-      summarize,
-    );
+  const act = recoveryAct(deps, incident.id, agentId);
   const onlyPayee = incident.suspect_payee ?? undefined;
   const [intents, subscriptions] = await Promise.all([
     listPendingIntents(deps, agentId, onlyPayee, callOpts),
@@ -628,4 +616,15 @@ export function monitoringIntervalMs(deps: OpsDeps, agentId: string, defaultMs: 
   if (stages.length === 0) return incident.status === 'resolved' ? defaultMs : Math.min(defaultMs, 30_000);
   const s = recoveryMonitoringS(stages, deps.clock.now());
   return s === null ? defaultMs : Math.min(defaultMs, s * 1000);
+}
+
+/** Gateway writes of recovery, each recorded as an action of the incident (phase `recover`). */
+function recoveryAct(deps: OpsDeps, incidentId: string, agentId: string): Act {
+  return (action, target, params, fn, summarize) =>
+    recordAction(
+      deps,
+      { incident_id: incidentId, agent_id: agentId, phase: 'recover', action, target, params },
+      fn,
+      summarize,
+    );
 }

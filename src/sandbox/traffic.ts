@@ -167,20 +167,27 @@ function arrivals(
   host.scheduler.at(from + gap(), info.id, tick);
 }
 
+/** `orders_per_day` (default `perDay`) arrivals on the day curve in the agent's time zone (`tz_offset_h`). */
+function onDayCurve(
+  host: ScenarioHost,
+  info: ScenarioInfo,
+  from: number,
+  p: Record<string, unknown>,
+  perDay: number,
+  fire: (now: number) => void,
+): void {
+  const tz = num(p.tz_offset_h, 0);
+  const peak = num(p.orders_per_day, perDay) / CURVE_SUM;
+  arrivals(host, info, from, peak, (t) => peak * dayWeight(t, tz), fire);
+}
+
 /** Orders following the day curve in the agent's time zone; `orders_per_day` on average (3–20). */
 function diurnal(host: ScenarioHost, info: ScenarioInfo, from: number, p: Record<string, unknown>): void {
   const r = host.random;
-  const tz = num(p.tz_offset_h, 0);
-  const perDay = num(p.orders_per_day, 3 + Math.floor(r() * 18));
-  const peak = perDay / CURVE_SUM;
+  const perDay = 3 + Math.floor(r() * 18);
   const payee = usualPayees(host, info.agent_id, 4 + Math.floor(r() * 5));
-  arrivals(
-    host,
-    info,
-    from,
-    peak,
-    (t) => peak * dayWeight(t, tz),
-    (now) => order(host, info, now, payee(), logUniform(r, 5, 250), 'order', ordinaryFate(r)),
+  onDayCurve(host, info, from, p, perDay, (now) =>
+    order(host, info, now, payee(), logUniform(r, 5, 250), 'order', ordinaryFate(r)),
   );
 }
 
@@ -360,50 +367,42 @@ function multiPath(host: ScenarioHost, info: ScenarioInfo, from: number, p: Reco
   const r = host.random;
   const a = info.agent_id;
   const tz = num(p.tz_offset_h, 0);
-  const perDay = num(p.orders_per_day, 6 + Math.floor(r() * 15));
-  const peak = perDay / CURVE_SUM;
+  const perDay = 6 + Math.floor(r() * 15);
   const payee = usualPayees(host, a, 4 + Math.floor(r() * 4));
   const later = (now: number, ms: number, tool: 'capture_intent' | 'refund_intent', id: string) =>
     host.scheduler.at(now + ms, info.id, () => act(host, info, tool, { intent_id: id }));
-  arrivals(
-    host,
-    info,
-    from,
-    peak,
-    (t) => peak * dayWeight(t, tz),
-    (now) => {
-      const cents = logUniform(r, 5, 250);
-      const x = r();
-      if (x < 0.4) return order(host, info, now, payee(), cents, 'order', ordinaryFate(r));
-      topUp(host, a, cents + 30_000);
-      if (x < 0.95) {
-        const created = act(host, info, 'create_intent', {
-          payer: a,
-          payee: payee(),
-          amount: amountOf(cents),
-          description: 'order',
-        }) as { id?: string } | undefined;
-        if (!created?.id) return;
-        if (x < 0.75) act(host, info, 'capture_intent', { intent_id: created.id });
-        else if (x < 0.9) later(now, (5 + r() * 55) * MIN, 'capture_intent', created.id);
-        else later(now, (1 + r() * 19) * MIN, 'refund_intent', created.id);
-        return;
-      }
-      const to = [...new Set([payee(), payee(), payee()])].slice(0, 2 + Math.floor(r() * 2));
-      act(host, info, 'create_split_intent', {
+  onDayCurve(host, info, from, p, perDay, (now) => {
+    const cents = logUniform(r, 5, 250);
+    const x = r();
+    if (x < 0.4) return order(host, info, now, payee(), cents, 'order', ordinaryFate(r));
+    topUp(host, a, cents + 30_000);
+    if (x < 0.95) {
+      const created = act(host, info, 'create_intent', {
         payer: a,
+        payee: payee(),
         amount: amountOf(cents),
-        description: 'revenue share',
-        splits: to.map((x, i) => ({
-          payee: x,
-          percentage:
-            i === to.length - 1
-              ? 100 - Math.floor(100 / to.length) * (to.length - 1)
-              : Math.floor(100 / to.length),
-        })),
-      });
-    },
-  );
+        description: 'order',
+      }) as { id?: string } | undefined;
+      if (!created?.id) return;
+      if (x < 0.75) act(host, info, 'capture_intent', { intent_id: created.id });
+      else if (x < 0.9) later(now, (5 + r() * 55) * MIN, 'capture_intent', created.id);
+      else later(now, (1 + r() * 19) * MIN, 'refund_intent', created.id);
+      return;
+    }
+    const to = [...new Set([payee(), payee(), payee()])].slice(0, 2 + Math.floor(r() * 2));
+    act(host, info, 'create_split_intent', {
+      payer: a,
+      amount: amountOf(cents),
+      description: 'revenue share',
+      splits: to.map((x, i) => ({
+        payee: x,
+        percentage:
+          i === to.length - 1
+            ? 100 - Math.floor(100 / to.length) * (to.length - 1)
+            : Math.floor(100 / to.length),
+      })),
+    });
+  });
   const subscribe = () => {
     const cents = logUniform(r, 5, 50);
     topUp(host, a, cents * 10);
