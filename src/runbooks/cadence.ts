@@ -108,6 +108,9 @@ interface AgentMemory {
   dailySpend: number | null;
 }
 
+/** Unexplained fee spend below this (plus a cent per new escrow) is rounding or flat-priced calls. */
+const FEE_SLACK_CENTS = 5;
+
 /** create_escrow's gateway fee for an escrow of `cents`: 1.5 %, at least 0.01, at most 10 CREDITS. */
 const escrowFeeCents = (cents: number) =>
   cents > 0 ? Math.min(1_000, Math.max(1, Math.round(cents * 0.015))) : 0;
@@ -234,10 +237,13 @@ export class PollCadence {
     const page = read.escrows;
     const sighting = this.sight(agentId, m, at, page);
     // Fees the new escrows explain, against the rise of the daily fee spend: more means fee-bearing calls
-    // on a path the escrow list does not show. (Fees leaving the rolling day only hide a rise.)
+    // on a path the escrow list does not show. (Fees leaving the rolling day only hide a rise.) The gateway
+    // sums unrounded fees, so each escrow may differ from our estimate by under a cent, and a few cents
+    // of flat-priced calls are no payment path.
     if (read.dailySpend !== undefined) {
       const rise = m.dailySpend === null ? 0 : read.dailySpend - m.dailySpend;
-      if (m.pageSeen && rise > sighting.newFees && !read.payments) {
+      const slack = FEE_SLACK_CENTS + sighting.newAsPayer;
+      if (m.pageSeen && rise > sighting.newFees + slack && !read.payments) {
         m.paymentsNow = true;
         sighting.rising = true;
       }

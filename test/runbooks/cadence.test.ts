@@ -287,13 +287,14 @@ describe('schedule', () => {
       slowRead: SLOW_CHECKS,
     });
     c.scheduled('a1', T0, 30 * S);
-    // One new $15 escrow (fee 23 cents) and spend up 23 cents: explained, nothing special.
+    // One new $15 escrow (fee 22.5 cents) and spend up 27 cents: explained, give or take the gateway's
+    // unrounded sums and a flat-priced call.
     const e2 = escrow('a1', T0 + 10 * S);
-    const quiet = observe(T0 + 30 * S, page(e2, first), 123);
+    const quiet = observe(T0 + 30 * S, page(e2, first), 127);
     expect(quiet.plan.slow.has('payments')).toBe(false);
     const e3 = escrow('a1', T0 + 40 * S);
     // Spend up 5 CREDITS with one escrow's fee to explain 23 cents: fee-bearing calls elsewhere.
-    const hidden = observe(T0 + 60 * S, page(e3, e2, first), 123 + 23 + 500);
+    const hidden = observe(T0 + 60 * S, page(e3, e2, first), 127 + 23 + 500);
     expect(hidden.plan.slow.has('payments')).toBe(false);
     expect(hidden.sighting?.rising).toBe(true);
     expect(hidden.next).toBe(T0 + 60 * S + opts.minIntervalMs);
