@@ -17,7 +17,9 @@ import {
 } from './guards/index.js';
 import { openStore } from './incidents/index.js';
 import type { Logger } from './logger.js';
+import { leaseOwner } from './runbooks/lease.js';
 import { createOps, type Ops } from './runbooks/ops.js';
+import type { ReplicaSet } from './runbooks/replicas.js';
 import { type Sandbox, startSandbox } from './sandbox/index.js';
 import type { Clock } from './util/clock.js';
 import { systemClock } from './util/clock.js';
@@ -29,6 +31,8 @@ export interface App {
   sandbox: Sandbox | null;
   /** The operator's approval page on 127.0.0.1, when an operator secret is configured (always with the sandbox). */
   approvalPage: ApprovalPage | null;
+  /** This process's membership among the servers sharing the store (replicas.ts). */
+  replicas: ReplicaSet;
   close(): Promise<void>;
 }
 
@@ -121,6 +125,8 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
     logger,
     // Every state-changing request is written ahead to the audit log, its outcome after.
     writeRecorder: store.audit,
+    // The replica's name (its lease owner: host, pid, nonce), so the gateway's log tells replicas apart.
+    userAgent: `agent-incident-mcp (${leaseOwner(store)})`,
   };
   const monitor = new GreenHelixClient({ ...clientOpts, apiKey: config.greenhelix.monitorKey as string });
   // The containment client exists only for a key distinct from the monitor key; the guards say why not.
@@ -133,6 +139,10 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         })
       : null;
   const ops = createOps({ config, monitor, actor, store, clock, logger });
+  // Every server heartbeats in the store, so others take over its containment leases once it dies, and its
+  // watcher (when it runs one) takes a share of the fleet.
+  const { replicas } = ops;
+  replicas.start();
   const approvalPage = config.approval.operatorSecret
     ? await startApprovalPage({
         book: ops.acting.book,
@@ -141,6 +151,7 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         clock,
         onError: (err) => logger.error({ err }, 'approval page failed'),
       }).catch(async (e: unknown) => {
+        replicas.stop();
         await monitor.close();
         await actor?.close();
         store.close();
@@ -157,7 +168,9 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
     ops,
     sandbox,
     approvalPage,
+    replicas,
     close: async () => {
+      replicas.stop();
       await approvalPage?.close();
       await monitor.close();
       await actor?.close();

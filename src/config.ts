@@ -229,6 +229,11 @@ export const ConfigSchema = z
         slowReadIntervalMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
         /** Cadence of the identity read: identity_compromise is P0, so at most 2 min. */
         identityIntervalMs: z.number().int().min(1_000).max(120_000).default(120_000),
+        /**
+         * A watcher replica silent this long is dead and its agents go to the others (replicas.ts). Default:
+         * three heartbeats of a tenth of the interval each (0.5–5 s a beat).
+         */
+        replicaTtlMs: z.number().int().min(750).max(600_000).optional(),
         webhookPort: z.number().int().min(0).max(65_535).optional(),
         webhookHost: z.string().default('127.0.0.1'),
         webhookSecret: z.string().min(8).optional(),
@@ -250,7 +255,7 @@ export const ConfigSchema = z
     sandbox: z
       .object({
         enabled: z.boolean().default(false),
-        agents: z.number().int().min(1).max(1000).default(40),
+        agents: z.number().int().min(1).max(10_000).default(40),
         seed: z.number().int().default(1),
         latencyMs: z.number().int().min(0).max(60_000).default(0),
         jitterMs: z.number().int().min(0).max(60_000).default(0),
@@ -461,6 +466,12 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'watch.intervalMs',
     kind: 'number',
     help: 'Watcher poll interval',
+  },
+  {
+    name: 'INCIDENT_REPLICA_TTL_MS',
+    path: 'watch.replicaTtlMs',
+    kind: 'number',
+    help: 'Replicas on one store: one silent this long is dead and its agents are taken over (default 3 × interval/10, 1.5–15 s)',
   },
   {
     name: 'INCIDENT_WATCH_MIN_INTERVAL_MS',

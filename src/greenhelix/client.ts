@@ -123,6 +123,8 @@ export interface ClientOptions {
   random?: (() => number) | undefined;
   /** Records every state-changing request before it is sent, and its outcome after. */
   writeRecorder?: GatewayWriteRecorder | undefined;
+  /** The User-Agent header: the server names its replica in it, so a gateway's log tells replicas apart. */
+  userAgent?: string | undefined;
 }
 
 /** One call inside a batch: a tool and its flat params, as the catalog names them. */
@@ -175,6 +177,7 @@ export class GreenHelixClient {
   /** Requests in flight at once. */
   readonly concurrency: number;
   readonly #apiKey: string;
+  readonly #userAgent: string;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #limiter: ConcurrencyLimiter;
@@ -187,6 +190,8 @@ export class GreenHelixClient {
   constructor(o: ClientOptions) {
     this.baseUrl = checkBaseUrl(o.baseUrl);
     this.#apiKey = checkApiKey(o.apiKey);
+    // Header values may not hold control characters; anything else a caller names goes through.
+    this.#userAgent = (o.userAgent ?? 'agent-incident-mcp').replace(/[^\x20-\x7e]/g, '?');
     this.keyHashPrefix = keyHashPrefix(this.#apiKey);
     this.concurrency = checkInt('concurrency', o.concurrency ?? 64, 1, 4096);
     this.#policy = {
@@ -548,7 +553,7 @@ export class GreenHelixClient {
       authorization: `Bearer ${this.#apiKey}`,
       accept: 'application/json, application/problem+json',
       'x-request-id': requestId,
-      'user-agent': 'agent-incident-mcp',
+      'user-agent': this.#userAgent,
     };
     if (req.body !== undefined) h['content-type'] = 'application/json';
     if (req.idempotencyKey) h['idempotency-key'] = req.idempotencyKey;

@@ -42,6 +42,7 @@ export {
   type Timeline,
   type TimelineEntry,
 } from './postmortem.js';
+export { type ReplicaRecord, Replicas, type WakeRecord } from './replicas.js';
 export {
   type ActionRecord,
   type AlertRecord,

@@ -204,4 +204,28 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX money_path_actions_incident ON money_path_actions (incident_id, kind, state);
   CREATE INDEX money_path_actions_agent ON money_path_actions (agent_id);
   `,
+  // 7: replicas. Each server process heartbeats a row; the live watching ones (heartbeat within the TTL)
+  // split the fleet between them by rendezvous hashing, so each agent is polled by one replica and a dead
+  // replica's agents move to the others once its heartbeat goes stale; a dead process's leases are taken
+  // over at once. `wakes` carries "poll this agent now" (an
+  // event on the bus, a webhook) from the replica that heard it to the one that owns the agent.
+  `
+  CREATE TABLE replicas (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    ttl_ms INTEGER NOT NULL,
+    watching INTEGER NOT NULL DEFAULT 0,
+    left_at INTEGER
+  );
+  CREATE TABLE wakes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX wakes_at ON wakes (at);
+  `,
 ];

@@ -16,6 +16,7 @@ import { AuditLog } from './audit.js';
 import { EscrowLedger, Leases } from './escrow-ledger.js';
 import { MIGRATIONS } from './migrations.js';
 import { MoneyPathLedger } from './money-path-ledger.js';
+import { Replicas } from './replicas.js';
 
 export type IncidentStatus =
   | 'detected'
@@ -229,6 +230,8 @@ export class IncidentStore {
   readonly leases: Leases;
   /** Guard decisions and gateway writes, hash-chained (see audit.ts). */
   readonly audit: AuditLog;
+  /** Watcher replicas' heartbeats and cross-replica wake-ups (see replicas.ts). */
+  readonly replicas: Replicas;
 
   constructor(path: string, clock: Clock) {
     this.db = new Database(path);
@@ -245,6 +248,7 @@ export class IncidentStore {
     // Leases expire in real time even when the store runs on a drill's scaled clock: processes share them.
     this.leases = new Leases(this.db, systemClock);
     this.audit = new AuditLog(this.db);
+    this.replicas = new Replicas(this.db);
   }
 
   /** Escrow ids whose refunds are our containment's doing: detection must never read them as the agent's. */
@@ -686,6 +690,19 @@ export class IncidentStore {
         key,
         at,
       ).changes === 1
+    );
+  }
+
+  /**
+   * True for the first caller in each `windowMs` per key, across every process on the store: an alert-only
+   * notice repeats at most once a window whichever replica raises it.
+   */
+  claimWindow(namespace: string, key: string, at: number, windowMs: number): boolean {
+    return (
+      this.q(
+        `INSERT INTO seen (namespace, key, at) VALUES (?, ?, ?)
+           ON CONFLICT (namespace, key) DO UPDATE SET at = excluded.at WHERE seen.at <= ?`,
+      ).run(namespace, key, at, at - windowMs).changes === 1
     );
   }
 

@@ -293,6 +293,16 @@ export class PollCadence {
     return m.nextPollAt;
   }
 
+  /**
+   * Forgets every agent not in `agentIds` (another replica polls them now): one that comes back is new again,
+   * due at once.
+   */
+  retain(agentIds: readonly string[]): void {
+    if (this.agents.size <= agentIds.length && agentIds.every((a) => this.agents.has(a))) return;
+    const keep = new Set(agentIds);
+    for (const a of this.agents.keys()) if (!keep.has(a)) this.agents.delete(a);
+  }
+
   /** Agents due for a poll at `now` (never polled counts as due). */
   due(agentIds: readonly string[], now: number): string[] {
     return agentIds.filter((a) => (this.agents.get(a)?.nextPollAt ?? 0) <= now);

@@ -201,7 +201,7 @@ export function abandonedContainments(deps: OpsDeps): Incident[] {
     .filter((i) => {
       if (mutex.isHeld(i.primary_agent_id)) return false;
       const lease = store.leases.get(containmentLease(i.primary_agent_id));
-      return !lease || lease.expires_at <= Date.now() || ownerIsDead(lease.owner);
+      return !lease || lease.expires_at <= Date.now() || ownerIsDead(lease.owner, store);
     });
 }
 

@@ -24,8 +24,12 @@ export function leaseOwner(store: IncidentStore): string {
   return owner;
 }
 
-/** True when the owner ran on this host under a pid that no longer exists. */
-export function ownerIsDead(owner: string): boolean {
+/**
+ * True when the owner is a watcher replica that left or stopped heartbeating (replicas.ts), or ran on this
+ * host under a pid that no longer exists.
+ */
+export function ownerIsDead(owner: string, store?: IncidentStore): boolean {
+  if (store?.replicas.isDead(owner, Date.now())) return true;
   const [host, pidText] = owner.split(':');
   const pid = Number(pidText);
   if (host !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
@@ -60,7 +64,7 @@ export function takeContainmentLease(
   let ok = store.leases.acquire(name, owner, ttl);
   if (!ok) {
     const holder = store.leases.get(name);
-    if (holder && ownerIsDead(holder.owner)) {
+    if (holder && ownerIsDead(holder.owner, store)) {
       ok = store.leases.takeOver(name, holder.owner, owner, ttl);
       if (ok) logger.warn({ agent_id: agentId, dead_owner: holder.owner }, 'took over a dead process lease');
     }

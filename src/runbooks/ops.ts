@@ -42,6 +42,7 @@ import {
 import { type PostmortemResult, runPostmortem } from './postmortem.js';
 import { checkReadiness } from './readiness.js';
 import { type RecoverRequest, type RecoverResult, recoverAgent } from './recover.js';
+import { ReplicaSet, replicaTiming } from './replicas.js';
 
 export type KeyVerdict =
   | { ok: true; method?: string }
@@ -72,6 +73,11 @@ export interface Ops {
   readonly deps: OpsDeps;
   /** The blast-radius policy and the operator approvals every state-changing path goes through. */
   readonly acting: ActingGate;
+  /**
+   * This process among the servers sharing the store (replicas.ts): started by the app (or by a watcher
+   * when nothing started it), so a dead process's leases are taken over and watchers split the fleet.
+   */
+  readonly replicas: ReplicaSet;
   /** The agents watched: the configured fleet, or every agent the monitor key lists. */
   fleet(): Promise<string[]>;
   checkActingKey(): Promise<KeyVerdict>;
@@ -195,6 +201,11 @@ export function createOps(o: CreateOpsOptions): Ops {
     page: (a) => void alerts.send(a).catch(() => undefined),
   };
   const acting = new ActingGate({ deps, page: (a) => alerts.send(a) });
+  const replicas = new ReplicaSet(
+    store,
+    logger.child({ component: 'replicas' }),
+    replicaTiming(config.watch.intervalMs, config.watch.replicaTtlMs),
+  );
 
   const checkActingKey = async (): Promise<KeyVerdict> => {
     const verdict = await checkContainmentKey({
@@ -224,6 +235,7 @@ export function createOps(o: CreateOpsOptions): Ops {
     alerts,
     deps,
     acting,
+    replicas,
     fleet,
     checkActingKey,
     detect: (params) => runDetectionPass(deps, params),

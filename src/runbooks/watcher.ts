@@ -71,7 +71,10 @@ const PRIORITY_LEVEL: Record<string, Alert['level']> = { P0: 'page', P1: 'page',
 
 export async function startWatcher(
   ops: Ops,
-  opts: { schedule?: boolean; webhookPort?: number } = {},
+  opts: {
+    schedule?: boolean;
+    webhookPort?: number;
+  } = {},
 ): Promise<Watcher> {
   const { config, store, clock, logger } = ops;
   const log = logger.child({ component: 'watcher' });
@@ -89,7 +92,12 @@ export async function startWatcher(
   });
   const baseInterval = (agentId: string) => monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs);
   const breakers = new Map<string, CircuitBreaker>();
-  const lastAlert = new Map<string, number>();
+  // Replicas on one store split the fleet: this one polls only the agents it owns (replicas.ts).
+  // The app started the membership; ops made without one (tests, drills) get it started here.
+  const { replicas } = ops;
+  const ownReplicas = !replicas.started;
+  if (ownReplicas) replicas.start();
+  replicas.setWatching(true);
   let running: Promise<TickResult> | null = null;
   let stopped = false;
 
@@ -102,8 +110,13 @@ export async function startWatcher(
     return b;
   };
 
+  /**
+   * One replica reads the bus (whichever holds the `event_bus` lease), from the cursor they share; the
+   * agents it names are woken on whichever replica owns them.
+   */
   async function readEventBus(): Promise<{ count: number; agents: Set<string> }> {
     const agents = new Set<string>();
+    if (!store.leases.acquire('event_bus', replicas.id, replicas.timing.ttlMs)) return { count: 0, agents };
     const cursor = Number(store.getCursor('event_bus') ?? 0);
     try {
       const { events } = await ops.deps.monitor.getEvents(
@@ -116,7 +129,7 @@ export async function startWatcher(
       }
       const last = events[events.length - 1];
       if (last) store.setCursor('event_bus', String(last.id));
-      return { count: events.length, agents };
+      return { count: events.length, agents: new Set(replicas.wake([...agents], 'event_bus')) };
     } catch (e) {
       log.warn({ code: errorInfo(e).code }, 'event bus unreadable');
       return { count: 0, agents };
@@ -125,12 +138,12 @@ export async function startWatcher(
 
   /** Sends an alert. Alert-only notices repeat at most every 15 min per agent and signal; pages about actions always go. */
   async function alert(a: Alert): Promise<boolean> {
-    if (!a.incident_id) {
-      const key = `${a.agent_id}:${a.signal}:${a.priority}`;
-      const last = lastAlert.get(key);
-      if (last !== undefined && clock.now() - last < ALERT_DEDUPE_MS) return false;
-      lastAlert.set(key, clock.now());
-    }
+    // In the store, so a replica that takes an agent over does not repeat its previous owner's notice.
+    if (
+      !a.incident_id &&
+      !store.claimWindow('alert', `${a.agent_id}:${a.signal}:${a.priority}`, clock.now(), ALERT_DEDUPE_MS)
+    )
+      return false;
     await ops.alerts.send(a);
     return true;
   }
@@ -480,8 +493,11 @@ export async function startWatcher(
         'resumed an abandoned containment',
       );
     const now = clock.now();
-    const fleet = await ops.fleet();
+    replicas.refresh();
+    const fleet = replicas.mine(await ops.fleet());
+    cadence.retain(fleet);
     const bus = await readEventBus();
+    for (const a of replicas.takeWakes()) bus.agents.add(a);
     const { due, probed } = all ? { due: fleet, probed: 0 } : await dueAgents(fleet, bus.agents, now);
     const out: TickResult = {
       at: now,
@@ -542,6 +558,13 @@ export async function startWatcher(
     stop: async () => {
       stopped = true;
       stopListening();
+      if (ownReplicas) replicas.stop();
+      else replicas.setWatching(false);
+      try {
+        store.leases.release('event_bus', replicas.id);
+      } catch {
+        // A closed store: the lease simply expires.
+      }
       if (timer) clearTimeout(timer);
       await running?.catch(() => undefined);
       await new Promise<void>((r) => (webhookServer ? webhookServer.close(() => r()) : r()));
@@ -557,7 +580,7 @@ export async function startWatcher(
       config.watch.webhookHost,
       port,
       (agents) => {
-        for (const a of agents) cadence.wake(a);
+        for (const a of replicas.wake(agents, 'webhook')) cadence.wake(a);
         void watcher
           .tick()
           .catch((e) => log.error({ err: (e as Error).message }, 'tick after webhook failed'));

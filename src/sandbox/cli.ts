@@ -47,7 +47,7 @@ export async function runSandboxCommand(argv: string[], io: SandboxIo): Promise<
     opts = {
       port: number('port', values.port, 0, 65_535),
       host: values.host ?? '127.0.0.1',
-      agents: number('agents', values.agents, 1, 1000),
+      agents: number('agents', values.agents, 1, 10_000),
       seed: number('seed', values.seed, 0, 2 ** 31),
       latencyMs: number('latency-ms', values['latency-ms'], 0, 60_000),
       jitterMs: number('jitter-ms', values['jitter-ms'], 0, 60_000),

@@ -218,7 +218,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   // The demo fleet: agents with their own wallets and pro keys, a shared treasury they top up from,
   // counterparties, and two admin-scoped operator keys (monitor and containment) owned by non-fleet identities.
-  const n = Math.max(1, Math.min(1000, opts.agents ?? 40));
+  const n = Math.max(1, Math.min(10_000, opts.agents ?? 40));
   const fleet = Array.from({ length: n }, (_, i) => `agent-${String(i).padStart(2, '0')}`);
   const agentKeys: Record<string, string> = {};
   const direct = new Set(opts.directAgents ?? fleet.filter((_, i) => i % 4 === 3));

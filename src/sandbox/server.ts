@@ -54,8 +54,13 @@ export interface RequestLogEntry {
   query: string;
   tool: string | null;
   caller: string | null;
+  /** The User-Agent header (first 200 characters), null when none: which client (or replica) sent it. */
+  client: string | null;
   status: number;
+  /** Sandbox time (scaled, or frozen at time scale 0). */
   at: number;
+  /** Wall-clock time the request arrived, ms: how far apart two clients' requests really were. */
+  received_at: number;
 }
 
 export interface ControlHandlers {
@@ -174,8 +179,10 @@ async function handle(o: SandboxHttpOptions, req: IncomingMessage, res: ServerRe
     query: rawUrl.includes('?') ? rawUrl.slice(rawUrl.indexOf('?') + 1) : '',
     tool: null,
     caller: null,
+    client: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'].slice(0, 200) : null,
     status: 0,
     at: o.now(),
+    received_at: Date.now(),
   };
   o.log.push(entry);
   const done = (status: number) => {
