@@ -9,6 +9,7 @@ export {
   type AuditRecord,
   type AuditVerdict,
   auditHash,
+  auditLastAssigned,
   type GatewayWriteIntent,
   type GatewayWriteOutcome,
   GENESIS_HASH,
@@ -32,6 +33,7 @@ export {
   type MoneyPathState,
   type MoneyPathTotals,
 } from './money-path-ledger.js';
+export { PgDatabase, PgError, type PgOptions } from './pg.js';
 export {
   buildPostmortem,
   buildTimeline,
@@ -42,6 +44,7 @@ export {
   type Timeline,
   type TimelineEntry,
 } from './postmortem.js';
+export { isSqlite, openSqlite, type SqlDatabase, type SqlStatement } from './sql.js';
 export {
   type ActionRecord,
   type AlertRecord,

@@ -364,15 +364,3 @@ function settled(result: unknown): unknown {
     throw new TypeError('Transaction function cannot return a promise');
   return result;
 }
-
-/** The URL with its password replaced by `***`, for logs. */
-export function redactDatabaseUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) if (/pass/i.test(key)) u.searchParams.set(key, '***');
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
-  }
-}
