@@ -102,7 +102,11 @@ port.on('message', (m) => {
     try {
       answer({ id: m.id, ...(await handle(m)) });
     } catch (e) {
-      answer({ id: m.id, error: failure(e, Boolean(broken) || Boolean(e && e.fatal) || m.op === 'connect') });
+      // No SQLSTATE (the client's own "Connection terminated…"), a connection exception (08…) or an
+      // operator intervention (57P…: the backend was terminated): this connection is done.
+      const code = e && e.code;
+      const lost = typeof code !== 'string' || /^(08|57P)/.test(code);
+      answer({ id: m.id, error: failure(e, Boolean(broken) || Boolean(e && e.fatal) || lost || m.op === 'connect') });
     }
   });
 });

@@ -166,6 +166,7 @@ describe.each(ENGINES)('%s', (engine: Engine) => {
       expect(r.out).toContain('1 problem(s) in 9 records');
     });
 
+    // Engine-specific by nature: "no store" is a missing file on SQLite, a missing database on PostgreSQL.
     it('exits 2 with one line when there is no store', () => {
       if (engine === 'sqlite') {
         rmSync(place.dir as string, { recursive: true, force: true });

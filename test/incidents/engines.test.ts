@@ -194,6 +194,20 @@ describe('the PostgreSQL engine', () => {
     }
   });
 
+  it('a connection the server dropped fails one statement; the next runs on a new connection', () => {
+    const db = new PgDatabase(inject('pgUrl'));
+    const admin = new PgDatabase(inject('pgUrl'));
+    try {
+      const pid = (db.prepare('SELECT pg_backend_pid() AS pid').get() as { pid: number }).pid;
+      admin.prepare('SELECT pg_terminate_backend(CAST(? AS INTEGER))').get(pid);
+      expect(() => db.prepare('SELECT 1 AS one').get()).toThrow(PgError);
+      expect(db.prepare('SELECT pg_backend_pid() AS pid').get()).not.toEqual({ pid });
+    } finally {
+      db.close();
+      admin.close();
+    }
+  });
+
   it('says which statement failed and keeps the SQLSTATE', () => {
     const db = new PgDatabase(inject('pgUrl'));
     try {
