@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { ConfigError, DEFAULT_DATA_DIR, loadConfig, redactedDatabaseUrl } from './config.js';
-import { type AuditRecord, auditLastAssigned, verifyAudit } from './incidents/index.js';
+import { type AuditRecord, auditLastAssigned, auditRecords, verifyAudit } from './incidents/index.js';
 import { PgDatabase } from './incidents/pg.js';
 
 export interface VerifyAuditIo {
@@ -100,11 +100,7 @@ function verifyPostgres(url: string, io: VerifyAuditIo): number {
       throw new ConfigError(
         `verify-audit: ${where} has no audit log yet; the server adds it when it next opens the store`,
       );
-    const lastAssigned = auditLastAssigned(db);
-    const records = db
-      .prepare('SELECT seq, at, kind, data, prev_hash, hash FROM audit_log ORDER BY seq')
-      .iterate() as IterableIterator<AuditRecord>;
-    return report(records, lastAssigned, where, io);
+    return report(auditRecords(db), auditLastAssigned(db), where, io);
   } finally {
     db.close();
   }

@@ -90,6 +90,31 @@ export function auditLastAssigned(db: SqlDatabase): number {
   return (db.prepare(LAST_ASSIGNED_SQL[db.engine]).get() as { seq: number } | undefined)?.seq ?? 0;
 }
 
+/** Records per page when PostgreSQL reads the log (each statement's rows arrive in one message). */
+const PAGE = 5_000;
+
+/**
+ * Every audit record in order, one at a time: SQLite steps through one statement; PostgreSQL reads pages
+ * by record number, so a long log is never held in memory on either engine.
+ */
+export function* auditRecords(db: SqlDatabase, pageSize = PAGE): IterableIterator<AuditRecord> {
+  if (db.engine === 'sqlite') {
+    yield* db
+      .prepare('SELECT seq, at, kind, data, prev_hash, hash FROM audit_log ORDER BY seq')
+      .iterate() as IterableIterator<AuditRecord>;
+    return;
+  }
+  const page = db.prepare(
+    'SELECT seq, at, kind, data, prev_hash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
+  for (let after = Number.MIN_SAFE_INTEGER; ; ) {
+    const rows = page.all(after, pageSize) as AuditRecord[];
+    yield* rows;
+    if (rows.length < pageSize) return;
+    after = (rows[rows.length - 1] as AuditRecord).seq;
+  }
+}
+
 /** How long an outcome may wait for an intent or a decision to share its commit. */
 const OUTCOME_DELAY_MS = 100;
 
@@ -175,10 +200,8 @@ export class AuditLog {
   }
 
   /** Every record in order, one at a time (a long log is never held in memory). */
-  *records(): IterableIterator<AuditRecord> {
-    yield* this.db
-      .prepare('SELECT seq, at, kind, data, prev_hash, hash FROM audit_log ORDER BY seq')
-      .iterate() as IterableIterator<AuditRecord>;
+  records(): IterableIterator<AuditRecord> {
+    return auditRecords(this.db);
   }
 
   #record(kind: AuditKind, data: Record<string, unknown>): Pending {

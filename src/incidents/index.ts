@@ -10,6 +10,7 @@ export {
   type AuditVerdict,
   auditHash,
   auditLastAssigned,
+  auditRecords,
   type GatewayWriteIntent,
   type GatewayWriteOutcome,
   GENESIS_HASH,

@@ -97,10 +97,9 @@ describe.each(ENGINES)('transactions (%s)', (engine: Engine) => {
     expect(db.prepare('SELECT id FROM t WHERE id = ?').get('zz')).toBeUndefined();
   });
 
-  it('two stores racing claimContainment for one agent in a tight loop create exactly one incident', async () => {
+  it('two stores opening a new store at once, then racing claimContainment for one agent in a tight loop, create exactly one incident', async () => {
+    // A new, empty place: the two sides also race to create the schema (one migration under the lock).
     const place = newStorePlace(engine);
-    // Migrated once up front, as a deployment's first replica would; the race is on the claims.
-    const store = place.open(clock());
     const sides = 2;
     const gate = new Int32Array(new SharedArrayBuffer(4));
     const workers = Array.from(
@@ -122,6 +121,7 @@ describe.each(ENGINES)('transactions (%s)', (engine: Engine) => {
       await Promise.all(workers.map(async (w) => (await once(w, 'message'))[0] as string[]))
     ).flat();
     expect(created).toHaveLength(1);
+    const store = place.open(clock());
     expect(
       store.db.prepare("SELECT COUNT(*) AS n FROM incidents WHERE primary_agent_id = 'agent-race'").get(),
     ).toEqual({ n: 1 });
