@@ -292,6 +292,8 @@ export class PgDatabase implements SqlDatabase {
         config: {
           connectionString: this.#url,
           statement_timeout: this.#timeoutMs,
+          // A replica stopped inside a transaction (a paused VM) must not hold the store's lock forever.
+          idle_in_transaction_session_timeout: this.#timeoutMs,
           connectionTimeoutMillis: this.#connectTimeoutMs,
           application_name: 'agent-incident-mcp',
         },

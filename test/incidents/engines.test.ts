@@ -166,6 +166,10 @@ describe('the PostgreSQL engine', () => {
       expect(() => db.prepare('SELECT pg_sleep(5)').get()).toThrow(/statement timeout/);
       expect(Date.now() - started).toBeLessThan(3_000);
       expect(db.prepare('SELECT 1 AS one').get()).toEqual({ one: 1 });
+      // A session stopped inside a transaction gives the store's lock back after as long.
+      expect(db.prepare('SHOW idle_in_transaction_session_timeout').get()).toEqual({
+        idle_in_transaction_session_timeout: '300ms',
+      });
     } finally {
       db.close();
     }
