@@ -230,8 +230,7 @@ export class PgDatabase implements SqlDatabase {
         this.exec(`RELEASE SAVEPOINT ${savepoint}`);
         return result as ReturnType<F>;
       } catch (e) {
-        if (!this.#lostTransaction)
-          this.exec(`ROLLBACK TO SAVEPOINT ${savepoint}; RELEASE SAVEPOINT ${savepoint}`);
+        this.#rollbackQuietly(`ROLLBACK TO SAVEPOINT ${savepoint}; RELEASE SAVEPOINT ${savepoint}`);
         throw e;
       } finally {
         this.#depth -= 1;
@@ -259,24 +258,34 @@ export class PgDatabase implements SqlDatabase {
 
   #outermost<F extends SqlFunction>(fn: F, args: SqlArgs<F>): ReturnType<F> {
     // One round trip: BEGIN and the store's lock (see the top of this file).
-    this.exec(`BEGIN; SELECT pg_advisory_xact_lock(${STORE_LOCK_KEY})`);
+    try {
+      this.exec(`BEGIN; SELECT pg_advisory_xact_lock(${STORE_LOCK_KEY})`);
+    } catch (e) {
+      // The lock not had in time (statement_timeout) leaves BEGIN's transaction aborted: end it.
+      this.#rollbackQuietly('ROLLBACK');
+      throw e;
+    }
     this.#depth = 1;
     try {
       const result = settled(fn(...args));
       this.exec('COMMIT');
       return result as ReturnType<F>;
     } catch (e) {
-      if (!this.#lostTransaction && this.#conn) {
-        try {
-          this.exec('ROLLBACK');
-        } catch {
-          // A failed ROLLBACK leaves the original error the one worth reporting.
-        }
-      }
+      this.#rollbackQuietly('ROLLBACK');
       throw e;
     } finally {
       this.#depth = 0;
       this.#lostTransaction = false;
+    }
+  }
+
+  /** Rolls back on the live connection, if there still is one; the error that caused it is the one thrown. */
+  #rollbackQuietly(sql: string): void {
+    if (this.#lostTransaction || !this.#conn) return;
+    try {
+      this.exec(sql);
+    } catch {
+      // A failed rollback leaves the original error the one worth reporting.
     }
   }
 

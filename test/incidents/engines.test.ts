@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { PgDatabase, PgError, type SqlDatabase } from '../../src/incidents/index.js';
 import { toPostgresDdl } from '../../src/incidents/migrate.js';
-import { toPgPlaceholders } from '../../src/incidents/pg.js';
+import { STORE_LOCK_KEY, toPgPlaceholders } from '../../src/incidents/pg.js';
 import { cleanupStores, ENGINES, type Engine, newStorePlace } from '../helpers/stores.js';
 
 afterEach(cleanupStores);
@@ -195,6 +195,21 @@ describe('the PostgreSQL engine', () => {
       expect(db.prepare('SELECT 2 AS two').get()).toEqual({ two: 2 });
     } finally {
       db.close();
+    }
+  });
+
+  it("a transaction that cannot get the store's lock in time throws, and the connection goes on", () => {
+    const place = newStorePlace('postgres');
+    const holder = new PgDatabase(place.url as string);
+    const db = new PgDatabase(place.url as string, { statementTimeoutMs: 300 });
+    try {
+      holder.exec(`BEGIN; SELECT pg_advisory_xact_lock(${STORE_LOCK_KEY})`);
+      expect(() => db.transaction(() => db.prepare('SELECT 1 AS one').get())()).toThrow(/statement timeout/);
+      holder.exec('ROLLBACK');
+      expect(db.transaction(() => db.prepare('SELECT 1 AS one').get())()).toEqual({ one: 1 });
+    } finally {
+      db.close();
+      holder.close();
     }
   });
 
