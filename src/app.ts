@@ -108,7 +108,12 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
   const dataDir = config.dataDir as string;
   mkdirSync(dataDir, { recursive: true });
   // INCIDENT_DATABASE_URL: a PostgreSQL store shared by replicas; otherwise SQLite in the data dir.
-  const store = openStore({ databaseUrl: config.databaseUrl, dataDir, clock });
+  const store = openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir,
+    clock,
+    postgres: { statementTimeoutMs: config.databaseTimeoutMs },
+  });
   logger.info(
     config.databaseUrl
       ? { engine: 'postgres', database_url: redactedDatabaseUrl(config.databaseUrl) }

@@ -96,6 +96,8 @@ export const ConfigSchema = z
       .string()
       .regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// or postgresql:// URL without spaces')
       .optional(),
+    /** PostgreSQL store: a statement, or a wait for the store's lock, that takes longer fails (ms). */
+    databaseTimeoutMs: z.number().int().min(1_000).max(600_000).default(30_000),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     readOnly: z.boolean().default(false),
     toolsets: z
@@ -366,6 +368,12 @@ export const ENV_VARS: ReadonlyArray<{
     path: 'databaseUrl',
     kind: 'string',
     help: 'PostgreSQL URL of an incident store several replicas share (postgres://user:password@host/db); unset: SQLite in the data dir',
+  },
+  {
+    name: 'INCIDENT_DATABASE_TIMEOUT_MS',
+    path: 'databaseTimeoutMs',
+    kind: 'number',
+    help: "PostgreSQL store: a statement or a wait for the store's lock longer than this fails (default 30000)",
   },
   {
     name: 'INCIDENT_HTTP_TOKEN',

@@ -9,6 +9,8 @@ describe('loadConfig', () => {
     const url = 'postgres://aim:s3cret@db.internal:5432/incidents?sslmode=require';
     expect(loadConfig({ env: { INCIDENT_DATABASE_URL: url } }).databaseUrl).toBe(url);
     expect(loadConfig({ env: {} }).databaseUrl).toBeUndefined();
+    expect(loadConfig({ env: {} }).databaseTimeoutMs).toBe(30_000);
+    expect(loadConfig({ env: { INCIDENT_DATABASE_TIMEOUT_MS: '5000' } }).databaseTimeoutMs).toBe(5_000);
     expect(() => loadConfig({ env: { INCIDENT_DATABASE_URL: 'mysql://x/y' } })).toThrow(
       /databaseUrl: a postgres:\/\/ or postgresql:\/\/ URL/,
     );
