@@ -13,12 +13,15 @@
  * transaction are single upserts or updates, atomic on their own in PostgreSQL.
  *
  * The cost: each statement holds the event loop for one loopback round trip to the server plus two thread
- * hops. Measured with bench/store-statement.ts on the 2-core development machine, shared and loaded
- * (PostgreSQL 15 on 127.0.0.1, fsync on): a primary-key read takes about 0.3 ms (SQLite: 0.01–0.02 ms); an
- * autocommitted upsert 0.4–0.7 ms (SQLite, WAL and synchronous = FULL: about 0.3 ms; both fsync); a
- * transaction adds two round trips (BEGIN with the lock, COMMIT): claimContainment on an agent already
- * claimed takes about 0.5 ms (SQLite: 0.03 ms). Fine for the store's tens of statements per containment
- * step; a loop of thousands of statements on PostgreSQL blocks the loop for seconds, so batch them.
+ * hops (four wake-ups: worker, server, worker, main thread). Measured with bench/store-statement.ts on
+ * the 2-core development machine, shared with other work (PostgreSQL 15 on 127.0.0.1, fsync on), over
+ * several runs: a primary-key read 0.3–0.8 ms (SQLite: 0.01–0.02 ms); an autocommitted upsert 0.4–0.8 ms
+ * (SQLite, WAL and synchronous = FULL: 0.3–0.4 ms; both fsync); a transaction adds two round trips
+ * (BEGIN with the lock, COMMIT): claimContainment on an agent already claimed, 0.5–1.6 ms (SQLite:
+ * 0.04 ms). Fine for the store's tens of statements per containment step; a loop of thousands of
+ * statements (a detection pass over a 1,000-agent fleet saves one or two per agent) blocks the event loop for
+ * about a second on PostgreSQL. (Spinning briefly before Atomics.wait cut a read by a fifth but slowed
+ * fsyncing writes on two shared cores, so the main thread just sleeps.)
  *
  * A statement that gets no answer within `statementTimeoutMs` (default 30 s; the server is told the same
  * `statement_timeout`, so it normally answers with its own error first) throws instead of hanging the
