@@ -8,6 +8,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // A throwaway PostgreSQL cluster for the store's tests on the PostgreSQL engine (test/helpers/postgres.ts).
+    globalSetup: ['test/global-setup.ts'],
     // Under CI a JSON report is written too, so .ci/run can print one plain "N passed, N failed" line.
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
     outputFile: process.env.CI ? { json: '.ci/results.json' } : undefined,

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, ConfigError, DEFAULT_DATA_DIR } from './config.js';
+import { type Config, ConfigError, DEFAULT_DATA_DIR, redactedDatabaseUrl } from './config.js';
 import { DEFAULT_THRESHOLDS } from './detection/index.js';
 import { GreenHelixClient } from './greenhelix/index.js';
 import {
@@ -96,7 +96,14 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
         token: sandbox.controlToken,
       },
       dataDir: tempStore ?? join(input.dataDir as string, 'sandbox', stamp),
+      // Sandbox incidents refer to the sandbox's in-memory gateway: never into a shared store.
+      databaseUrl: undefined,
     };
+    if (input.databaseUrl)
+      logger.warn(
+        { database_url: redactedDatabaseUrl(input.databaseUrl) },
+        'the sandbox keeps its incidents in its own SQLite store, not in INCIDENT_DATABASE_URL',
+      );
     logger.info(
       { url: sandbox.url, agents: sandbox.fleet.length, data_dir: config.dataDir, scenarios: started },
       'embedded sandbox gateway started',
@@ -104,7 +111,19 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
   }
   const dataDir = config.dataDir as string;
   mkdirSync(dataDir, { recursive: true });
-  const store = openStore({ dataDir, clock });
+  // INCIDENT_DATABASE_URL: a PostgreSQL store shared by replicas; otherwise SQLite in the data dir.
+  const store = openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir,
+    clock,
+    postgres: { statementTimeoutMs: config.databaseTimeoutMs },
+  });
+  logger.info(
+    config.databaseUrl
+      ? { engine: 'postgres', database_url: redactedDatabaseUrl(config.databaseUrl) }
+      : { engine: 'sqlite', data_dir: dataDir },
+    'incident store open',
+  );
   // Configured keys are the known-good ones: they replace a first-sight pin that disagrees.
   for (const [agentId, key] of Object.entries(config.pinnedKeys)) {
     const pinned = store.getPin(agentId);

@@ -7,7 +7,7 @@
  *   agent-incident-mcp sandbox [--port N] [--host H] [--agents N] [--seed S] [--latency-ms N] ...
  *   agent-incident-mcp demo [--agents N] [--latency-ms N]
  *   agent-incident-mcp config claude-desktop [--sandbox] [--read-only]
- *   agent-incident-mcp verify-audit [--store FILE]
+ *   agent-incident-mcp verify-audit [--store FILE | --database-url URL]
  *
  * Exit codes: 0 clean shutdown, 1 unexpected failure, 2 bad configuration or usage.
  */

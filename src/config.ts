@@ -88,6 +88,16 @@ export const ConfigSchema = z
       .default({}),
     /** The incident store's directory; absent means DEFAULT_DATA_DIR (or, with the sandbox, a temporary one). */
     dataDir: z.string().min(1).optional(),
+    /**
+     * A PostgreSQL incident store shared by several replicas (postgres://user:password@host:5432/db). When
+     * set it is the store, instead of SQLite in dataDir. Never printed or logged as given: see redactedDatabaseUrl.
+     */
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// or postgresql:// URL without spaces')
+      .optional(),
+    /** PostgreSQL store: a statement, or a wait for the store's lock, that takes longer fails (ms). */
+    databaseTimeoutMs: z.number().int().min(1_000).max(600_000).default(30_000),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     readOnly: z.boolean().default(false),
     toolsets: z
@@ -359,6 +369,18 @@ export const ENV_VARS: ReadonlyArray<{
     help: 'Where the SQLite incident store lives',
   },
   {
+    name: 'INCIDENT_DATABASE_URL',
+    path: 'databaseUrl',
+    kind: 'string',
+    help: 'PostgreSQL URL of an incident store several replicas share (postgres://user:password@host/db); unset: SQLite in the data dir',
+  },
+  {
+    name: 'INCIDENT_DATABASE_TIMEOUT_MS',
+    path: 'databaseTimeoutMs',
+    kind: 'number',
+    help: "PostgreSQL store: a statement or a wait for the store's lock longer than this fails (default 30000)",
+  },
+  {
     name: 'INCIDENT_HTTP_TOKEN',
     path: 'http.token',
     kind: 'string',
@@ -519,6 +541,18 @@ export const ENV_VARS: ReadonlyArray<{
 ];
 
 type Json = Record<string, unknown>;
+
+/** A database URL as it may be printed or logged: its password (and any password parameter) replaced by ***. */
+export function redactedDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    for (const key of [...u.searchParams.keys()]) if (/pass/i.test(key)) u.searchParams.set(key, '***');
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
+}
 
 function setPath(target: Json, path: string, value: unknown): void {
   const parts = path.split('.');

@@ -2,9 +2,28 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, hasGatewayAccess, loadConfig } from '../src/config.js';
+import { ConfigError, hasGatewayAccess, loadConfig, redactedDatabaseUrl } from '../src/config.js';
 
 describe('loadConfig', () => {
+  it('takes a PostgreSQL store from INCIDENT_DATABASE_URL, and never shows its password', () => {
+    const url = 'postgres://aim:s3cret@db.internal:5432/incidents?sslmode=require';
+    expect(loadConfig({ env: { INCIDENT_DATABASE_URL: url } }).databaseUrl).toBe(url);
+    expect(loadConfig({ env: {} }).databaseUrl).toBeUndefined();
+    expect(loadConfig({ env: {} }).databaseTimeoutMs).toBe(30_000);
+    expect(loadConfig({ env: { INCIDENT_DATABASE_TIMEOUT_MS: '5000' } }).databaseTimeoutMs).toBe(5_000);
+    expect(() => loadConfig({ env: { INCIDENT_DATABASE_URL: 'mysql://x/y' } })).toThrow(
+      /databaseUrl: a postgres:\/\/ or postgresql:\/\/ URL/,
+    );
+    expect(() => loadConfig({ env: { INCIDENT_DATABASE_URL: 'mysql://a:s3cret@x/y' } })).not.toThrow(
+      /s3cret/,
+    );
+    expect(redactedDatabaseUrl(url)).toBe('postgres://aim:***@db.internal:5432/incidents?sslmode=require');
+    expect(redactedDatabaseUrl('postgresql://h/db?user=a&password=s3cret')).toBe(
+      'postgresql://h/db?user=a&password=***',
+    );
+    expect(redactedDatabaseUrl('postgres://aim@h/db')).toBe('postgres://aim@h/db');
+  });
+
   it('applies defaults < file < env < flags', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const file = join(dir, 'c.json');

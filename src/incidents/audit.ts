@@ -22,7 +22,7 @@
  * rebuild a whole chain; ship the head hash elsewhere (`verify-audit` prints it) to anchor it.
  */
 import { createHash } from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDatabase, SqlStatement, SqlTransaction } from './sql.js';
 
 export type AuditKind = 'guard' | 'gateway_write' | 'gateway_outcome';
 
@@ -76,6 +76,45 @@ export interface AuditRecord {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/**
+ * The highest record number ever given (a removed last record must stay a visible gap): SQLite's
+ * sqlite_sequence, and on PostgreSQL its equivalent, kept in the same transaction by a trigger (migrate.ts).
+ */
+const LAST_ASSIGNED_SQL = {
+  sqlite: "SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'",
+  postgres: "SELECT seq FROM autoincrement_seq WHERE name = 'audit_log'",
+} as const;
+
+/** The highest audit record number ever given in this store (0 before the first). */
+export function auditLastAssigned(db: SqlDatabase): number {
+  return (db.prepare(LAST_ASSIGNED_SQL[db.engine]).get() as { seq: number } | undefined)?.seq ?? 0;
+}
+
+/** Records per page when PostgreSQL reads the log (each statement's rows arrive in one message). */
+const PAGE = 5_000;
+
+/**
+ * Every audit record in order, one at a time: SQLite steps through one statement; PostgreSQL reads pages
+ * by record number, so a long log is never held in memory on either engine.
+ */
+export function* auditRecords(db: SqlDatabase, pageSize = PAGE): IterableIterator<AuditRecord> {
+  if (db.engine === 'sqlite') {
+    yield* db
+      .prepare('SELECT seq, at, kind, data, prev_hash, hash FROM audit_log ORDER BY seq')
+      .iterate() as IterableIterator<AuditRecord>;
+    return;
+  }
+  const page = db.prepare(
+    'SELECT seq, at, kind, data, prev_hash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
+  );
+  for (let after = Number.MIN_SAFE_INTEGER; ; ) {
+    const rows = page.all(after, pageSize) as AuditRecord[];
+    yield* rows;
+    if (rows.length < pageSize) return;
+    after = (rows[rows.length - 1] as AuditRecord).seq;
+  }
+}
+
 /** How long an outcome may wait for an intent or a decision to share its commit. */
 const OUTCOME_DELAY_MS = 100;
 
@@ -95,19 +134,19 @@ export class AuditLog {
   #pending: Pending[] = [];
   #scheduled = false;
   #outcomeTimer: NodeJS.Timeout | undefined;
-  readonly #tail: Database.Statement;
-  readonly #lastAssigned: Database.Statement;
-  readonly #insert: Database.Statement;
-  readonly #append: Database.Transaction<(batch: Pending[]) => number[]>;
+  readonly #tail: SqlStatement;
+  readonly #lastAssigned: SqlStatement;
+  readonly #insert: SqlStatement;
+  readonly #append: SqlTransaction<(batch: Pending[]) => number[]>;
   /**
    * Told when a queued batch could not be written: its intents are rejected (their requests are not sent),
    * but an outcome in it is lost, and only this hook hears of it. The composition root points it at the log.
    */
   onError: (e: unknown) => void = () => undefined;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: SqlDatabase) {
     this.#tail = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-    this.#lastAssigned = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'");
+    this.#lastAssigned = db.prepare(LAST_ASSIGNED_SQL[db.engine]);
     this.#insert = db.prepare(
       'INSERT INTO audit_log (seq, at, kind, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)',
     );
@@ -161,10 +200,8 @@ export class AuditLog {
   }
 
   /** Every record in order, one at a time (a long log is never held in memory). */
-  *records(): IterableIterator<AuditRecord> {
-    yield* this.db
-      .prepare('SELECT seq, at, kind, data, prev_hash, hash FROM audit_log ORDER BY seq')
-      .iterate() as IterableIterator<AuditRecord>;
+  records(): IterableIterator<AuditRecord> {
+    return auditRecords(this.db);
   }
 
   #record(kind: AuditKind, data: Record<string, unknown>): Pending {

@@ -14,8 +14,9 @@
  * found it refunded after our attempt) | `retry` (a definite refusal that changed nothing: 429, 403
  * wallet_frozen…) | `unknown` (no answer we can trust) | `gone` (settled, released or expired: not ours).
  */
-import type Database from 'better-sqlite3';
+
 import type { Clock } from '../util/clock.js';
+import type { SqlDatabase } from './sql.js';
 
 export type EscrowCancelState = 'sending' | 'cancelled' | 'retry' | 'unknown' | 'gone';
 
@@ -44,7 +45,7 @@ export interface EscrowCancelTotals {
 
 export class EscrowLedger {
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {}
 
@@ -164,7 +165,7 @@ export interface LeaseRecord {
  */
 export class Leases {
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {}
 

@@ -9,6 +9,8 @@ export {
   type AuditRecord,
   type AuditVerdict,
   auditHash,
+  auditLastAssigned,
+  auditRecords,
   type GatewayWriteIntent,
   type GatewayWriteOutcome,
   GENESIS_HASH,
@@ -32,6 +34,7 @@ export {
   type MoneyPathState,
   type MoneyPathTotals,
 } from './money-path-ledger.js';
+export { PgDatabase, PgError, type PgOptions } from './pg.js';
 export {
   buildPostmortem,
   buildTimeline,
@@ -43,6 +46,7 @@ export {
   type TimelineEntry,
 } from './postmortem.js';
 export { type ReplicaRecord, Replicas, type WakeRecord } from './replicas.js';
+export { isSqlite, openSqlite, type SqlDatabase, type SqlStatement } from './sql.js';
 export {
   type ActionRecord,
   type AlertRecord,

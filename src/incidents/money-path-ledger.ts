@@ -15,8 +15,9 @@
  * definite refusal that changed nothing) | `unknown` (no answer we can trust: never re-sent blindly) |
  * `gone` (no longer pending/active when we got there: nothing for us to do).
  */
-import type Database from 'better-sqlite3';
+
 import type { Clock } from '../util/clock.js';
+import type { SqlDatabase } from './sql.js';
 
 export type MoneyPathKind = 'intent' | 'subscription';
 /** void: a pending intent; refund: a settled intent (claw-back); cancel: an active subscription. */
@@ -56,7 +57,7 @@ export interface MoneyPathTotals {
 
 export class MoneyPathLedger {
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: SqlDatabase,
     private readonly clock: Clock,
   ) {}
 

@@ -4,7 +4,7 @@
  * Times are wall-clock milliseconds (`Date.now()` of each process): replicas on different hosts compare
  * heartbeats, so the hosts' clocks must agree to well within the heartbeat TTL (NTP gives milliseconds).
  */
-import type Database from 'better-sqlite3';
+import type { SqlDatabase } from './sql.js';
 
 export interface ReplicaRecord {
   id: string;
@@ -30,7 +30,7 @@ export interface WakeRecord {
 const WAKE_RETENTION_MS = 10 * 60_000;
 
 export class Replicas {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: SqlDatabase) {}
 
   /** Records that `id` is alive at `now` (inserting it on its first beat). A replica that left stays gone. */
   beat(

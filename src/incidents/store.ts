@@ -1,22 +1,24 @@
 /**
  * The durable incident store: SQLite (better-sqlite3) in WAL mode with `synchronous = FULL`, so every
- * committed row survives a `kill -9` or power loss. Actions are written ahead (begun before the gateway
- * call, finished after), so a restarted server sees exactly which calls may or may not have happened.
+ * committed row survives a `kill -9` or power loss; or PostgreSQL (pg.ts), shared by several replicas,
+ * when a database URL is given. Actions are written ahead (begun before the gateway call, finished after),
+ * so a restarted server sees exactly which calls may or may not have happened.
  *
- * better-sqlite3 is synchronous: each statement is one short transaction on the event loop, which is
- * what makes `claimContainment` atomic within a process; BEGIN IMMEDIATE makes it atomic across
- * processes sharing the file.
+ * Both engines are synchronous (sql.ts): each statement is one short transaction on the event loop, which
+ * is what makes `claimContainment` atomic within a process; BEGIN IMMEDIATE (SQLite) or the store's
+ * advisory lock (PostgreSQL) makes it atomic across processes sharing the store.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { type Clock, systemClock } from '../util/clock.js';
 import { AuditLog } from './audit.js';
 import { EscrowLedger, Leases } from './escrow-ledger.js';
-import { MIGRATIONS } from './migrations.js';
+import { migrate, schemaVersion } from './migrate.js';
 import { MoneyPathLedger } from './money-path-ledger.js';
+import { PgDatabase, type PgOptions } from './pg.js';
 import { Replicas } from './replicas.js';
+import { isSqlite, openSqlite, type SqlDatabase, type SqlStatement } from './sql.js';
 
 export type IncidentStatus =
   | 'detected'
@@ -218,14 +220,14 @@ export interface ShadowDecision {
 }
 
 export class IncidentStore {
-  readonly db: Database.Database;
+  readonly db: SqlDatabase;
   private readonly clock: Clock;
   /** Every escrow our containment has tried to cancel (see escrow-ledger.ts). */
   readonly escrows: EscrowLedger;
   /** Every intent and subscription our containment or a claw-back has acted on (see money-path-ledger.ts). */
   readonly moneyPaths: MoneyPathLedger;
   /** Prepared statements by SQL text: the watcher runs the same few queries for every agent every tick. */
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements = new Map<string, SqlStatement>();
   /** Per-agent containment leases shared by every process on this store. */
   readonly leases: Leases;
   /** Guard decisions and gateway writes, hash-chained (see audit.ts). */
@@ -233,16 +235,19 @@ export class IncidentStore {
   /** Watcher replicas' heartbeats and cross-replica wake-ups (see replicas.ts). */
   readonly replicas: Replicas;
 
-  constructor(path: string, clock: Clock) {
-    this.db = new Database(path);
+  constructor(db: SqlDatabase, clock: Clock) {
+    this.db = db;
     this.clock = clock;
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a committed incident row or action must survive kill -9 and power loss; the cost is an fsync
-    // per transaction, which is why containment writes one action per batch of cancels, not per escrow.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    if (isSqlite(db)) {
+      db.pragma('journal_mode = WAL');
+      // FULL: a committed incident row or action must survive kill -9 and power loss; the cost is an fsync
+      // per transaction, which is why containment writes one action per batch of cancels, not per escrow.
+      // (PostgreSQL: fsync and synchronous_commit are on by default, and foreign keys always apply.)
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+    }
+    migrate(db);
     this.escrows = new EscrowLedger(this.db, clock);
     this.moneyPaths = new MoneyPathLedger(this.db, clock);
     // Leases expire in real time even when the store runs on a drill's scaled clock: processes share them.
@@ -257,7 +262,7 @@ export class IncidentStore {
   }
 
   /** The prepared statement for `sql`, prepared once per store. */
-  private q(sql: string): Database.Statement {
+  private q(sql: string): SqlStatement {
     let st = this.statements.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
@@ -266,24 +271,8 @@ export class IncidentStore {
     return st;
   }
 
-  private migrate(): void {
-    // One IMMEDIATE transaction, the version read inside it: two processes opening a new store at once
-    // would otherwise both read the old version and the second would fail on "table already exists".
-    this.db
-      .transaction(() => {
-        const current = this.db.pragma('user_version', { simple: true }) as number;
-        for (const [i, sql] of MIGRATIONS.entries()) {
-          const version = i + 1;
-          if (version <= current) continue;
-          this.db.exec(sql);
-          this.db.pragma(`user_version = ${version}`);
-        }
-      })
-      .immediate();
-  }
-
   schemaVersion(): number {
-    return this.db.pragma('user_version', { simple: true }) as number;
+    return schemaVersion(this.db);
   }
 
   // Incidents
@@ -397,9 +386,19 @@ export class IncidentStore {
     params?: unknown;
   }): number {
     const r = this.q(
-      'INSERT INTO actions (incident_id, agent_id, phase, action, target, params, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ).run(a.incident_id, a.agent_id, a.phase, a.action, a.target ?? null, json(a.params), this.clock.now());
-    return Number(r.lastInsertRowid);
+      'INSERT INTO actions (incident_id, agent_id, phase, action, target, params, started_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
+    ).get(
+      a.incident_id,
+      a.agent_id,
+      a.phase,
+      a.action,
+      a.target ?? null,
+      json(a.params),
+      this.clock.now(),
+    ) as {
+      id: number;
+    };
+    return Number(r.id);
   }
 
   finishAction(
@@ -584,7 +583,8 @@ export class IncidentStore {
   ): void {
     this.q(
       `INSERT INTO recovery_stages (incident_id, agent_id, round, stage, percent, daily_cap, monthly_cap, gates, at)
-         SELECT ?, ?, containment_round, ?, ?, ?, ?, ?, ? FROM incidents WHERE id = ?
+         SELECT ?, ?, containment_round, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), ?,
+           CAST(? AS BIGINT) FROM incidents WHERE id = ?
          ON CONFLICT (incident_id, agent_id, round, stage) DO NOTHING`,
     ).run(
       incidentId,
@@ -740,13 +740,31 @@ export class IncidentStore {
   }
 }
 
-/** Opens (creating and migrating) the store in `dataDir/incidents.sqlite`, or at `path` (':memory:' allowed). */
-export function openStore(opts: { dataDir?: string; path?: string; clock: Clock }): IncidentStore {
+/**
+ * Opens (creating and migrating) the store: on PostgreSQL at `databaseUrl` when one is given, otherwise on
+ * SQLite in `dataDir/incidents.sqlite`, or at `path` (':memory:' allowed).
+ */
+export function openStore(opts: {
+  databaseUrl?: string | undefined;
+  dataDir?: string | undefined;
+  path?: string | undefined;
+  clock: Clock;
+  postgres?: PgOptions;
+}): IncidentStore {
+  if (opts.databaseUrl) {
+    const db = new PgDatabase(opts.databaseUrl, opts.postgres);
+    try {
+      return new IncidentStore(db, opts.clock);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
   let path = opts.path;
   if (!path) {
     if (!opts.dataDir) throw new Error('openStore needs dataDir or path');
     mkdirSync(opts.dataDir, { recursive: true });
     path = join(opts.dataDir, 'incidents.sqlite');
   }
-  return new IncidentStore(path, opts.clock);
+  return new IncidentStore(openSqlite(path), opts.clock);
 }

@@ -1,16 +1,19 @@
 /**
- * Two server processes on one data dir, each asked to contain the same agent at the same moment, ten
+ * Two server processes on one store, each asked to contain the same agent at the same moment, ten
  * times: one set of gateway actions every time (one freeze to start, each escrow cancelled once, counted
  * from the sandbox's own request log), one incident, and the other process answers with that incident,
- * never an error.
+ * never an error. Once on one SQLite data dir, once as two replicas on one PostgreSQL database
+ * (INCIDENT_DATABASE_URL).
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PgDatabase } from '../../src/incidents/index.js';
 import { spawnSandbox, spawnServer } from '../helpers/spawn.js';
+import { cleanupStores, ENGINES, type Engine, newStorePlace } from '../helpers/stores.js';
 
 const TRIALS = 10;
 const children: ChildProcess[] = [];
@@ -18,6 +21,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'aim-two-'));
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
+  cleanupStores();
 });
 
 interface Logged {
@@ -27,7 +31,7 @@ interface Logged {
   status: number;
 }
 
-describe('two processes, one store', () => {
+describe.each(ENGINES)('two processes, one store (%s)', (engine: Engine) => {
   it(`${TRIALS} trials: one set of gateway actions, one incident, no error`, async () => {
     const sb = await spawnSandbox(
       ['--agents', String(TRIALS), '--latency-ms', '20', '--time-scale', '0', '--seed', '4'],
@@ -35,13 +39,16 @@ describe('two processes, one store', () => {
     );
     // Ten different agents in one run: this test is about two processes on one agent, not the blast
     // radius (3 agents or 10 % per 10 min, which would refuse the second trial), so it is lifted here.
-    const env = {
+    const place = engine === 'postgres' ? newStorePlace(engine) : null;
+    const env: Record<string, string> = {
+      ...(place ? { INCIDENT_DATABASE_URL: place.url as string } : {}),
       INCIDENT_LOG_LEVEL: 'info',
       INCIDENT_MAX_AGENTS_PER_CALL: String(TRIALS),
       INCIDENT_MAX_FLEET_SHARE: '1',
     };
-    const one = spawnServer(sb.info, dataDir, children, env);
-    const two = spawnServer(sb.info, dataDir, children, env);
+    const dir = join(dataDir, engine);
+    const one = spawnServer(sb.info, dir, children, env);
+    const two = spawnServer(sb.info, dir, children, env);
     await Promise.all([one.ready, two.ready]);
     for (let trial = 0; trial < TRIALS; trial++) {
       const agent = sb.info.fleet[trial] as string;
@@ -85,6 +92,13 @@ describe('two processes, one store', () => {
     one.child.stdin!.end();
     two.child.stdin!.end();
     await Promise.all([once(one.child, 'exit'), once(two.child, 'exit')]);
+    // The incidents are where the engine says: the PostgreSQL database, and no SQLite file beside it.
+    if (place) {
+      const db = new PgDatabase(place.url as string);
+      expect(db.prepare('SELECT COUNT(*) AS n FROM incidents').get()).toEqual({ n: TRIALS });
+      db.close();
+      expect(existsSync(join(dir, 'incidents.sqlite'))).toBe(false);
+    }
     sb.child.kill('SIGTERM');
   }, 180_000);
 });

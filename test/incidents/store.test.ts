@@ -1,26 +1,36 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
+/**
+ * The incident store, run once per engine: SQLite, and PostgreSQL on the run's throwaway cluster. Two
+ * stores on one place are two processes on one SQLite file, or two replicas on one PostgreSQL database.
+ */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   buildPostmortem,
   buildTimeline,
   mdCell,
-  openStore,
+  openSqlite,
+  PgDatabase,
   renderPostmortemMarkdown,
+  type SqlDatabase,
 } from '../../src/incidents/index.js';
+import { migrate } from '../../src/incidents/migrate.js';
 import { MIGRATIONS } from '../../src/incidents/migrations.js';
+import {
+  cleanupStores,
+  ENGINES,
+  type Engine,
+  newStorePlace,
+  openTestStore,
+  type StorePlace,
+} from '../helpers/stores.js';
 
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'aim-store-'));
-  dirs.push(d);
-  return d;
-};
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanupStores);
+
+/** The place's database without the store on top (no migrations run). */
+function rawDb(place: StorePlace): SqlDatabase {
+  return place.engine === 'sqlite'
+    ? openSqlite(`${place.dir as string}/incidents.sqlite`)
+    : new PgDatabase(place.url as string);
+}
 const clock = (t = { now: 1_700_000_000_000 }) => ({ now: () => t.now, t });
 const init = (agent: string) => ({
   agent_ids: [agent],
@@ -29,24 +39,23 @@ const init = (agent: string) => ({
   kind: 'containment',
 });
 
-describe('incident store', () => {
+describe.each(ENGINES)('incident store (%s)', (engine: Engine) => {
   it('migrates from empty, reopens idempotently, keeps everything across connections', () => {
-    const dir = tmp();
-    const a = openStore({ dataDir: dir, clock: clock() });
+    const place = newStorePlace(engine);
+    const a = place.open(clock());
     expect(a.schemaVersion()).toBe(MIGRATIONS.length);
     const { incident } = a.claimContainment('agent-1', init('agent-1'));
     a.close();
-    const b = openStore({ dataDir: dir, clock: clock() });
+    const b = place.open(clock());
     expect(b.schemaVersion()).toBe(MIGRATIONS.length);
     expect(b.getIncident(incident.id)?.primary_agent_id).toBe('agent-1');
     b.close();
   });
 
-  it('upgrades a version-1 file in place, keeping its recovery stages (as round 1)', () => {
-    const dir = tmp();
-    const old = new Database(join(dir, 'incidents.sqlite'));
-    old.exec(MIGRATIONS[0]!);
-    old.pragma('user_version = 1');
+  it('upgrades a version-1 store in place, keeping its recovery stages (as round 1)', () => {
+    const place = newStorePlace(engine);
+    const old = rawDb(place);
+    migrate(old, MIGRATIONS.slice(0, 1));
     old
       .prepare(
         "INSERT INTO incidents (id, kind, status, primary_agent_id, agent_ids, reason, created_at) VALUES ('inc_old1', 'containment', 'recovering', 'a', '[\"a\"]', 'r', 1)",
@@ -58,7 +67,7 @@ describe('incident store', () => {
       )
       .run();
     old.close();
-    const s = openStore({ dataDir: dir, clock: clock() });
+    const s = place.open(clock());
     expect(s.schemaVersion()).toBe(MIGRATIONS.length);
     expect(s.getIncident('inc_old1')?.containment_round).toBe(1);
     expect(s.listRecoveryStages('inc_old1')).toEqual([
@@ -69,10 +78,10 @@ describe('incident store', () => {
     s.close();
   });
 
-  it('claimContainment yields one incident per agent, across two connections to the same file', () => {
-    const dir = tmp();
-    const a = openStore({ dataDir: dir, clock: clock() });
-    const b = openStore({ dataDir: dir, clock: clock() });
+  it('claimContainment yields one incident per agent, across two connections to the same store', () => {
+    const place = newStorePlace(engine);
+    const a = place.open(clock());
+    const b = place.open(clock());
     const first = a.claimContainment('agent-1', init('agent-1'));
     const second = b.claimContainment('agent-1', init('agent-1'));
     expect(first.created).toBe(true);
@@ -87,7 +96,7 @@ describe('incident store', () => {
   });
 
   it('escalates an active degradation incident into a containment instead of blocking it', () => {
-    const s = openStore({ path: ':memory:', clock: clock() });
+    const s = openTestStore(engine, { clock: clock() });
     const deg = s.claimContainment('a', { ...init('a'), kind: 'service_degradation' });
     s.transition(deg.incident.id, 'containing');
     s.transition(deg.incident.id, 'contained');
@@ -99,7 +108,7 @@ describe('incident store', () => {
   });
 
   it('pre-incident caps are write-once; transitions follow the table', () => {
-    const s = openStore({ path: ':memory:', clock: clock() });
+    const s = openTestStore(engine, { clock: clock() });
     const { incident } = s.claimContainment('a', init('a'));
     s.recordPreIncidentState(incident.id, 'a', {
       daily_cap: 100_000,
@@ -122,7 +131,7 @@ describe('incident store', () => {
 
   it('actions are written ahead: begun-but-unfinished ones are listed as pending', () => {
     const c = clock();
-    const s = openStore({ path: ':memory:', clock: c });
+    const s = openTestStore(engine, { clock: c });
     const { incident } = s.claimContainment('a', init('a'));
     const done = s.beginAction({
       incident_id: incident.id,
@@ -147,7 +156,7 @@ describe('incident store', () => {
   });
 
   it('de-duplicates webhook bodies; pins are first-sight unless re-pinned deliberately', () => {
-    const s = openStore({ path: ':memory:', clock: clock() });
+    const s = openTestStore(engine, { clock: clock() });
     expect(s.markSeen('webhook', 'h1', 1)).toBe(true);
     expect(s.markSeen('webhook', 'h1', 2)).toBe(false);
     s.pinKey('a', 'k1', 'detection');
@@ -158,10 +167,10 @@ describe('incident store', () => {
   });
 });
 
-describe('timeline and post-mortem', () => {
+describe.each(ENGINES)('timeline and post-mortem (%s)', (engine: Engine) => {
   it('uses recorded times only, sorted, with phase durations and the SLA verdict; hostile text is escaped', () => {
     const c = clock();
-    const s = openStore({ path: ':memory:', clock: c });
+    const s = openTestStore(engine, { clock: c });
     const { incident } = s.claimContainment('a', {
       ...init('a'),
       reason: '<script>alert(1)</script> [click](https://evil.example)',
@@ -223,9 +232,9 @@ describe('timeline and post-mortem', () => {
   });
 });
 
-describe('detection state', () => {
+describe.each(ENGINES)('detection state (%s)', (engine: Engine) => {
   it("a pass's states and pins are saved in one transaction: all of them, or none when one row fails", () => {
-    const s = openStore({ dataDir: tmp(), clock: clock() });
+    const s = openTestStore(engine, { clock: clock() });
     s.saveDetection(
       [
         { agentId: 'a', state: { v: 2, n: 1 } },
@@ -248,5 +257,114 @@ describe('detection state', () => {
     expect(s.getDetectionState('a')).toEqual({ v: 2, n: 1 });
     expect(s.getDetectionState('c')).toBeUndefined();
     s.close();
+  });
+});
+
+describe.each(ENGINES)('every query, on each engine (%s)', (engine: Engine) => {
+  it('round-trips incidents, gates, alerts, shadow decisions, thresholds, cursors, post-mortems and money paths', () => {
+    const c = clock();
+    const s = openTestStore(engine, { clock: c });
+    const a = s.claimContainment('a', init('a')).incident;
+    c.t.now += 1;
+    const b = s.claimContainment('b', { ...init('b'), agent_ids: ['b', 'c'] }).incident;
+    expect(s.listIncidents().map((i) => i.id)).toEqual([b.id, a.id]);
+    expect(s.listIncidents({ agent_id: 'c' }).map((i) => i.id)).toEqual([b.id]);
+    expect(s.listIncidents({ status: 'detected', limit: 1, offset: 1 }).map((i) => i.id)).toEqual([a.id]);
+    expect(s.getIncident(b.id)?.agent_ids).toEqual(['b', 'c']);
+    s.recordGate(a.id, { gate: 'g1', passed: true, reason: 'ok', at: 5, by: null });
+    expect(s.listGates(a.id)).toEqual([
+      { incident_id: a.id, gate: 'g1', passed: true, reason: 'ok', at: 5, by: null },
+    ]);
+    s.recordAlert({
+      incident_id: a.id,
+      agent_id: 'a',
+      signal: 'x',
+      severity: 'high',
+      priority: 'P1',
+      tier: 'auto_contain',
+      actions: ['freeze'],
+      sinks: ['log'],
+      at: 10,
+    });
+    expect(s.listAlerts({ agent_id: 'a' })).toMatchObject([{ id: 1, actions: ['freeze'], sinks: ['log'] }]);
+    expect(s.listAlerts({ since: 11 })).toEqual([]);
+    s.recordShadowDecision({
+      at: 3,
+      agent_id: 'a',
+      signal: 'x',
+      severity: 'high',
+      priority: 'P1',
+      tier: 'auto_contain',
+      action: 'contain',
+      runbook: null,
+      summary: 'would contain',
+    });
+    expect(s.listShadowDecisions()).toMatchObject([{ id: 1, at: 3, action: 'contain' }]);
+    s.setThresholdOverride('a', { spend: 5 }, 'tight');
+    s.setThresholdOverride('a', { spend: 4 }, 'tighter');
+    expect(s.getThresholdOverride('a')).toEqual({ spend: 4 });
+    expect(s.thresholdHistory('a').map((h) => h.reason)).toEqual(['tight', 'tighter']);
+    s.setCursor('k', '1');
+    s.setCursor('k', '2');
+    expect(s.getCursor('k')).toBe('2');
+    s.setFrozenBelief('a', true, a.id);
+    expect(s.getFrozenBelief('a')).toBe(true);
+    expect(s.getFrozenBelief('zz')).toBeNull();
+    s.savePostmortem(a.id, { json: { v: 1 }, markdown: '# pm' });
+    s.savePostmortem(a.id, { json: { v: 2 }, markdown: '# pm2' });
+    expect(s.getPostmortem(a.id)).toMatchObject({ json: { v: 2 }, markdown: '# pm2' });
+    s.recordPreIncidentState(a.id, 'a', {
+      daily_cap: 100,
+      monthly_cap: 1_000,
+      alert_threshold: 0.75,
+      balance_cents: 5,
+      frozen_before: false,
+    });
+    expect(s.getPreIncidentState(a.id, 'a')).toMatchObject({ alert_threshold: 0.75, frozen_before: false });
+    s.recordRecoveryStage(a.id, 'a', {
+      stage: 1,
+      percent: 25,
+      daily_cap: 25,
+      monthly_cap: 250,
+      gates: ['g1'],
+      at: 1_700_000_000_500,
+    });
+    s.recordRecoveryStage(a.id, 'a', {
+      stage: 1,
+      percent: 99,
+      daily_cap: 1,
+      monthly_cap: 1,
+      gates: [],
+      at: 1,
+    });
+    expect(s.listRecoveryStages(a.id)).toEqual([
+      {
+        incident_id: a.id,
+        agent_id: 'a',
+        round: 1,
+        stage: 1,
+        percent: 25,
+        daily_cap: 25,
+        monthly_cap: 250,
+        gates: ['g1'],
+        at: 1_700_000_000_500,
+      },
+    ]);
+    const mp = s.moneyPaths;
+    const items = [
+      { id: 'pi_1', payee: 'v', amount: 700 },
+      { id: 'pi_2', payee: 'v', amount: 300, detail: { interval: 'month' } },
+    ];
+    expect(mp.claim('intent', 'void', a.id, 'a', items)).toEqual(['pi_1', 'pi_2']);
+    expect(mp.claim('intent', 'void', a.id, 'a', items)).toEqual([]);
+    mp.settle('intent', [
+      { id: 'pi_1', state: 'done', action: 'refund' },
+      { id: 'pi_2', state: 'retry', error: 'rate_limited' },
+    ]);
+    expect(mp.get('intent', 'pi_1')).toMatchObject({ action: 'refund', state: 'done', amount_cents: 700 });
+    expect(mp.claim('intent', 'void', a.id, 'a', items)).toEqual(['pi_2']);
+    expect(mp.totals(a.id, 'intent', 'refund')).toEqual({ done: 1, done_cents: 700, open: 0, gone: 0 });
+    expect(mp.idsActedOnByUs('a').sort()).toEqual(['pi_1', 'pi_2']);
+    expect(mp.rows(a.id, 'intent', { states: ['sending'] }).map((r) => r.object_id)).toEqual(['pi_2']);
   });
 });
