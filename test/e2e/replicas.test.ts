@@ -1,5 +1,5 @@
 /**
- * Three replicas (separate processes, `--watch`) on one store, watching a sandbox fleet in a process of its
+ * Three replicas (separate processes, `--watch`) on one PostgreSQL database, watching a sandbox fleet in a process of its
  * own; ground truth from the sandbox's request log and its books:
  * - each agent is polled by exactly one replica, about once an interval, never twice in one;
  * - 20 concurrent contain_agent calls for one agent, spread over the replicas: one incident, one set of
@@ -13,10 +13,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type IncidentStore, openStore } from '../../src/incidents/index.js';
 import { systemClock } from '../../src/util/clock.js';
 import { pidOf, pollStats, pollsIn, requestLog, startReplicas, takeoverMs } from '../helpers/replicas.js';
 import { spawnSandbox } from '../helpers/spawn.js';
+import { cleanupStores, newStorePlace } from '../helpers/stores.js';
 
 const AGENTS = 300;
 const INTERVAL_MS = 5_000;
@@ -25,25 +25,17 @@ const dirs: string[] = [];
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  cleanupStores();
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Engine {
-  name: string;
-  env: Record<string, string>;
-  dataDir: string;
-  open(): IncidentStore;
-}
-
-function sqliteEngine(): Engine {
-  const dataDir = mkdtempSync(join(tmpdir(), 'aim-replicas-'));
-  dirs.push(dataDir);
-  return { name: 'sqlite', env: {}, dataDir, open: () => openStore({ dataDir, clock: systemClock }) };
-}
-
-describe.each([{ make: sqliteEngine }])('three replicas on one store', ({ make }) => {
+// SQLite replicas (processes sharing one data dir on one host) run the same code: test/runbooks/replicas.test.ts
+// runs the split on both engines, and bench/replicas.ts measures both at 3,000 agents.
+describe('three replicas on one PostgreSQL database', () => {
   it('split the fleet, act once for 20 callers, and take over a killed replica', async () => {
-    const engine = make();
+    const place = newStorePlace('postgres');
+    const dataDir = mkdtempSync(join(tmpdir(), 'aim-replicas-'));
+    dirs.push(dataDir);
     const sb = await spawnSandbox(
       [
         '--agents',
@@ -63,8 +55,8 @@ describe.each([{ make: sqliteEngine }])('three replicas on one store', ({ make }
     const fleetSet = new Set(fleet);
     const replicas = await startReplicas(sb, children, {
       count: 3,
-      env: engine.env,
-      dataDir: engine.dataDir,
+      env: { INCIDENT_DATABASE_URL: place.url as string },
+      dataDir,
       intervalMs: INTERVAL_MS,
     });
 
@@ -130,7 +122,7 @@ describe.each([{ make: sqliteEngine }])('three replicas on one store', ({ make }
     const doomed = ownerOf(victim);
     const doomedServer = serverOf(doomed);
     await sb.runaway(victim, 8);
-    const store = engine.open();
+    const store = place.open(systemClock);
     try {
       void doomedServer.rpc('tools/call', {
         name: 'contain_agent',

@@ -2,34 +2,22 @@
  * Replicas on one store: the fleet split by rendezvous hashing over the live set, a dead replica's agents
  * taken over once its heartbeat is stale, wakes routed to the owner, alert notices de-duplicated across them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type IncidentStore, openStore } from '../../src/incidents/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { ownerIsDead } from '../../src/runbooks/lease.js';
 import { ownerOf, ReplicaSet, replicaTiming } from '../../src/runbooks/replicas.js';
 import { systemClock } from '../../src/util/clock.js';
+import { cleanupStores, ENGINES, newStorePlace, type StorePlace } from '../helpers/stores.js';
 
-const dirs: string[] = [];
-const stores: IncidentStore[] = [];
 const sets: ReplicaSet[] = [];
 afterEach(() => {
   vi.useRealTimers();
   for (const s of sets.splice(0)) s.stop();
-  for (const s of stores.splice(0)) s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  cleanupStores();
 });
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'aim-replicas-'));
-  dirs.push(d);
-  return d;
-};
-/** One replica: its own store connection on the shared data dir, as a separate process would have. */
-const replica = (dir: string, ttlMs = 3_000) => {
-  const store = openStore({ dataDir: dir, clock: systemClock });
-  stores.push(store);
+/** One replica: its own store connection on the shared place, as a separate process would have. */
+const replica = (place: StorePlace, ttlMs = 3_000) => {
+  const store = place.open(systemClock);
   const set = new ReplicaSet(store, silentLogger(), replicaTiming(30_000, ttlMs));
   sets.push(set);
   set.start();
@@ -58,7 +46,8 @@ describe('rendezvous ownership', () => {
   });
 });
 
-describe('replica set on one store', () => {
+describe.each(ENGINES)('replica set on one %s store', (engine) => {
+  const tmp = () => newStorePlace(engine);
   it('three replicas own disjoint shares that cover the fleet', () => {
     const dir = tmp();
     const rs = [replica(dir), replica(dir), replica(dir)];
