@@ -19,7 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type IncidentStore, openStore } from '../src/incidents/index.js';
+import { PgDatabase } from '../src/incidents/pg.js';
 import { systemClock } from '../src/util/clock.js';
+import { type PgCluster, startCluster } from '../test/helpers/postgres.js';
 import {
   type PollStats,
   pidOf,
@@ -45,6 +47,7 @@ const STEADY = Number(values['steady-intervals'] ?? 3);
 const ENGINES = (values.engines ?? 'sqlite,postgres').split(',');
 const children: ChildProcess[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
+let cluster: PgCluster | undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Engine {
@@ -59,6 +62,24 @@ async function engineFor(name: string): Promise<Engine> {
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   if (name === 'sqlite')
     return { name, env: {}, dataDir, open: () => openStore({ dataDir, clock: systemClock }) };
+  if (name === 'postgres') {
+    // A throwaway Debian PostgreSQL cluster on loopback, fsync on (test/helpers/postgres.ts).
+    cluster ??= await startCluster();
+    const c = cluster;
+    cleanups.push(() => c.stop());
+    const admin = new PgDatabase(c.url);
+    admin.exec('CREATE DATABASE bench_replicas');
+    admin.close();
+    const u = new URL(c.url);
+    u.pathname = '/bench_replicas';
+    const url = u.toString();
+    return {
+      name,
+      env: { INCIDENT_DATABASE_URL: url },
+      dataDir,
+      open: () => openStore({ databaseUrl: url, clock: systemClock }),
+    };
+  }
   throw new Error(`--engines: unknown engine ${name} (sqlite, postgres)`);
 }
 

@@ -50,6 +50,7 @@ export { isSqlite, openSqlite, type SqlDatabase, type SqlStatement } from './sql
 export {
   type ActionRecord,
   type AlertRecord,
+  type DetectionRecord,
   type GateRecord,
   type Incident,
   type IncidentPatch,

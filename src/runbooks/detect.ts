@@ -62,8 +62,16 @@ const FULL_READ = (t: Thresholds): ReadPlan => ({
 
 /** Thresholds for one agent: defaults < config < the agent's persisted post-mortem tightening. */
 export function thresholdsFor(deps: OpsDeps, agentId: string): Thresholds {
-  const override = deps.store.getThresholdOverride(agentId) as Partial<Thresholds> | undefined;
-  return { ...DEFAULT_THRESHOLDS, ...(deps.config.thresholds as Partial<Thresholds>), ...(override ?? {}) };
+  return thresholdsWith(deps, deps.store.getThresholdOverride(agentId));
+}
+
+/** Thresholds given the agent's override as read already (a pass reads them all at once). */
+function thresholdsWith(deps: OpsDeps, override: Record<string, number> | undefined): Thresholds {
+  return {
+    ...DEFAULT_THRESHOLDS,
+    ...(deps.config.thresholds as Partial<Thresholds>),
+    ...((override ?? {}) as Partial<Thresholds>),
+  };
 }
 
 /**
@@ -320,10 +328,13 @@ export async function runDetectionPass(
   const opts = { signal: params.signal, timeoutMs: deps.config.greenhelix.timeoutMs };
   const { cadence } = params;
   const writes: { agentId: string; state: unknown; pinKey?: string | undefined }[] = [];
+  // Read before the pass, all at once: a few statements for the pass, not three per agent.
+  const known = deps.store.loadDetection(agents);
   const perAgent = await mapBounded(agents, deps.config.greenhelix.concurrency, async (agentId) => {
-    const t = thresholdsFor(deps, agentId);
+    const record = known.get(agentId);
+    const t = thresholdsWith(deps, record?.thresholds);
     const base = params.intervalOf?.(agentId) ?? deps.config.watch.intervalMs;
-    const state = deps.store.getDetectionState(agentId) as Parameters<typeof detectAgent>[1];
+    const state = record?.state as Parameters<typeof detectAgent>[1];
     const planned = cadence
       ? cadence.plan(agentId, deps.clock.now(), t, base, Boolean(params.full))
       : FULL_READ(t);
@@ -338,8 +349,7 @@ export async function runDetectionPass(
       coverMs: plan.coverMs,
       slowRead: [...plan.slow].filter((c) => !obs.failures.some((f) => f.check === c)),
     });
-    const pin = deps.store.getPin(agentId)?.public_key ?? null;
-    const result = detectAgent(obs, state, t, pin);
+    const result = detectAgent(obs, state, t, record?.pin ?? null);
     writes.push({ agentId, state: result.state, pinKey: result.pinKey });
     return {
       agent_id: agentId,

@@ -258,6 +258,38 @@ describe.each(ENGINES)('detection state (%s)', (engine: Engine) => {
     expect(s.getDetectionState('c')).toBeUndefined();
     s.close();
   });
+
+  it('a pass reads and writes any number of agents in a few statements, the same as one by one', () => {
+    const s = openTestStore(engine, { clock: clock() });
+    const ids = Array.from({ length: 700 }, (_, i) => `agent-${i}`);
+    // 700 = 256 + 256 + 128 + 32 + 16 + 8 + 4: every chunk size but the smallest three.
+    s.saveDetection(
+      ids.map((agentId, i) => ({ agentId, state: { i }, pinKey: i % 100 === 0 ? `key-${i}` : undefined })),
+      'detection',
+    );
+    s.setThresholdOverride('agent-5', { escrow_burst_count: 9 }, 'first');
+    s.setThresholdOverride('agent-5', { escrow_burst_count: 7 }, 'newer');
+    // A repeated agent in one save: the last row wins.
+    s.saveDetection(
+      [
+        { agentId: 'agent-1', state: { i: -1 } },
+        { agentId: 'agent-1', state: { i: 'last' } },
+      ],
+      'detection',
+    );
+    const known = s.loadDetection([...ids, 'never-seen']);
+    expect(known.size).toBe(701);
+    for (const id of ids.filter((a) => a !== 'agent-1')) {
+      expect(known.get(id)?.state).toEqual(s.getDetectionState(id));
+      expect(known.get(id)?.pin).toBe(s.getPin(id)?.public_key ?? null);
+    }
+    expect(known.get('agent-1')?.state).toEqual({ i: 'last' });
+    expect(known.get('agent-200')?.pin).toBe('key-200');
+    expect(known.get('agent-5')?.thresholds).toEqual({ escrow_burst_count: 7 });
+    expect(known.get('agent-6')?.thresholds).toBeUndefined();
+    expect(known.get('never-seen')).toEqual({ state: undefined, pin: null, thresholds: undefined });
+    s.close();
+  });
 });
 
 describe.each(ENGINES)('every query, on each engine (%s)', (engine: Engine) => {
