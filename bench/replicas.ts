@@ -5,9 +5,9 @@
  *                                  the replica is named in the User-Agent), over a steady window;
  *   takeover                     — kill -9 of the replica with the most agents, then the time until every
  *                                  agent it had polled is polled by a survivor;
- *   store throughput             — the store's hot writes, in this process: a write-ahead action pair
- *                                  (begin + finish), a detection pass's save of 1,000 agents' state, and an
- *                                  alert de-duplication claim.
+ *   store throughput             — the store's hot paths, in this process: a write-ahead action pair
+ *                                  (begin + finish), a detection pass's save and load of 1,000 agents'
+ *                                  state, and an alert de-duplication claim.
  * Prints a table and writes bench/results/replicas.json.
  *
  *   npx tsx bench/replicas.ts [--agents 3000] [--interval-ms 30000] [--engines sqlite,postgres]
@@ -86,6 +86,7 @@ async function engineFor(name: string): Promise<Engine> {
 interface Throughput {
   action_pairs_per_s: number;
   pass_saves_1000_agents_per_s: number;
+  pass_loads_1000_agents_per_s: number;
   dedupe_claims_per_s: number;
 }
 
@@ -116,9 +117,16 @@ function storeThroughput(store: IncidentStore): Throughput {
     state: { baseline: { mean: i, n: 100 }, seen: Array.from({ length: 20 }, (_, k) => `esc_${i}_${k}`) },
   }));
   const pass_saves_1000_agents_per_s = rate(10, () => store.saveDetection(rows, 'bench'));
+  const ids = rows.map((r) => r.agentId);
+  const pass_loads_1000_agents_per_s = rate(10, () => store.loadDetection(ids));
   const t = Date.now();
   const dedupe_claims_per_s = rate(1_000, (i) => store.claimWindow('bench', `k${i}`, t, 60_000));
-  return { action_pairs_per_s, pass_saves_1000_agents_per_s, dedupe_claims_per_s };
+  return {
+    action_pairs_per_s,
+    pass_saves_1000_agents_per_s,
+    pass_loads_1000_agents_per_s,
+    dedupe_claims_per_s,
+  };
 }
 
 interface EngineResult {
@@ -206,6 +214,7 @@ const col = (r: EngineResult) => [
   `${r.after_kill.per_interval_min.toFixed(2)}–${r.after_kill.per_interval_max.toFixed(2)}, ${r.after_kill.unpolled}/${r.after_kill.shared}`,
   String(r.throughput.action_pairs_per_s),
   String(r.throughput.pass_saves_1000_agents_per_s),
+  String(r.throughput.pass_loads_1000_agents_per_s),
   String(r.throughput.dedupe_claims_per_s),
 ];
 const header = [
@@ -218,6 +227,7 @@ const header = [
   'after kill (rate, unpolled/shared)',
   'action pairs/s',
   '1,000-agent saves/s',
+  '1,000-agent loads/s',
   'dedupe claims/s',
 ];
 console.log(
