@@ -212,6 +212,8 @@ export interface DetectionRecord {
   pin: string | null;
   /** The newest threshold override, undefined when none. */
   thresholds: Record<string, number> | undefined;
+  /** Whether our containment or a claw-back ever acted on the agent's escrows, intents or subscriptions. */
+  acted_on: boolean;
 }
 
 /**
@@ -597,7 +599,7 @@ export class IncidentStore {
    */
   loadDetection(agentIds: readonly string[]): Map<string, DetectionRecord> {
     const out = new Map<string, DetectionRecord>(
-      agentIds.map((a) => [a, { state: undefined, pin: null, thresholds: undefined }]),
+      agentIds.map((a) => [a, { state: undefined, pin: null, thresholds: undefined, acted_on: false }]),
     );
     const ids = [...out.keys()];
     for (const c of chunks(ids)) {
@@ -615,6 +617,24 @@ export class IncidentStore {
         `SELECT agent_id, thresholds FROM threshold_overrides WHERE agent_id IN (${list}) ORDER BY id`,
       ).all(...c) as { agent_id: string; thresholds: string }[])
         (out.get(r.agent_id) as DetectionRecord).thresholds = JSON.parse(r.thresholds);
+      for (const r of this.q(
+        `SELECT agent_id FROM escrow_cancels WHERE agent_id IN (${list})
+           UNION SELECT agent_id FROM money_path_actions WHERE agent_id IN (${list})`,
+      ).all(...c, ...c) as { agent_id: string }[])
+        (out.get(r.agent_id) as DetectionRecord).acted_on = true;
+    }
+    return out;
+  }
+
+  /** Of `agentIds`, those named in any incident, open or resolved (a few statements for any number). */
+  agentsWithIncidents(agentIds: readonly string[]): Set<string> {
+    const out = new Set<string>();
+    for (const c of chunks([...new Set(agentIds)])) {
+      const list = c.map(() => '?').join(', ');
+      for (const r of this.q(`SELECT DISTINCT agent_id FROM incident_agents WHERE agent_id IN (${list})`).all(
+        ...c,
+      ) as { agent_id: string }[])
+        out.add(r.agent_id);
     }
     return out;
   }

@@ -83,6 +83,8 @@ export async function observeAgent(
   agentId: string,
   opts: CallOpts,
   plan: ReadPlan = FULL_READ(thresholdsFor(deps, agentId)),
+  /** False when the store says we never acted on the agent's money (saves two reads of the store). */
+  actedOnByUs = true,
 ): Promise<AgentObservation> {
   const m = deps.monitor;
   const failures: AgentObservation['failures'] = [];
@@ -149,12 +151,16 @@ export async function observeAgent(
       }),
     );
     // Refunds our own containment made must never read as the agent's cancellations.
-    obs.cancelled_by_us = [...deps.store.escrowIdsCancelledByUs(agentId)];
+    obs.cancelled_by_us = actedOnByUs ? [...deps.store.escrowIdsCancelledByUs(agentId)] : [];
   }
   if (payments) {
     obs.payments = payments;
     // Nor the intents it voided and the subscriptions it cancelled.
-    obs.cancelled_by_us = [...(obs.cancelled_by_us ?? []), ...deps.store.moneyPaths.idsActedOnByUs(agentId)];
+    if (actedOnByUs)
+      obs.cancelled_by_us = [
+        ...(obs.cancelled_by_us ?? []),
+        ...deps.store.moneyPaths.idsActedOnByUs(agentId),
+      ];
   }
   if (usage) obs.usage = { total_calls: usage.total_calls, total_cost: usage.total_cost };
   if (reputation) obs.reputation = reputation;
@@ -341,7 +347,7 @@ export async function runDetectionPass(
     // Never seen before: warm up from the history the gateway already has.
     const plan =
       state === undefined ? { ...planned, historyMs: t.baseline_intervals * t.spend_window_ms } : planned;
-    const obs = await observeAgent(deps, agentId, opts, plan);
+    const obs = await observeAgent(deps, agentId, opts, plan, record?.acted_on ?? true);
     cadence?.observed(agentId, obs.at, {
       escrows: obs.escrows,
       payments: obs.payments,

@@ -90,7 +90,12 @@ export async function startWatcher(
     slowReadIntervalMs: config.watch.slowReadIntervalMs,
     identityIntervalMs: config.watch.identityIntervalMs,
   });
-  const baseInterval = (agentId: string) => monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs);
+  // Agents named in an incident, read once a tick for all: only they can have a tighter interval.
+  let withIncidents = new Set<string>();
+  const baseInterval = (agentId: string) =>
+    withIncidents.has(agentId)
+      ? monitoringIntervalMs(ops.deps, agentId, config.watch.intervalMs)
+      : config.watch.intervalMs;
   const breakers = new Map<string, CircuitBreaker>();
   // Replicas on one store split the fleet: this one polls only the agents it owns (replicas.ts).
   // The app started the membership; ops made without one (tests, drills) get it started here.
@@ -509,6 +514,7 @@ export async function startWatcher(
       events_read: bus.count,
     };
     if (due.length === 0) return out;
+    withIncidents = store.agentsWithIncidents(due);
     const pass = await ops.detect({ agent_ids: due, cadence, full: all, intervalOf: baseInterval });
     for (const agentId of due) cadence.scheduled(agentId, now, baseInterval(agentId));
     out.anomalies = pass.raw;

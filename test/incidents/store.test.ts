@@ -287,7 +287,24 @@ describe.each(ENGINES)('detection state (%s)', (engine: Engine) => {
     expect(known.get('agent-200')?.pin).toBe('key-200');
     expect(known.get('agent-5')?.thresholds).toEqual({ escrow_burst_count: 7 });
     expect(known.get('agent-6')?.thresholds).toBeUndefined();
-    expect(known.get('never-seen')).toEqual({ state: undefined, pin: null, thresholds: undefined });
+    expect(known.get('never-seen')).toEqual({
+      state: undefined,
+      pin: null,
+      thresholds: undefined,
+      acted_on: false,
+    });
+    // Our containment's record of an agent's escrows: detection must then leave our refunds out.
+    const { incident } = s.claimContainment('agent-9', {
+      agent_ids: ['agent-9'],
+      primary_agent_id: 'agent-9',
+      reason: 'test',
+      kind: 'containment',
+    });
+    s.escrows.claim(incident.id, 'agent-9', [{ id: 'e1', payee: 'v', amount: 100 }]);
+    const again = s.loadDetection(['agent-9', 'agent-10']);
+    expect(again.get('agent-9')?.acted_on).toBe(true);
+    expect(again.get('agent-10')?.acted_on).toBe(false);
+    expect(s.agentsWithIncidents(['agent-10', 'agent-9', 'agent-9'])).toEqual(new Set(['agent-9']));
     s.close();
   });
 });
