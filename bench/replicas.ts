@@ -3,8 +3,11 @@
  * agents in a process of its own, for each store engine:
  *   polls per agent per interval — from the sandbox's request log (each poll reads the agent's budget once;
  *                                  the replica is named in the User-Agent), over a steady window;
- *   takeover                     — kill -9 of the replica with the most agents, then the time until every
- *                                  agent it had polled is polled by a survivor;
+ *   20 callers                   — concurrent contain_agent calls for one agent, spread over the replicas:
+ *                                  incidents made, and the gateway writes (from the sandbox's request log);
+ *   takeover                     — kill -9 of the replica with the most agents while it contains one of
+ *                                  them: whether another finishes the incident with the gateway's totals,
+ *                                  and the time until every agent it had polled is polled by a survivor;
  *   store throughput             — the store's hot paths, in this process: a write-ahead action pair
  *                                  (begin + finish), a detection pass's save and load of 1,000 agents'
  *                                  state, and an alert de-duplication claim.
@@ -23,6 +26,10 @@ import { PgDatabase } from '../src/incidents/pg.js';
 import { systemClock } from '../src/util/clock.js';
 import { type PgCluster, startCluster } from '../test/helpers/postgres.js';
 import {
+  containFromMany,
+  type KilledMidway,
+  killMidContainment,
+  type ManyCallers,
   type PollStats,
   pidOf,
   pollStats,
@@ -134,6 +141,10 @@ interface EngineResult {
   agents: number;
   interval_ms: number;
   steady: PollStats;
+  /** 20 concurrent contain_agent calls for one agent, spread over the three replicas. */
+  many_callers: ManyCallers;
+  /** The replica with the most agents killed mid-containment; another finishes it. */
+  killed_midway: KilledMidway;
   after_kill: PollStats;
   takeover_ms: number | null;
   takeover_intervals: number | null;
@@ -161,14 +172,22 @@ async function run(name: string): Promise<EngineResult> {
   const to = Date.now();
   let polls = pollsIn(await requestLog(sb), fleetSet);
   const steady = pollStats(polls, fleet, from, to, INTERVAL_MS);
+  process.stderr.write(`${name}: steady window done; 20 callers contain one agent\n`);
+  const manyCallers = await containFromMany(sb, replicas, fleet[7] as string, { callers: 20, minutes: 3 });
   const [doomed] = Object.entries(steady.per_replica).sort((a, b) => b[1] - a[1])[0] ?? [];
   const server = replicas.find((r) => r.child.pid === pidOf(doomed as string));
   if (!doomed || !server) throw new Error(`no replica to kill in ${JSON.stringify(steady.per_replica)}`);
-  process.stderr.write(`${name}: steady window done; kill -9 of ${doomed}\n`);
-  const killedAt = Date.now();
-  server.child.kill('SIGKILL');
-  await once(server.child, 'exit');
-  await sleep(2 * INTERVAL_MS + STEADY * INTERVAL_MS);
+  const victim = [...polls].reverse().find((p) => p.replica === doomed && p.agent !== fleet[7])
+    ?.agent as string;
+  process.stderr.write(`${name}: kill -9 of ${doomed} while it contains ${victim}\n`);
+  const store = engine.open();
+  const killedMidway = await killMidContainment(sb, server, store, victim, {
+    minutes: 8,
+    waitMs: 2 * INTERVAL_MS + 30_000,
+  });
+  store.close();
+  const killedAt = killedMidway.killed_at;
+  await sleep(Math.max(0, killedAt + (2 + STEADY) * INTERVAL_MS - Date.now()));
   polls = pollsIn(await requestLog(sb), fleetSet);
   const took = takeoverMs(polls, doomed, killedAt);
   const afterKill = pollStats(
@@ -181,14 +200,16 @@ async function run(name: string): Promise<EngineResult> {
   for (const r of replicas) if (r !== server) r.child.stdin?.end();
   await Promise.all(replicas.filter((r) => r !== server).map((r) => once(r.child, 'exit')));
   sb.child.kill('SIGTERM');
-  const store = engine.open();
-  const throughput = storeThroughput(store);
-  store.close();
+  const measured = engine.open();
+  const throughput = storeThroughput(measured);
+  measured.close();
   return {
     engine: name,
     agents: AGENTS,
     interval_ms: INTERVAL_MS,
     steady,
+    many_callers: manyCallers,
+    killed_midway: killedMidway,
     after_kill: afterKill,
     takeover_ms: took,
     takeover_intervals: took === null ? null : Number((took / INTERVAL_MS).toFixed(2)),
@@ -210,6 +231,8 @@ const col = (r: EngineResult) => [
   String(r.steady.most_in_one_interval),
   `${r.steady.unpolled}/${r.steady.shared}`,
   Object.values(r.steady.per_replica).join('/'),
+  `${r.many_callers.incidents} incident, ${r.many_callers.errors} errors, ${r.many_callers.cancels}/${r.many_callers.held_before} cancels (max ${r.many_callers.most_cancels_per_escrow} per escrow), ${r.many_callers.freezes} freezes, ${r.many_callers.unfreezes} unfreeze`,
+  `${r.killed_midway.status_at_kill} → ${r.killed_midway.status} in ${((r.killed_midway.finished_after_ms ?? Number.NaN) / 1000).toFixed(1)} s; ${r.killed_midway.escrows_cancelled} escrows, $${((r.killed_midway.amount_unlocked_cents ?? 0) / 100).toFixed(2)}; exact: ${r.killed_midway.exact ? 'yes' : 'NO'}`,
   r.takeover_ms === null ? 'never' : `${(r.takeover_ms / 1000).toFixed(1)} s (${r.takeover_intervals} int.)`,
   `${r.after_kill.per_interval_min.toFixed(2)}–${r.after_kill.per_interval_max.toFixed(2)}, ${r.after_kill.unpolled}/${r.after_kill.shared}`,
   String(r.throughput.action_pairs_per_s),
@@ -223,6 +246,8 @@ const header = [
   'max in 1 interval',
   'unpolled/shared',
   'agents per replica',
+  '20 concurrent contain_agent',
+  'containment of the killed replica',
   'takeover',
   'after kill (rate, unpolled/shared)',
   'action pairs/s',

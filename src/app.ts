@@ -118,12 +118,6 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
     clock,
     postgres: { statementTimeoutMs: config.databaseTimeoutMs },
   });
-  logger.info(
-    config.databaseUrl
-      ? { engine: 'postgres', database_url: redactedDatabaseUrl(config.databaseUrl) }
-      : { engine: 'sqlite', data_dir: dataDir },
-    'incident store open',
-  );
   // Configured keys are the known-good ones: they replace a first-sight pin that disagrees.
   for (const [agentId, key] of Object.entries(config.pinnedKeys)) {
     const pinned = store.getPin(agentId);
@@ -201,10 +195,18 @@ export async function startApp(input: Config, logger: Logger, opts: { clock?: Cl
 }
 
 /**
- * Tells the operator where the approval page is (or that there is none). Called once the start-up checks
+ * Tells the operator which store is open and where the approval page is (or that there is none). Called
+ * once the start-up checks
  * passed, so that a refused start stays one line.
  */
 export function logApprovalPage(app: App, input: Config, logger: Logger): void {
+  // Which store, once the start-up checks passed (a refused start stays one line).
+  logger.info(
+    app.config.databaseUrl
+      ? { engine: 'postgres', database_url: redactedDatabaseUrl(app.config.databaseUrl) }
+      : { engine: 'sqlite', data_dir: app.config.dataDir },
+    'incident store open',
+  );
   const page = app.approvalPage;
   if (!page) {
     logger.info(

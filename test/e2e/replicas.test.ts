@@ -14,7 +14,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/util/clock.js';
-import { pidOf, pollStats, pollsIn, requestLog, startReplicas, takeoverMs } from '../helpers/replicas.js';
+import {
+  containFromMany,
+  killMidContainment,
+  pidOf,
+  pollStats,
+  pollsIn,
+  requestLog,
+  startReplicas,
+  takeoverMs,
+} from '../helpers/replicas.js';
 import { spawnSandbox } from '../helpers/spawn.js';
 import { cleanupStores, newStorePlace } from '../helpers/stores.js';
 
@@ -85,75 +94,36 @@ describe('three replicas on one PostgreSQL database', () => {
       replicas.find((r) => r.child.pid === pidOf(replica)) as (typeof replicas)[number];
 
     // 2. Twenty callers, spread over the three replicas, contain one agent at once.
-    const target = fleet[7] as string;
-    await sb.runaway(target, 3);
-    const held = (await sb.control(`/agents/${target}`)).held_escrows as number;
-    expect(held).toBeGreaterThan(50);
-    const since = log.at(-1)?.seq ?? 0;
-    const answers = (await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        (replicas[i % 3] as (typeof replicas)[number]).rpc('tools/call', {
-          name: 'contain_agent',
-          arguments: { agent_id: target, reason: `caller ${i}` },
-        }),
-      ),
-    )) as { result?: { isError?: boolean; structuredContent?: { incident_id?: string } } }[];
-    for (const a of answers)
-      expect(a.result?.isError ?? false, JSON.stringify(a).slice(0, 2_000)).toBe(false);
-    const incidents = new Set(answers.map((a) => a.result?.structuredContent?.incident_id));
-    expect([...incidents]).toHaveLength(1);
-    const writes = (await requestLog(sb, since)).filter(
-      (r) => (r.method === 'POST' && r.path.includes(target)) || /\/escrows\/[^/]+\/cancel$/.test(r.path),
-    );
-    const cancels = writes.filter((r) => r.path.endsWith('/cancel'));
-    expect(new Set(cancels.map((r) => r.path)).size).toBe(cancels.length);
-    expect(cancels.length).toBe(held);
-    expect(writes.filter((r) => r.path.endsWith(`/${target}/unfreeze`))).toHaveLength(1);
-    expect(writes.filter((r) => r.path.endsWith(`/${target}/freeze`))).toHaveLength(2);
-    expect(await sb.control(`/agents/${target}`)).toMatchObject({
-      frozen: true,
-      held_escrows: 0,
-      double_refunds: 0,
-    });
+    const many = await containFromMany(sb, replicas, fleet[7] as string, { callers: 20, minutes: 3 });
+    const manyContext = JSON.stringify(many).slice(0, 4_000);
+    expect(many.errors, manyContext).toBe(0);
+    expect(many.incidents, manyContext).toBe(1);
+    expect(many.held_before, manyContext).toBeGreaterThan(50);
+    // Each escrow cancelled once; one containment: a first freeze and one refund window (open, close).
+    expect(many.most_cancels_per_escrow, manyContext).toBe(1);
+    expect(many.cancels, manyContext).toBe(many.held_before);
+    expect(many.unfreezes, manyContext).toBe(1);
+    expect(many.freezes, manyContext).toBe(2);
+    expect(many.truth, manyContext).toMatchObject({ frozen: true, held_escrows: 0, double_refunds: 0 });
 
-    // 3. kill -9 mid-containment: the replica that owns the victim begins its containment and dies.
+    // 3. kill -9 mid-containment: the replica that owns the victim begins its containment and dies;
+    // another finishes it.
     log = await requestLog(sb);
     const victim = fleet.find((a, i) => i > 7 && ownerOf(a) !== undefined) as string;
     const doomed = ownerOf(victim);
     const doomedServer = serverOf(doomed);
-    await sb.runaway(victim, 8);
     const store = place.open(systemClock);
     try {
-      void doomedServer.rpc('tools/call', {
-        name: 'contain_agent',
-        arguments: { agent_id: victim, reason: 'kill test' },
+      const killed = await killMidContainment(sb, doomedServer, store, victim, {
+        minutes: 8,
+        waitMs: 4 * INTERVAL_MS + 20_000,
       });
-      let incidentId: string | undefined;
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && !incidentId) {
-        const incident = store.findActiveIncident(victim);
-        if (incident && store.listActions(incident.id).some((a) => a.action === 'cancel_held_escrows'))
-          incidentId = incident.id;
-        else await sleep(5);
-      }
-      const killedAt = Date.now();
-      doomedServer.child.kill('SIGKILL');
-      await once(doomedServer.child, 'exit');
-      expect(incidentId).toBeDefined();
-      expect(store.getIncident(incidentId as string)?.status).toBe('containing');
-
-      // Another replica finishes it.
-      let finished = store.getIncident(incidentId as string);
-      const until = Date.now() + 4 * INTERVAL_MS + 20_000;
-      while (Date.now() < until && finished?.status === 'containing') {
-        await sleep(200);
-        finished = store.getIncident(incidentId as string);
-      }
-      expect(finished?.status).toBe('contained');
-      const truth = await sb.control(`/agents/${victim}`);
-      expect(truth).toMatchObject({ frozen: true, held_escrows: 0, double_refunds: 0 });
-      expect(finished?.escrows_cancelled).toBe(truth.escrows_refunded);
-      expect((finished?.amount_unlocked_cents ?? 0) / 100).toBe(Number(truth.refunded_amount));
+      const killedAt = killed.killed_at;
+      const killContext = JSON.stringify(killed);
+      expect(killed.incident_id, killContext).not.toBeNull();
+      expect(killed.status_at_kill, killContext).toBe('containing');
+      expect(killed.status, killContext).toBe('contained');
+      expect(killed.exact, killContext).toBe(true);
 
       // The dead replica's agents were polled again by the others within two intervals, and from then on
       // the two survivors cover the fleet between them.

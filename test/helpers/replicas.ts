@@ -4,6 +4,8 @@
  * The e2e test and bench/replicas.ts share this.
  */
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import type { IncidentStore } from '../../src/incidents/index.js';
 import { type SpawnedSandbox, type SpawnedServer, spawnServer } from './spawn.js';
 
 export interface LoggedRequest {
@@ -172,3 +174,147 @@ export function takeoverMs(polls: readonly Poll[], dead: string, killedAt: numbe
   if (firstAfter.size < orphans.size) return null;
   return Math.max(...firstAfter.values()) - killedAt;
 }
+
+type Rpc = SpawnedServer;
+
+/** What `callers` concurrent contain_agent calls for one agent, spread over the replicas, did. */
+export interface ManyCallers {
+  callers: number;
+  /** Calls answered with an error. */
+  errors: number;
+  /** Distinct incident ids in the answers (1 when they all got the same incident). */
+  incidents: number;
+  /** Escrows the agent held before the calls. */
+  held_before: number;
+  cancels: number;
+  /** The most cancel requests one escrow got (1: none cancelled twice). */
+  most_cancels_per_escrow: number;
+  freezes: number;
+  unfreezes: number;
+  /** The sandbox's books afterwards. */
+  truth: Record<string, unknown>;
+  first_error: string | null;
+}
+
+/** Runs a runaway on `agent` for `minutes`, then `callers` contain_agent calls at once, round-robin. */
+export async function containFromMany(
+  sb: SpawnedSandbox,
+  replicas: readonly Rpc[],
+  agent: string,
+  o: { callers: number; minutes: number },
+): Promise<ManyCallers> {
+  await sb.runaway(agent, o.minutes);
+  const held = (await sb.control(`/agents/${agent}`)).held_escrows as number;
+  const since = (await requestLog(sb)).at(-1)?.seq ?? 0;
+  const answers = (await Promise.all(
+    Array.from({ length: o.callers }, (_, i) =>
+      (replicas[i % replicas.length] as Rpc).rpc(
+        'tools/call',
+        { name: 'contain_agent', arguments: { agent_id: agent, reason: `caller ${i}` } },
+        120_000,
+      ),
+    ),
+  )) as { result?: { isError?: boolean; structuredContent?: { incident_id?: string } } }[];
+  const failed = answers.filter((a) => !a.result || a.result.isError);
+  const writes = (await requestLog(sb, since)).filter(
+    (r) => (r.method === 'POST' && r.path.includes(agent)) || /\/escrows\/[^/]+\/cancel$/.test(r.path),
+  );
+  const cancels = writes.filter((r) => r.path.endsWith('/cancel'));
+  const perEscrow = new Map<string, number>();
+  for (const c of cancels) perEscrow.set(c.path, (perEscrow.get(c.path) ?? 0) + 1);
+  return {
+    callers: o.callers,
+    errors: failed.length,
+    incidents: new Set(answers.map((a) => a.result?.structuredContent?.incident_id)).size,
+    held_before: held,
+    cancels: cancels.length,
+    most_cancels_per_escrow: Math.max(0, ...perEscrow.values()),
+    freezes: writes.filter((r) => r.path.endsWith(`/${agent}/freeze`)).length,
+    unfreezes: writes.filter((r) => r.path.endsWith(`/${agent}/unfreeze`)).length,
+    truth: await sb.control(`/agents/${agent}`),
+    first_error: failed[0] ? JSON.stringify(failed[0]).slice(0, 2_000) : null,
+  };
+}
+
+/** A containment one replica began, that replica killed mid-way, and how another finished it. */
+export interface KilledMidway {
+  incident_id: string | null;
+  killed_at: number;
+  /** The incident's status when the replica was killed, and at the end. */
+  status_at_kill: string | null;
+  status: string | null;
+  /** From the kill until the incident left `containing`, ms. */
+  finished_after_ms: number | null;
+  escrows_cancelled: number | null;
+  amount_unlocked_cents: number | null;
+  /** The sandbox's books: the refunds the gateway made for the agent. */
+  truth: Record<string, unknown>;
+  /** The incident's totals equal the gateway's refunds, and nothing was refunded twice or left held. */
+  exact: boolean;
+}
+
+/**
+ * Runs a runaway on `agent`, has `server` (a replica) contain it, kills that replica with SIGKILL as soon
+ * as its escrow cancellations are under way (read from the store), and waits up to `waitMs` for another
+ * replica to finish the incident.
+ */
+export async function killMidContainment(
+  sb: SpawnedSandbox,
+  server: Rpc,
+  store: IncidentStore,
+  agent: string,
+  o: { minutes: number; waitMs: number },
+): Promise<KilledMidway> {
+  await sb.runaway(agent, o.minutes);
+  void server
+    .rpc(
+      'tools/call',
+      { name: 'contain_agent', arguments: { agent_id: agent, reason: 'kill test' } },
+      o.waitMs,
+    )
+    .catch(() => undefined);
+  let incidentId: string | null = null;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !incidentId) {
+    const incident = store.findActiveIncident(agent);
+    if (incident && store.listActions(incident.id).some((a) => a.action === 'cancel_held_escrows'))
+      incidentId = incident.id;
+    else await sleep(5);
+  }
+  const killedAt = Date.now();
+  server.child.kill('SIGKILL');
+  await once(server.child, 'exit');
+  const statusAtKill = incidentId ? (store.getIncident(incidentId)?.status ?? null) : null;
+  let finished = incidentId ? store.getIncident(incidentId) : undefined;
+  let finishedAt: number | null = null;
+  const until = Date.now() + o.waitMs;
+  while (finished && Date.now() < until) {
+    if (finished.status !== 'containing') {
+      finishedAt = Date.now();
+      break;
+    }
+    await sleep(100);
+    finished = store.getIncident(finished.id);
+  }
+  const truth = await sb.control(`/agents/${agent}`);
+  const exact =
+    finished?.status === 'contained' &&
+    truth.frozen === true &&
+    truth.held_escrows === 0 &&
+    truth.double_refunds === 0 &&
+    finished.escrows_cancelled === truth.escrows_refunded &&
+    (finished.amount_unlocked_cents ?? 0) === Math.round(Number(truth.refunded_amount) * 100);
+  return {
+    incident_id: incidentId,
+    killed_at: killedAt,
+    status_at_kill: statusAtKill,
+    status: finished?.status ?? null,
+    finished_after_ms: finishedAt === null ? null : finishedAt - killedAt,
+    escrows_cancelled: finished?.escrows_cancelled ?? null,
+    amount_unlocked_cents: finished?.amount_unlocked_cents ?? null,
+    truth,
+    exact,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
