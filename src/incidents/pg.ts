@@ -20,7 +20,7 @@
  * (BEGIN with the lock, COMMIT): claimContainment on an agent already claimed, 0.5–1.6 ms (SQLite:
  * 0.04 ms). Fine for the store's tens of statements per containment step; a loop of thousands of
  * statements would block the event loop for about a second, which is why a detection pass reads and saves
- * its agents in multi-row statements (1,000 agents: a load ~33 ms, a save ~19 ms; bench/replicas.ts). (Spinning briefly before Atomics.wait cut a read by a fifth
+ * its agents in multi-row statements (1,000 agents: a load 24–33 ms, a save 15–19 ms; bench/replicas.ts). (Spinning briefly before Atomics.wait cut a read by a fifth
  * but slowed fsyncing writes on two shared cores, so the main thread just sleeps.)
  *
  * A statement that gets no answer within `statementTimeoutMs` (default 30 s; the server is told the same
