@@ -70,10 +70,6 @@ export class Replicas {
     return this.db.prepare('SELECT * FROM replicas WHERE id = ?').get(id) as ReplicaRecord | undefined;
   }
 
-  all(): ReplicaRecord[] {
-    return this.db.prepare('SELECT * FROM replicas ORDER BY id').all() as ReplicaRecord[];
-  }
-
   /** Removes replicas silent for longer than `olderThanMs` (their history is of no use to anyone). */
   prune(now: number, olderThanMs: number): void {
     this.db.prepare('DELETE FROM replicas WHERE heartbeat_at < ?').run(now - olderThanMs);

@@ -602,39 +602,52 @@ export class IncidentStore {
       agentIds.map((a) => [a, { state: undefined, pin: null, thresholds: undefined, acted_on: false }]),
     );
     const ids = [...out.keys()];
-    for (const c of chunks(ids)) {
-      const list = c.map(() => '?').join(', ');
-      for (const r of this.q(`SELECT agent_id, state FROM detection_state WHERE agent_id IN (${list})`).all(
-        ...c,
-      ) as { agent_id: string; state: string }[])
-        (out.get(r.agent_id) as DetectionRecord).state = JSON.parse(r.state);
-      for (const r of this.q(`SELECT agent_id, public_key FROM key_pins WHERE agent_id IN (${list})`).all(
-        ...c,
-      ) as { agent_id: string; public_key: string }[])
-        (out.get(r.agent_id) as DetectionRecord).pin = r.public_key;
-      // Oldest first: the newest override of an agent is the one left in the map.
-      for (const r of this.q(
-        `SELECT agent_id, thresholds FROM threshold_overrides WHERE agent_id IN (${list}) ORDER BY id`,
-      ).all(...c) as { agent_id: string; thresholds: string }[])
-        (out.get(r.agent_id) as DetectionRecord).thresholds = JSON.parse(r.thresholds);
-      for (const r of this.q(
-        `SELECT agent_id FROM escrow_cancels WHERE agent_id IN (${list})
-           UNION SELECT agent_id FROM money_path_actions WHERE agent_id IN (${list})`,
-      ).all(...c, ...c) as { agent_id: string }[])
-        (out.get(r.agent_id) as DetectionRecord).acted_on = true;
-    }
+    const record = (r: Row) => out.get(String(r.agent_id)) as DetectionRecord;
+    for (const r of this.allIn(
+      ids,
+      (list) => `SELECT agent_id, state FROM detection_state WHERE agent_id IN ${list}`,
+    ))
+      record(r).state = JSON.parse(String(r.state));
+    for (const r of this.allIn(
+      ids,
+      (list) => `SELECT agent_id, public_key FROM key_pins WHERE agent_id IN ${list}`,
+    ))
+      record(r).pin = String(r.public_key);
+    // Oldest first: the newest override of an agent is the one left in the map.
+    for (const r of this.allIn(
+      ids,
+      (list) => `SELECT agent_id, thresholds FROM threshold_overrides WHERE agent_id IN ${list} ORDER BY id`,
+    ))
+      record(r).thresholds = JSON.parse(String(r.thresholds));
+    for (const r of this.allIn(
+      ids,
+      (list) =>
+        `SELECT agent_id FROM escrow_cancels WHERE agent_id IN ${list}
+           UNION SELECT agent_id FROM money_path_actions WHERE agent_id IN ${list}`,
+      2,
+    ))
+      record(r).acted_on = true;
     return out;
   }
 
   /** Of `agentIds`, those named in any incident, open or resolved (a few statements for any number). */
   agentsWithIncidents(agentIds: readonly string[]): Set<string> {
-    const out = new Set<string>();
-    for (const c of chunks([...new Set(agentIds)])) {
-      const list = c.map(() => '?').join(', ');
-      for (const r of this.q(`SELECT DISTINCT agent_id FROM incident_agents WHERE agent_id IN (${list})`).all(
-        ...c,
-      ) as { agent_id: string }[])
-        out.add(r.agent_id);
+    const rows = this.allIn(
+      [...new Set(agentIds)],
+      (list) => `SELECT DISTINCT agent_id FROM incident_agents WHERE agent_id IN ${list}`,
+    );
+    return new Set(rows.map((r) => String(r.agent_id)));
+  }
+
+  /**
+   * The rows of `sql` for every id, in chunks (see `chunks`): `sql` is given the chunk's `(?, ?, …)` list,
+   * which it uses `lists` times (each bound to the chunk's ids).
+   */
+  private allIn(ids: readonly string[], sql: (list: string) => string, lists = 1): Row[] {
+    const out: Row[] = [];
+    for (const c of chunks(ids)) {
+      const args = Array.from({ length: lists }, () => c).flat();
+      out.push(...(this.q(sql(rowsOf(1, c.length))).all(...args) as Row[]));
     }
     return out;
   }

@@ -102,6 +102,8 @@ export class ReplicaSet {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    // Rows of processes silent for a day are of no use to anyone; every restart adds one.
+    this.store.replicas.prune(Date.now(), 24 * 3_600_000);
     this.lastWake = this.store.replicas.lastWakeId();
     this.refresh();
     this.timer = setInterval(() => {
@@ -161,15 +163,9 @@ export class ReplicaSet {
     if (!this.left) this.refresh();
   }
 
-  current(): ReplicaView {
-    return this.view;
-  }
-
   /** The agents of `fleet` this replica owns in the current view. */
   mine(fleet: readonly string[]): string[] {
-    const { live } = this.view;
-    if (live.length === 1 && live[0] === this.id) return [...fleet];
-    return fleet.filter((a) => ownerOf(a, live) === this.id);
+    return fleet.filter((a) => this.owns(a));
   }
 
   owns(agentId: string): boolean {

@@ -71,10 +71,7 @@ const PRIORITY_LEVEL: Record<string, Alert['level']> = { P0: 'page', P1: 'page',
 
 export async function startWatcher(
   ops: Ops,
-  opts: {
-    schedule?: boolean;
-    webhookPort?: number;
-  } = {},
+  opts: { schedule?: boolean; webhookPort?: number } = {},
 ): Promise<Watcher> {
   const { config, store, clock, logger } = ops;
   const log = logger.child({ component: 'watcher' });

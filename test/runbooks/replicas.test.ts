@@ -100,6 +100,17 @@ describe.each(ENGINES)('replica set on one %s store', (engine) => {
     expect(a.store.leases.takeOver('contain:agent-1', b.set.id, a.set.id, 60_000)).toBe(true);
   });
 
+  it('a server starting forgets replicas silent for a day (every restart adds a row)', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const dir = tmp();
+    const old = replica(dir);
+    old.set.stop();
+    vi.advanceTimersByTime(24 * 3_600_000 + 1);
+    const fresh = replica(dir);
+    expect(fresh.store.replicas.get(old.set.id)).toBeUndefined();
+    expect(fresh.store.replicas.get(fresh.set.id)).toBeDefined();
+  });
+
   it('a wake for another replica reaches that replica, once', () => {
     const dir = tmp();
     const [a, b] = [replica(dir), replica(dir)];
